@@ -1,0 +1,3 @@
+from densify.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""torchvision-style ImageFolder trees: one sub-folder per class, optional ``train/`` and ``test/`` (or ``val/``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from densify.errors import DataError
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+)
+HELDOUT_FOLDERS = ("test", "val")
+_GRAY_MODES = frozenset({"1", "L", "LA"})
+_COLOUR_MODES = frozenset({"RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def _channels_of(path: Path, mode: str) -> int:
+    if mode in _GRAY_MODES:
+        return 1
+    if mode in _COLOUR_MODES:
+        return 3
+    raise DataError(
+        f"{path}: unsupported image mode {mode!r} (densify reads 8-bit grayscale and colour images)"
+    )
+
+
+def _summarise(groups: dict, what: str) -> str:
+    parts = [
+        f"{key} ({len(files)} files, e.g. {files[0]})"
+        for key, files in sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    ]
+    return f"images have different {what}: " + "; ".join(parts)
+
+
+def scan(root: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
+    """(files, labels) under ``root/<class>/`` for every class in ``classes``; a class folder must hold images."""
+    files: list[Path] = []
+    labels: list[int] = []
+    for index, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        found = _image_files(folder)
+        if not found:
+            suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+            raise DataError(f"{folder}: class folder holds no images ({suffixes})")
+        files += found
+        labels += [index] * len(found)
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def read_images(
+    root: Path, files: list[Path], resize: tuple[int, int] | None = None, channels: int | None = None
+) -> np.ndarray:
+    """Decode ``files`` into one uint8 array (N, H, W, C).
+
+    All images must share one size and one channel count, unless ``resize=(H, W)`` or ``channels`` (1 or 3)
+    is given; then every image is converted. Mixed inputs are reported with counts and an example of each.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    sizes: dict[str, list[Path]] = defaultdict(list)
+    chans: dict[int, list[Path]] = defaultdict(list)
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                sizes[f"{im.height}x{im.width}"].append(path)
+                chans[_channels_of(path, im.mode)].append(path)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read image ({exc})") from exc
+    if resize is None and len(sizes) > 1:
+        raise DataError(f"{root}: {_summarise(sizes, 'sizes (HxW)')}; pass --resize HxW to resize them")
+    if channels is None and len(chans) > 1:
+        raise DataError(
+            f"{root}: {_summarise(chans, 'channel counts')}; pass --channels 1 or 3 to convert them"
+        )
+    height, width = resize or tuple(int(v) for v in next(iter(sizes)).split("x"))
+    c = channels or next(iter(chans))
+    out = np.empty((len(files), height, width, c), dtype=np.uint8)
+    for i, path in enumerate(files):
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if c == 1 else "RGB")
+                if im.size != (width, height):
+                    im = im.resize((width, height), Image.Resampling.BILINEAR)
+                out[i] = np.asarray(im, dtype=np.uint8).reshape(height, width, c)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"{path}: cannot decode image ({exc})") from exc
+    return out
+
+
+def load_folder(
+    root: Path, resize: tuple[int, int] | None = None, channels: int | None = None
+) -> tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """(classes, (train images, labels), (held-out images, labels) or None) of an ImageFolder tree."""
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    train_root = root / "train" if (root / "train").is_dir() else root
+    held_root = next((root / n for n in HELDOUT_FOLDERS if train_root != root and (root / n).is_dir()), None)
+    classes = [p.name for p in _class_dirs(train_root)]
+    if not classes:
+        raise DataError(f"{train_root}: no class sub-folders found (expected {train_root}/<class>/<image>)")
+    train_files, train_labels = scan(train_root, classes)
+    held = None
+    if held_root is not None:
+        unknown = sorted(set(p.name for p in _class_dirs(held_root)) - set(classes))
+        if unknown:
+            raise DataError(
+                f"{held_root}: class folder(s) {', '.join(unknown)} are not in the training class list "
+                f"({', '.join(classes)})"
+            )
+        held_files, held_labels = scan(held_root, classes)
+        if held_files:
+            images = read_images(root, train_files + held_files, resize, channels)
+            n = len(train_files)
+            return tuple(classes), (images[:n], train_labels), (images[n:], held_labels)
+    return tuple(classes), (read_images(root, train_files, resize, channels), train_labels), held

@@ -1,0 +1,131 @@
+"""The in-memory image containers every other part of densify consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from densify.errors import DataError
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """Images with integer labels: one split of a dataset.
+
+    Attributes:
+        images: uint8 array, shape (N, H, W, C) with C in {1, 3}; stored read-only.
+        labels: int64 array, shape (N,), each in ``range(len(classes))``; stored read-only.
+        classes: class names; ``classes[label]`` names a label.
+        name: a short human-readable name, e.g. ``"fashion-mini/train"``.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        images, labels = self.images, np.asarray(self.labels)
+        where = f"{self.name}: " if self.name else ""
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+            raise DataError(
+                f"{where}images must be a uint8 numpy array, got {getattr(images, 'dtype', type(images))}"
+            )
+        if images.ndim != 4 or images.shape[-1] not in (1, 3):
+            raise DataError(
+                f"{where}images must have shape (N, H, W, C) with C in (1, 3), got {images.shape}"
+            )
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(
+                f"{where}labels must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}"
+            )
+        if len(labels) != len(images):
+            raise DataError(f"{where}{len(images)} images but {len(labels)} labels")
+        classes = tuple(str(c) for c in self.classes)
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+            bad = labels[(labels < 0) | (labels >= len(classes))]
+            raise DataError(
+                f"{where}label {int(bad[0])} is outside the class list (labels must be in 0..{len(classes) - 1}, "
+                f"{len(bad)} labels out of range)"
+            )
+        object.__setattr__(self, "images", _readonly(images))
+        object.__setattr__(self, "labels", _readonly(labels.astype(np.int64, copy=False)))
+        object.__setattr__(self, "classes", classes)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        return f"ImageSet(name={self.name!r}, n={len(self)}, shape={self.shape}, classes={len(self.classes)})"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of every image."""
+        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[-1])
+
+    def class_counts(self) -> np.ndarray:
+        """int64 array (len(classes),): images per class."""
+        return np.bincount(self.labels, minlength=len(self.classes))
+
+    def subset(self, indices: np.ndarray, name: str | None = None) -> ImageSet:
+        """A new ImageSet holding ``images[indices]`` (a copy) with the same classes."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return ImageSet(
+            self.images[indices], self.labels[indices], self.classes, self.name if name is None else name
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplits:
+    """A dataset as densify uses it: a training split and a held-out split with the same classes.
+
+    Attributes:
+        name: the data spec it was loaded from, e.g. ``"fashion-mini"`` or ``"idx:/data/mnist"``.
+        train: the training images (the ones recipes augment and models train on).
+        heldout: held-out images; never used to fit anything, only to measure.
+        source: where the data was read from (a path, or "embedded").
+        heldout_origin: how the held-out split was obtained ("test split", or how it was carved from train).
+    """
+
+    name: str
+    train: ImageSet
+    heldout: ImageSet
+    source: str = ""
+    heldout_origin: str = "test split"
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.train.classes != self.heldout.classes:
+            raise DataError(f"{self.name}: train and held-out splits have different class lists")
+        if self.train.shape != self.heldout.shape:
+            raise DataError(
+                f"{self.name}: train images are {self.train.shape} but held-out images are {self.heldout.shape}"
+            )
+        present = np.flatnonzero(self.train.class_counts())
+        if len(present) < 2:
+            raise DataError(
+                f"{self.name}: the training split has {len(present)} class(es); densify needs at least 2 classes"
+            )
+        if len(self.heldout) == 0:
+            raise DataError(f"{self.name}: the held-out split is empty")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.train.classes
+
+    def __repr__(self) -> str:
+        return (
+            f"DataSplits(name={self.name!r}, train={len(self.train)}, heldout={len(self.heldout)}, "
+            f"shape={self.train.shape}, classes={len(self.classes)})"
+        )

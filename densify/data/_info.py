@@ -1,0 +1,32 @@
+"""A JSON-friendly summary of :class:`DataSplits` (what ``densify data info`` prints)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from densify.data._imageset import DataSplits, ImageSet
+
+
+def _split(images: ImageSet) -> dict[str, Any]:
+    return {
+        "n": len(images),
+        "value_range": [int(images.images.min()), int(images.images.max())] if len(images) else [0, 0],
+        "mean": float(images.images.mean()) if len(images) else 0.0,
+    }
+
+
+def summarise(data: DataSplits) -> dict[str, Any]:
+    """Counts per class and split, image shape, value range and provenance of ``data``."""
+    train_counts, held_counts = data.train.class_counts(), data.heldout.class_counts()
+    return {
+        "name": data.name,
+        "source": data.source,
+        "heldout_origin": data.heldout_origin,
+        "shape": list(data.train.shape),
+        "train": _split(data.train),
+        "heldout": _split(data.heldout),
+        "classes": [
+            {"name": name, "train": int(train_counts[i]), "heldout": int(held_counts[i])}
+            for i, name in enumerate(data.classes)
+        ],
+    }

@@ -1,0 +1,79 @@
+"""``.npz`` archives of arrays ``x_train, y_train`` and optionally ``x_test, y_test`` and ``classes``."""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from densify.errors import DataError
+
+
+def as_uint8_images(x: np.ndarray, where: str) -> np.ndarray:
+    """Images as uint8 (N, H, W, C).
+
+    Accepted: (N, H, W) or (N, H, W, C) with C in {1, 3}; uint8, any integer type with values in 0..255,
+    or floats in [0, 1] (scaled by 255 and rounded). Anything else raises, naming ``where``.
+    """
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        hint = " (channels-first? transpose to N, H, W, C)" if x.ndim == 4 and x.shape[1] in (1, 3) else ""
+        raise DataError(
+            f"{where}: images must have shape (N, H, W) or (N, H, W, C) with C in 1 or 3, got {x.shape}{hint}"
+        )
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.integer):
+        if x.size and (x.min() < 0 or x.max() > 255):
+            raise DataError(f"{where}: integer images must lie in 0..255, found {x.min()}..{x.max()}")
+        return x.astype(np.uint8)
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all() or (x.size and (x.min() < 0 or x.max() > 1)):
+            raise DataError(f"{where}: float images must be finite and lie in [0, 1]")
+        return np.rint(x * 255).astype(np.uint8)
+    raise DataError(f"{where}: unsupported image dtype {x.dtype}")
+
+
+def _labels(y: np.ndarray, where: str) -> np.ndarray:
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where}: labels must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}")
+    if y.size and y.min() < 0:
+        raise DataError(f"{where}: label {int(y.min())} is negative")
+    return y.astype(np.int64)
+
+
+def load_npz(
+    path: Path,
+) -> tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """(classes, (train images, labels), (test images, labels) or None) from an ``.npz`` file."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        # Open the file ourselves: np.load leaks its handle when the archive is corrupt.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: corrupt or unreadable .npz file ({exc})") from exc
+    for key in ("x_train", "y_train"):
+        if key not in arrays:
+            raise DataError(f"{path}: missing array '{key}' (found: {', '.join(sorted(arrays)) or 'none'})")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise DataError(f"{path}: 'x_test' and 'y_test' must be given together")
+    splits = {}
+    for split in ("train", "test"):
+        if f"x_{split}" not in arrays:
+            continue
+        x = as_uint8_images(arrays[f"x_{split}"], f"{path}: x_{split}")
+        y = _labels(arrays[f"y_{split}"], f"{path}: y_{split}")
+        if len(x) != len(y):
+            raise DataError(f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
+        splits[split] = (x, y)
+    if "classes" in arrays:
+        classes = tuple(str(c) for c in arrays["classes"].ravel())
+    else:
+        top = max(int(y.max()) for _, y in splits.values() if y.size)
+        classes = tuple(str(i) for i in range(top + 1))
+    return classes, splits["train"], splits.get("test")

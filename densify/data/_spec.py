@@ -1,0 +1,177 @@
+"""Data-spec strings and :func:`load_data`, the one entry point that turns a spec into :class:`DataSplits`."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from densify.data._imageset import DataSplits, ImageSet
+from densify.data._subset import carve_heldout, stratified_subset
+from densify.errors import DataError, SpecError
+
+DEFAULT_DATA = "fashion-mini"
+BUILTIN_DATASETS = ("digits", "fashion-mini")
+PREFIXES = ("cifar", "folder", "idx", "npz")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A parsed data spec: ``kind`` is a built-in dataset name or a prefix, ``path`` is set for prefixes."""
+
+    kind: str
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+def parse_spec(spec: str) -> DataSpec:
+    """Parse a data-spec string.
+
+    Grammar::
+
+        spec   := NAME | PREFIX ":" PATH
+        NAME   := "fashion-mini" | "digits"                 (built-in datasets)
+        PREFIX := "idx" | "folder" | "cifar" | "npz"
+        PATH   := any non-empty path; "~" is expanded; it may itself contain ":"
+
+    Surrounding whitespace is ignored; names and prefixes are case-sensitive. Anything else raises
+    :class:`SpecError` naming the allowed forms (and the closest built-in name, if one is close).
+    """
+    text = spec.strip() if isinstance(spec, str) else ""
+    if not text:
+        raise SpecError(f"empty data spec {spec!r}; use {_forms()}")
+    if text in BUILTIN_DATASETS:
+        return DataSpec(text)
+    prefix, sep, rest = text.partition(":")
+    if sep and prefix in PREFIXES:
+        if not rest.strip():
+            raise SpecError(f"data spec {spec!r} has an empty path after '{prefix}:'")
+        return DataSpec(prefix, Path(rest.strip()).expanduser())
+    if sep and len(prefix) > 1:
+        raise SpecError(
+            f"unknown data-spec prefix '{prefix}:' in {spec!r}; allowed prefixes: {', '.join(p + ':' for p in PREFIXES)}"
+        )
+    close = difflib.get_close_matches(text, BUILTIN_DATASETS, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    if not close and Path(text).exists():
+        hint = f"; to read the path, prefix it, e.g. 'folder:{text}' or 'npz:{text}'"
+    raise SpecError(f"unknown data spec {spec!r}; use {_forms()}{hint}")
+
+
+def _forms() -> str:
+    return " or ".join([", ".join(BUILTIN_DATASETS), ", ".join(f"{p}:PATH" for p in PREFIXES)])
+
+
+def _builtin(kind: str) -> tuple[tuple[str, ...], tuple, tuple | None, str]:
+    if kind == "fashion-mini":
+        from densify.data._embedded import fashion_mini_path
+        from densify.data._npz import load_npz
+
+        path = fashion_mini_path()
+        classes, train, held = load_npz(path)
+        return classes, train, held, f"embedded ({path.name}, Fashion-MNIST subset, MIT licence)"
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise DataError("data spec 'digits' needs scikit-learn: pip install scikit-learn") from exc
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return (
+        tuple(str(i) for i in range(10)),
+        (images, digits.target.astype(np.int64)),
+        None,
+        "scikit-learn load_digits",
+    )
+
+
+def _read(spec: DataSpec, resize, channels) -> tuple[tuple[str, ...], tuple, tuple | None, str]:
+    if spec.path is None:
+        return _builtin(spec.kind)
+    path = spec.path
+    if spec.kind != "npz" and not path.exists():
+        raise DataError(f"{path}: no such folder (data spec '{spec}')")
+    if spec.kind == "idx":
+        from densify.data._idx import load_idx
+
+        return (*load_idx(path), str(path))
+    if spec.kind == "folder":
+        from densify.data._folder import load_folder
+
+        return (*load_folder(path, resize, channels), str(path))
+    if spec.kind == "cifar":
+        from densify.data._cifar import load_cifar
+
+        return (*load_cifar(path), str(path))
+    from densify.data._npz import load_npz
+
+    return (*load_npz(path), str(path))
+
+
+def _convert(images: np.ndarray, resize: tuple[int, int] | None, channels: int | None) -> np.ndarray:
+    """Resize (bilinear, antialiased) and/or convert channels of an array of images, only when asked."""
+    h, w, c = images.shape[1:]
+    if (resize is None or tuple(resize) == (h, w)) and (channels is None or channels == c):
+        return images
+    from PIL import Image
+
+    th, tw = resize or (h, w)
+    tc = channels or c
+    out = np.empty((len(images), th, tw, tc), dtype=np.uint8)
+    for i, img in enumerate(images):
+        im = Image.fromarray(img[..., 0] if c == 1 else img)
+        im = im.convert("L" if tc == 1 else "RGB")
+        if (th, tw) != (h, w):
+            im = im.resize((tw, th), Image.Resampling.BILINEAR)
+        out[i] = np.asarray(im).reshape(th, tw, tc)
+    return out
+
+
+def load_data(
+    spec: str = DEFAULT_DATA,
+    *,
+    train_size: int | None = None,
+    heldout_size: int | None = None,
+    seed: int = 0,
+    resize: tuple[int, int] | None = None,
+    channels: int | None = None,
+) -> DataSplits:
+    """Load a dataset from a data-spec string (see :func:`parse_spec`).
+
+    Args:
+        spec: ``fashion-mini`` (default, embedded), ``digits``, ``idx:PATH``, ``folder:PATH``, ``cifar:PATH``,
+            ``npz:PATH``.
+        train_size: keep a class-stratified random subset of this many training images.
+        heldout_size: keep (or, when the source has no held-out split, carve from train) this many held-out images.
+        seed: seeds subsets and carving; the result is a pure function of (source, sizes, seed).
+        resize: (H, W) to resize every image to; needed for folders of mixed sizes.
+        channels: 1 or 3 to convert every image to grayscale or RGB; needed for folders of mixed modes.
+
+    Raises:
+        DataError: the source is missing, malformed or inconsistent (the message names the path and problem).
+    """
+    parsed = parse_spec(spec)
+    for key, value in (("train_size", train_size), ("heldout_size", heldout_size)):
+        if value is not None and (not isinstance(value, int | np.integer) or value < 1):
+            raise DataError(f"{key} must be a positive integer, got {value!r}")
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 or 3, got {channels!r}")
+    if resize is not None and (len(resize) != 2 or min(resize) < 1):
+        raise DataError(f"resize must be (H, W) with positive sides, got {resize!r}")
+    classes, train, held, source = _read(parsed, resize, channels)
+    name = str(parsed)
+    train_set = ImageSet(_convert(train[0], resize, channels), train[1], classes, f"{name}/train")
+    if held is None:
+        train_set, held_set = carve_heldout(train_set, heldout_size, seed)
+        origin = f"carved from train (stratified, seed {seed})"
+    else:
+        held_set = ImageSet(_convert(held[0], resize, channels), held[1], classes, f"{name}/heldout")
+        origin = "test split"
+        if heldout_size is not None:
+            held_set = stratified_subset(held_set, heldout_size, seed)
+    if train_size is not None:
+        train_set = stratified_subset(train_set, train_size, seed)
+    return DataSplits(name=name, train=train_set, heldout=held_set, source=source, heldout_origin=origin)

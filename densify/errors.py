@@ -1,0 +1,21 @@
+"""Typed errors. Every error a user can cause is a :class:`DensifyError`.
+
+The CLI prints ``str(error)`` as one line on stderr and exits with ``error.exit_code`` (2).
+Messages name the file, key or value at fault, so that one line is enough to fix the input.
+"""
+
+from __future__ import annotations
+
+
+class DensifyError(Exception):
+    """Base class of densify's user-facing errors."""
+
+    exit_code = 2
+
+
+class DataError(DensifyError):
+    """A data source is missing, malformed, or inconsistent."""
+
+
+class SpecError(DataError):
+    """A data-spec string cannot be parsed (unknown prefix, empty path, bad option)."""
