@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/densify data info fashion-mini
+	$(BIN)/densify recipes preview affine-light --data fashion-mini -o densify-report/affine-light-preview.png
 
 test: $(STAMP)
 	$(BIN)/ruff check .

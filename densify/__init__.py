@@ -16,31 +16,47 @@ from densify._version import __version__
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 _LAZY = {
+    "Augmenter": "densify.loader",
     "DataError": "densify.errors",
     "DataSplits": "densify.data",
+    "DensifiedDataset": "densify.loader",
     "DensifyError": "densify.errors",
     "ImageSet": "densify.data",
+    "Recipe": "densify.recipes",
+    "RecipeError": "densify.errors",
     "SpecError": "densify.errors",
+    "list_recipes": "densify.recipes",
     "load_data": "densify.data",
+    "load_recipe": "densify.loader",
     "parse_spec": "densify.data",
+    "read_recipe": "densify.recipes",
     "stratified_subset": "densify.data",
 }
 
 __all__ = [
+    "Augmenter",
     "DataError",
     "DataSplits",
+    "DensifiedDataset",
     "DensifyError",
     "ImageSet",
+    "Recipe",
+    "RecipeError",
     "SpecError",
     "__version__",
+    "list_recipes",
     "load_data",
+    "load_recipe",
     "parse_spec",
+    "read_recipe",
     "stratified_subset",
 ]
 
 if TYPE_CHECKING:
     from densify.data import DataSplits, ImageSet, load_data, parse_spec, stratified_subset
-    from densify.errors import DataError, DensifyError, SpecError
+    from densify.errors import DataError, DensifyError, RecipeError, SpecError
+    from densify.loader import Augmenter, DensifiedDataset, load_recipe
+    from densify.recipes import Recipe, list_recipes, read_recipe
 
 
 def __getattr__(name: str) -> Any:

@@ -128,6 +128,151 @@ def data_info(spec: str, as_json: bool, **load_kwargs) -> None:
     console.print(f"held-out split: {summary['heldout_origin']}")
 
 
+@cli.group()
+def recipes() -> None:
+    """List, inspect, preview, export and check augmentation recipes."""
+
+
+@recipes.command("list")
+@click.argument("pattern", default="*")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def recipes_list(pattern: str, as_json: bool) -> None:
+    """Built-in recipes (name, intent, what they suit), optionally filtered by a glob PATTERN."""
+    from densify.recipes import list_recipes
+
+    found = list_recipes(pattern)
+    if as_json:
+        rows = [
+            {"name": r.name, "intent": r.intent, "suits": list(r.suits), "avoid": list(r.avoid)}
+            for r in found
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for column in ("recipe", "intent", "suits"):
+        table.add_column(column, overflow="fold")
+    for r in found:
+        table.add_row(r.name, r.intent, ", ".join(r.suits))
+    Console().print(table)
+
+
+_strength_option = click.option(
+    "--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Scale every magnitude."
+)
+
+
+@recipes.command("show")
+@click.argument("recipe")
+@_strength_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def recipes_show(recipe: str, strength: float, as_json: bool) -> None:
+    """The resolved pipeline of RECIPE (name or file), with every parameter after --strength."""
+    from densify.recipes import read_recipe, resolved_pipeline
+
+    r = read_recipe(recipe)
+    shown = {
+        "name": r.name,
+        "intent": r.intent,
+        "suits": list(r.suits),
+        "avoid": list(r.avoid),
+        "source": str(r.source),
+        "strength": strength,
+        "pipeline": resolved_pipeline(r, strength),
+    }
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+        return
+    import yaml
+
+    click.echo(yaml.safe_dump(shown, sort_keys=False, width=110, default_flow_style=None), nl=False)
+
+
+@recipes.command("preview")
+@click.argument("recipe")
+@click.option(
+    "--data", "spec", default="fashion-mini", show_default=True, help="Data spec of the source images."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the views (and of the rows chosen)."
+)
+@_strength_option
+@click.option(
+    "--rows", type=click.IntRange(1, 64), default=8, show_default=True, help="Source images (rows)."
+)
+@click.option(
+    "--views", type=click.IntRange(1, 32), default=8, show_default=True, help="Views per image (columns)."
+)
+@click.option(
+    "--epoch", type=click.IntRange(min=0), default=0, show_default=True, help="Epoch whose views to show."
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PNG path [default: RECIPE-preview.png].",
+)
+def recipes_preview(recipe, spec, seed, strength, rows, views, epoch, out) -> None:
+    """Write a PNG grid of RECIPE's views: rows of training images, columns of views (first column: clean).
+
+    The grid replays exactly: the same seed gives the same pixels, and they are the views DensifiedDataset
+    yields for that seed, epoch and index.
+    """
+    from densify.data import load_data
+    from densify.loader import load_recipe
+    from densify.preview import preview_grid, save_png
+
+    augmenter = load_recipe(recipe, strength=strength, seed=seed, output="numpy")
+    data = load_data(spec)
+    path = save_png(
+        preview_grid(data.train, augmenter, rows, views, seed, epoch),
+        out or f"{augmenter.recipe.name}-preview.png",
+    )
+    click.echo(
+        f"wrote {path} ({rows} images x {views} views of '{augmenter.recipe.name}', seed {seed}, strength {strength})"
+    )
+
+
+@recipes.command("export")
+@click.argument("recipe")
+@click.option(
+    "-o", "--out", type=click.Path(dir_okay=False), required=True, help="Output .json, .yaml or .yml file."
+)
+@_strength_option
+def recipes_export(recipe: str, out: str, strength: float) -> None:
+    """Export RECIPE in albumentations' own format (A.load reads it; so does densify)."""
+    from densify.recipes import export_recipe, read_recipe
+
+    path = export_recipe(read_recipe(recipe), out, strength)
+    click.echo(f"wrote {path}")
+
+
+@recipes.command("check")
+@click.argument("paths", nargs=-1, required=True)
+def recipes_check(paths: tuple[str, ...]) -> None:
+    """Validate recipe files (or names); exit code 2 at the first invalid one."""
+    from densify.recipes import compile_recipe, read_recipe
+
+    for path in paths:
+        r = read_recipe(path)
+        compile_recipe(r, 0.0)
+        click.echo(f"ok: {path}: recipe '{r.name}', {len(r.pipeline)} step(s)")
+
+
+@recipes.command("transforms")
+def recipes_transforms() -> None:
+    """The albumentations transforms recipes may use, and the parameters --strength scales."""
+    from densify.recipes import MAGNITUDES
+    from densify.recipes._albu import allowed_transforms
+
+    for name in allowed_transforms():
+        scaled = ", ".join(MAGNITUDES.get(name, {}))
+        click.echo(f"{name}{'  (strength scales: ' + scaled + ')' if scaled else ''}")
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(cli.main(prog_name="densify"))

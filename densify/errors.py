@@ -19,3 +19,7 @@ class DataError(DensifyError):
 
 class SpecError(DataError):
     """A data-spec string cannot be parsed (unknown prefix, empty path, bad option)."""
+
+
+class RecipeError(DensifyError):
+    """A recipe file or recipe name is invalid: the message names the file, the key path and what is allowed."""

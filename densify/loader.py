@@ -1,0 +1,225 @@
+"""Dataloader integration: a recipe as a drop-in ``transform=`` and :class:`DensifiedDataset`.
+
+Reproducibility contract: the view produced for ``(seed, epoch, index, view)`` is a pure function of those four
+numbers, whatever the number of DataLoader workers and whatever order items are read in. Each sample's random
+state is derived from its key (see ``densify._rng``), so workers can never repeat each other's streams (the
+albumentations#2473 / pytorch#5059 family of bugs) and epochs never replay each other.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from densify._rng import SampleRNG, sample_key, view_key
+from densify.errors import DensifyError, RecipeError
+
+Output = Literal["tensor", "numpy", "pil"]
+_OUTPUTS = ("tensor", "numpy", "pil")
+_STREAM = 0x5354524541  # domain-separates the drop-in transform's stream from per-index keys
+
+
+def _in_worker_seed() -> int | None:
+    """torch's per-worker seed inside a DataLoader worker (it changes every epoch), else None."""
+    torch_data = sys.modules.get("torch.utils.data")
+    if torch_data is None:
+        return None
+    info = torch_data.get_worker_info()
+    return None if info is None else int(info.seed)
+
+
+def to_numpy_image(image: Any) -> np.ndarray:
+    """A uint8 (H, W, C) array from a numpy array, a PIL image or a torch tensor (C, H, W)."""
+    if isinstance(image, np.ndarray):
+        array = image
+    elif hasattr(image, "getbands"):  # PIL
+        if image.mode not in ("L", "RGB"):
+            image = image.convert("L" if image.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
+        array = np.asarray(image)
+    elif type(image).__module__.startswith("torch"):
+        tensor = image.detach().cpu()
+        if tensor.ndim == 3:
+            tensor = tensor.permute(1, 2, 0)
+        array = tensor.numpy()
+        if np.issubdtype(array.dtype, np.floating):
+            array = np.rint(np.clip(array, 0, 1) * 255).astype(np.uint8)
+    else:
+        raise DensifyError(
+            f"cannot augment an object of type {type(image).__name__}; pass a numpy array, PIL image or tensor"
+        )
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] not in (1, 3):
+        raise DensifyError(
+            f"images must be uint8 (H, W), (H, W, 1) or (H, W, 3), got {array.dtype} {array.shape}"
+        )
+    return array
+
+
+def convert_output(array: np.ndarray, output: Output):
+    if output == "numpy":
+        return array
+    if output == "pil":
+        from PIL import Image
+
+        return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    import torch
+
+    # One pass into a new float32 C×H×W array, bit-identical to ToTensor's division (and twice as fast).
+    return torch.from_numpy(np.divide(array.transpose(2, 0, 1), np.float32(255), dtype=np.float32))
+
+
+class Augmenter:
+    """A compiled recipe with a seed: call it as a torchvision ``transform=`` or ask for a given sample's view.
+
+    Args:
+        recipe: a :class:`~densify.recipes.Recipe`.
+        strength: scales every magnitude, in [0, 1] (1 = as written in the recipe).
+        seed: the seed of every augmented view.
+        output: what :meth:`__call__` returns: ``"tensor"`` (float32 C×H×W in [0, 1], like ``ToTensor``),
+            ``"numpy"`` (uint8 H×W×C) or ``"pil"``.
+
+    ``augment(image, index=i, view=v, epoch=e)`` is a pure function of (seed, epoch, index, view).
+    ``augmenter(image)`` (the drop-in transform, which is not told the index) draws from a per-process stream
+    keyed by the seed and torch's per-worker seed, so workers never repeat each other and epochs differ; for
+    index-exact replay use :class:`DensifiedDataset`.
+    """
+
+    def __init__(self, recipe, strength: float = 1.0, seed: int = 0, output: Output = "tensor") -> None:
+        from densify.recipes import compile_recipe
+        from densify.recipes._strength import check_strength
+
+        if output not in _OUTPUTS:
+            raise DensifyError(f"output must be one of {', '.join(_OUTPUTS)}, got {output!r}")
+        self.recipe = recipe
+        self.strength = check_strength(strength)
+        self.seed = int(seed)
+        self.output = output
+        self._compose = compile_recipe(recipe, self.strength)  # validates now, in the caller's process
+        self._pid: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Augmenter(recipe={self.recipe.name!r}, strength={self.strength}, seed={self.seed}, output={self.output!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_rng", None)
+        state["_pid"] = None
+        return state
+
+    @property
+    def compose(self):
+        """The ``albumentations.Compose`` this augmenter runs."""
+        return self._compose
+
+    def _ready(self) -> None:
+        """Per-process set-up: fresh generators; inside a DataLoader worker, OpenCV single-threaded."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._rng = SampleRNG()
+        self._compose.set_random_state(self._rng.np, self._rng.py)
+        worker_seed = _in_worker_seed()
+        if worker_seed is not None:
+            import cv2
+
+            cv2.setNumThreads(0)  # workers already run in parallel; OpenCV's own threads would oversubscribe
+        self._stream = sample_key(self.seed, _STREAM, worker_seed if worker_seed is not None else -1)
+        self._calls = 0
+        self._epoch_keys: dict[int, int] = {}
+
+    def _apply(self, image: np.ndarray, key: int) -> np.ndarray:
+        self._rng.reseed(key)
+        out = self._compose(image=image)["image"]
+        if out.shape != image.shape:
+            raise RecipeError(
+                f"recipe '{self.recipe.name}' changed the image shape from {image.shape} to {out.shape}; "
+                "densify recipes must keep the shape"
+            )
+        return out
+
+    def augment(self, image: np.ndarray, index: int, view: int = 0, epoch: int = 0) -> np.ndarray:
+        """The view ``view`` of item ``index`` in epoch ``epoch``: uint8 (H, W, C), a pure function of the key."""
+        self._ready()
+        base = self._epoch_keys.get(epoch)
+        if base is None:
+            base = self._epoch_keys[epoch] = sample_key(self.seed, epoch)
+        return self._apply(to_numpy_image(image), view_key(base, index, view))
+
+    def __call__(self, image: Any):
+        """Drop-in transform: augment ``image`` (numpy, PIL or tensor) and return it as ``self.output``."""
+        self._ready()
+        self._calls += 1
+        return convert_output(
+            self._apply(to_numpy_image(image), view_key(self._stream, self._calls, 0)), self.output
+        )
+
+
+def load_recipe(
+    name_or_path: str | Path, strength: float = 1.0, seed: int = 0, output: Output = "tensor"
+) -> Augmenter:
+    """Load a recipe (built-in name, YAML file, or albumentations JSON/YAML) as a seeded :class:`Augmenter`.
+
+    >>> from torchvision.datasets import FashionMNIST                       # doctest: +SKIP
+    >>> train = FashionMNIST(root, transform=densify.load_recipe("affine-light", seed=0))  # doctest: +SKIP
+    """
+    from densify.recipes import read_recipe
+
+    return Augmenter(read_recipe(name_or_path), strength=strength, seed=seed, output=output)
+
+
+class DensifiedDataset:
+    """``views`` augmented views of every item of ``base``: a map-style dataset of ``len(base) * views`` items.
+
+    Item ``i`` is view ``i % views`` of base item ``i // views``, returned as ``(image, label)``, and is a pure
+    function of (seed, epoch, base index, view): the same with 0, 2 or 4 workers and in any read order. Call
+    :meth:`set_epoch` before each epoch (as with ``DistributedSampler``) to get new views each epoch; with
+    ``persistent_workers=True`` the workers keep the epoch they started with.
+
+    Args:
+        base: an :class:`~densify.ImageSet`, or any indexable dataset whose items are ``(image, label)`` with
+            images as numpy arrays, PIL images or tensors (torchvision datasets without a transform).
+        recipe: an :class:`Augmenter`, or a recipe name or path (then ``strength`` and ``seed`` apply).
+        views: augmented views per item.
+        output: ``"tensor"`` (default), ``"numpy"`` or ``"pil"``.
+    """
+
+    def __init__(
+        self, base, recipe, views: int = 1, *, strength: float = 1.0, seed: int = 0, output: Output = "tensor"
+    ) -> None:
+        if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+            raise DensifyError(f"views must be a positive integer, got {views!r}")
+        if output not in _OUTPUTS:
+            raise DensifyError(f"output must be one of {', '.join(_OUTPUTS)}, got {output!r}")
+        self.base = base
+        self.augmenter = recipe if isinstance(recipe, Augmenter) else load_recipe(recipe, strength, seed)
+        self.views = views
+        self.output = output
+        self.epoch = 0
+        images = getattr(base, "images", None)
+        self._arrays = (images, base.labels) if isinstance(images, np.ndarray) else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base) * self.views
+
+    def _base_item(self, index: int) -> tuple[Any, int]:
+        if self._arrays is not None:  # ImageSet: read the arrays directly
+            return self._arrays[0][index], int(self._arrays[1][index])
+        item = self.base[index]
+        return (item[0], item[1]) if isinstance(item, tuple | list) else (item, -1)
+
+    def __getitem__(self, i: int):
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for {n} items")
+        index, view = divmod(i % n, self.views)
+        image, label = self._base_item(index)
+        out = self.augmenter.augment(image, index=index, view=view, epoch=self.epoch)
+        return convert_output(out, self.output), label

@@ -1,0 +1,160 @@
+"""Dataloader integration: drop-in transform, DensifiedDataset, and reproducibility across workers and epochs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from densify.data import ImageSet
+from densify.errors import DensifyError
+from densify.loader import DensifiedDataset, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imageset(n=24, shape=(28, 28, 1)) -> ImageSet:
+    rng = np.random.default_rng(0)
+    return ImageSet(
+        rng.integers(0, 256, (n, *shape), dtype=np.uint8), np.arange(n) % 3, ("a", "b", "c"), "t/train"
+    )
+
+
+def _collect(dataset, workers: int, shuffle: bool, seed: int = 0) -> dict[int, np.ndarray]:
+    """{dataset index: sample} read through a DataLoader; the order of reading varies with shuffle."""
+
+    class Indexed(Dataset):
+        def __len__(self):
+            return len(dataset)
+
+        def __getitem__(self, i):
+            image, _ = dataset[i]
+            return i, image
+
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(Indexed(), batch_size=5, shuffle=shuffle, num_workers=workers, generator=generator)
+    out = {}
+    for indices, images in loader:
+        for i, image in zip(indices.tolist(), images, strict=True):
+            out[i] = image.numpy()
+    return out
+
+
+@pytest.mark.filterwarnings(
+    "ignore:This DataLoader will create 4 worker processes"
+)  # 2 cores; 4 is the point
+def test_views_are_the_same_with_any_number_of_workers_and_any_order():
+    dataset = DensifiedDataset(_imageset(), "affine-heavy", views=2, seed=7)
+    reference = _collect(dataset, workers=0, shuffle=False)
+    assert len(reference) == 48
+    for workers, shuffle, seed in ((2, True, 1), (4, True, 2), (0, True, 3)):
+        got = _collect(dataset, workers=workers, shuffle=shuffle, seed=seed)
+        assert got.keys() == reference.keys()
+        assert all(np.array_equal(got[i], reference[i]) for i in reference), (workers, shuffle)
+
+
+def test_views_differ_across_views_and_epochs():
+    dataset = DensifiedDataset(_imageset(), "affine-heavy", views=2, seed=7, output="numpy")
+    epoch0 = [dataset[i][0] for i in range(len(dataset))]
+    assert not any(np.array_equal(epoch0[2 * k], epoch0[2 * k + 1]) for k in range(24))  # view 0 vs view 1
+    dataset.set_epoch(1)
+    epoch1 = [dataset[i][0] for i in range(len(dataset))]
+    assert not any(np.array_equal(a, b) for a, b in zip(epoch0, epoch1, strict=True))
+
+
+def test_drop_in_transform_never_repeats_across_workers_or_epochs():
+    """The albumentations#2473 / pytorch#5059 bug: forked workers replaying one random stream."""
+    image = np.full((28, 28, 1), 0, np.uint8)
+    image[8:20, 10:16] = 255
+
+    class Same(Dataset):  # every item is the same image, so any repeat comes from a repeated stream
+        def __init__(self, transform):
+            self.transform = transform
+
+        def __len__(self):
+            return 16
+
+        def __getitem__(self, i):
+            return self.transform(image)
+
+    torch.manual_seed(0)
+    loader = DataLoader(Same(load_recipe("affine-heavy", seed=1)), batch_size=4, num_workers=2)
+    seen = [x.numpy().tobytes() for _ in range(2) for batch in loader for x in batch]
+    assert len(seen) == 32 and len(set(seen)) == 32
+
+
+def test_opencv_runs_single_threaded_inside_workers():
+    import cv2
+
+    class Threads(Dataset):
+        def __init__(self):
+            self.augmenter = load_recipe("flip", output="numpy")
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            self.augmenter.augment(np.zeros((4, 4, 1), np.uint8), index=i)
+            return cv2.getNumThreads()
+
+    assert set(DataLoader(Threads(), batch_size=None, num_workers=2)) == {1}
+
+
+def test_transform_accepts_pil_numpy_and_tensors_and_returns_what_is_asked():
+    from PIL import Image
+
+    array = _imageset(1, (10, 12, 3)).images[0].copy()
+    as_tensor = load_recipe("none")(Image.fromarray(array))
+    assert as_tensor.dtype == torch.float32 and as_tensor.shape == (3, 10, 12)
+    assert torch.allclose(as_tensor * 255, torch.from_numpy(array).permute(2, 0, 1).float())
+    assert np.array_equal(load_recipe("none", output="numpy")(as_tensor), array)
+    pil = load_recipe("none", output="pil")(array[..., :1])
+    assert pil.mode == "L" and pil.size == (12, 10)
+
+
+def test_dataset_wraps_a_torchvision_style_dataset():
+    from PIL import Image
+
+    base = [(Image.fromarray(np.full((8, 8), i, np.uint8)), i % 2) for i in range(5)]
+    dataset = DensifiedDataset(base, "flip", views=3, output="numpy")
+    assert len(dataset) == 15
+    image, label = dataset[7]  # view 1 of item 2
+    assert image.shape == (8, 8, 1) and label == 0 and image.max() == 2
+
+
+def test_bad_arguments():
+    with pytest.raises(DensifyError, match="views must be a positive integer"):
+        DensifiedDataset(_imageset(), "flip", views=0)
+    with pytest.raises(DensifyError, match="output must be one of"):
+        load_recipe("flip", output="jpeg")
+    with pytest.raises(DensifyError, match="images must be uint8"):
+        load_recipe("flip")(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(IndexError):
+        DensifiedDataset(_imageset(), "flip")[100]
+
+
+def test_recipe_that_changes_the_shape_is_reported(tmp_path: Path):
+    path = tmp_path / "crop.yaml"
+    path.write_text(
+        "schema_version: 1\nname: crop\nintent: x\npipeline: [{CenterCrop: {height: 4, width: 4, p: 1}}]\n"
+    )
+    with pytest.raises(
+        DensifyError, match=r"recipe 'crop' changed the image shape from \(8, 8, 1\) to \(4, 4, 1\)"
+    ):
+        load_recipe(str(path)).augment(np.zeros((8, 8, 1), np.uint8), index=0)
+
+
+def test_example_runs():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "torchvision_pipeline.py"), "--batches", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "batch 3" in result.stdout

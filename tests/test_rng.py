@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from densify._rng import SampleRNG, sample_key, view_key
+
+
+def _draws(rng: SampleRNG, key: int):
+    rng.reseed(key)
+    py, gen = rng.py, rng.np
+    return (
+        [py.random() for _ in range(20)],
+        py.randint(0, 10**6),
+        py.choice("abcdefgh"),
+        py.gauss(0, 1),
+        py.sample(range(100), 5),
+        py.getrandbits(200),
+        gen.integers(0, 10**9, 3).tolist(),
+    )
+
+
+def test_same_key_same_draws_and_different_keys_differ():
+    a, b = SampleRNG(), SampleRNG()
+    assert _draws(a, 42) == _draws(b, 42) == _draws(a, 42)
+    assert _draws(a, 42) != _draws(a, 43)
+
+
+def test_python_draws_are_uniform_and_span_refills():
+    rng = SampleRNG()
+    rng.reseed(7)
+    values = np.array([rng.py.random() for _ in range(20_000)])  # many refills of 16
+    assert values.min() >= 0 and values.max() < 1
+    assert abs(values.mean() - 0.5) < 0.01 and abs(values.std() - (1 / 12) ** 0.5) < 0.01
+    bits = [rng.py.getrandbits(3) for _ in range(8000)]
+    assert set(bits) == set(range(8)) and abs(np.mean(bits) - 3.5) < 0.1
+
+
+def test_keys_are_distinct_over_a_grid():
+    keys = {
+        view_key(sample_key(s, e), i, v)
+        for s in range(3)
+        for e in range(3)
+        for i in range(200)
+        for v in range(4)
+    }
+    assert len(keys) == 3 * 3 * 200 * 4
+    assert view_key(5, 1 << 41, 0) == sample_key(5, 1 << 41, 0)  # out-of-packing indices fall back
+
+
+def test_state_cannot_be_saved_half_way():
+    with pytest.raises(NotImplementedError):
+        SampleRNG().py.getstate()
