@@ -23,3 +23,11 @@ class SpecError(DataError):
 
 class RecipeError(DensifyError):
     """A recipe file or recipe name is invalid: the message names the file, the key path and what is allowed."""
+
+
+class CoverageError(DensifyError):
+    """Embeddings or settings that the coverage metrics cannot be computed on (too few points, NaN, shapes)."""
+
+
+class EncoderError(DensifyError):
+    """An encoder cannot be built, loaded or run (unknown name, missing or mismatched weights)."""

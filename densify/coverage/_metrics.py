@@ -1,0 +1,229 @@
+"""Coverage metrics of one recipe's views, as pure functions of embeddings (definitions: ../shared/design.md).
+
+Notation: T = clean training embeddings (N, d), A = the recipe's views (N·V, d) with their source index and label,
+H = held-out embeddings (M, d). NND_k(x, S) is the distance from x to its k-th nearest neighbour in S, x excluded.
+Everything that depends only on T and H is computed once in :func:`prepare_baseline` and shared by every recipe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from densify.coverage._bootstrap import N_BOOT, mean_ci, per_class_means, ratio_ci
+from densify.coverage._knn import check_embeddings, knn, kth_neighbour_distance
+from densify.coverage._prdc import prdc_points
+from densify.errors import CoverageError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric's value, its 95% bootstrap interval, and its value per class (NaN where a class has no points)."""
+
+    value: float
+    low: float
+    high: float
+    per_class: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True, eq=False)
+class Baseline:
+    """What every recipe shares: the clean set T, the held-out set H, and their neighbourhoods."""
+
+    k: int
+    n_classes: int
+    train: np.ndarray
+    train_labels: np.ndarray
+    heldout: np.ndarray
+    heldout_labels: np.ndarray
+    heldout_radii: np.ndarray  # (M,) NND_k(h, H)
+    knn_train_dist: np.ndarray  # (M, k) distances from each h to its k nearest in T
+    knn_train_idx: np.ndarray  # (M, k)
+    train_radii_sq: np.ndarray  # (N,) NND_k(t, T)^2, the real radii of fidelity's PRDC
+    diversity_scale: float  # median NND_1(t, T)
+    log_floor: float  # distances below this count as this in densification's logarithms
+    memo: dict = field(default_factory=dict, repr=False)  # k-NN of H in T for larger k, computed on demand
+
+    def train_neighbours(self, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, indices) (M, kk) of each held-out point's kk nearest training points."""
+        if kk <= self.k:
+            return self.knn_train_dist[:, :kk], self.knn_train_idx[:, :kk]
+        if kk not in self.memo:
+            self.memo[kk] = knn(self.heldout, self.train, min(kk, len(self.train)))
+        return self.memo[kk]
+
+
+def _labels(labels, n: int, name: str) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise CoverageError(
+            f"{name}: expected {n} integer labels, got shape {labels.shape} dtype {labels.dtype}"
+        )
+    return labels.astype(np.int64)
+
+
+def prepare_baseline(
+    train, train_labels, heldout, heldout_labels, k: int = 5, n_classes: int | None = None
+) -> Baseline:
+    """Neighbourhoods of the clean training set and of the held-out set (computed once per audit).
+
+    Args:
+        train: float (N, d) clean training embeddings. train_labels: int (N,).
+        heldout: float (M, d) held-out embeddings. heldout_labels: int (M,).
+        k: neighbourhood size of NND_k; needs ``k < M`` and ``k < N``.
+    """
+    train, heldout = (
+        check_embeddings(train, "train embeddings"),
+        check_embeddings(heldout, "held-out embeddings"),
+    )
+    if train.shape[1] != heldout.shape[1]:
+        raise CoverageError(
+            f"embedding dimensions differ: train d={train.shape[1]}, held-out d={heldout.shape[1]}"
+        )
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise CoverageError(f"k must be a positive integer, got {k!r}")
+    for name, x in (("training", train), ("held-out", heldout)):
+        if len(x) <= k:
+            raise CoverageError(f"the {name} set has {len(x)} points; k={k} needs more than k")
+    train_labels = _labels(train_labels, len(train), "train labels")
+    heldout_labels = _labels(heldout_labels, len(heldout), "held-out labels")
+    if len(np.unique(train_labels)) < 2:
+        raise CoverageError("the training labels hold a single class; label-aware metrics need at least 2")
+    n_classes = n_classes or int(max(train_labels.max(), heldout_labels.max())) + 1
+    heldout_radii = kth_neighbour_distance(heldout, k)
+    dist, idx = knn(heldout, train, k)
+    train_nnd1 = knn(train, train, 1, self_query=True)[0][:, 0]
+    return Baseline(
+        k=int(k),
+        n_classes=n_classes,
+        train=train,
+        train_labels=train_labels,
+        heldout=heldout,
+        heldout_labels=heldout_labels,
+        heldout_radii=heldout_radii,
+        knn_train_dist=dist,
+        knn_train_idx=idx,
+        train_radii_sq=kth_neighbour_distance(train, k, squared=True),
+        diversity_scale=float(np.median(train_nnd1)),
+        log_floor=float(1e-6 * max(np.median(heldout_radii), 1e-12)),
+    )
+
+
+def knn_vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Majority label of each row of (M, k) labels ordered nearest first; a tie goes to the tied class whose
+    neighbour comes first."""
+    m, k = neighbour_labels.shape
+    counts = np.zeros((m, n_classes), np.int64)
+    np.add.at(counts, (np.repeat(np.arange(m), k), neighbour_labels.ravel()), 1)
+    best = counts.max(axis=1, keepdims=True)
+    is_best = np.take_along_axis(counts, neighbour_labels, axis=1) == best  # (M, k): neighbour of a top class
+    first = is_best.argmax(axis=1)
+    return neighbour_labels[np.arange(m), first]
+
+
+def recipe_metrics(
+    base: Baseline,
+    views,
+    view_sources,
+    *,
+    view_correct=None,
+    clean_correct=None,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, Metric]:
+    """Every coverage metric of one recipe, with bootstrap intervals and per-class values.
+
+    Args:
+        base: from :func:`prepare_baseline`.
+        views: float (N·V, d) embeddings of the recipe's views of the training images.
+        view_sources: int (N·V,) index in T of each view's source image (views inherit its label).
+        view_correct, clean_correct: bool arrays, whether a classifier gets each view / each clean image right;
+            label consistency is reported when both are given.
+        n_boot, seed: bootstrap replicates and their seed.
+
+    Returns:
+        {name: Metric}. Held-out metrics resample held-out points and break down by held-out class; view metrics
+        (fidelity, PRDC, diversity, label consistency) resample views and break down by the views' class.
+    """
+    views = check_embeddings(views, "view embeddings")
+    if views.shape[1] != base.train.shape[1]:
+        raise CoverageError(
+            f"embedding dimensions differ: views d={views.shape[1]}, train d={base.train.shape[1]}"
+        )
+    sources = np.asarray(view_sources, dtype=np.int64)
+    if sources.shape != (len(views),) or sources.min() < 0 or sources.max() >= len(base.train):
+        raise CoverageError("view_sources must give, for every view, the index of its source training image")
+    k, c, y_h = base.k, base.n_classes, base.heldout_labels
+    view_labels = base.train_labels[sources]
+
+    # Held-out neighbourhoods in T ∪ A: merge the k-NN in T (shared by all recipes) with the k-NN in A.
+    # The k-NN vote in T ∪ A uses k (1 + V) neighbours, the same neighbourhood scale as k in T alone (T ∪ A is
+    # 1 + V times denser), so a recipe whose views duplicate their sources changes no vote.
+    per_image = len(views) / len(base.train)
+    k_vote = max(k, round(k * (1 + per_image)))
+    t_dist, t_idx = base.train_neighbours(k_vote)
+    d_a, i_a = knn(base.heldout, views, min(k_vote, len(views)))
+    dist = np.concatenate([t_dist, d_a], axis=1)
+    labs = np.concatenate([base.train_labels[t_idx], view_labels[i_a]], axis=1)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :k_vote]
+    dist_ta, labs_ta = np.take_along_axis(dist, order, axis=1), np.take_along_axis(labs, order, axis=1)
+    d_t, d_ta = base.knn_train_dist[:, 0], dist_ta[:, 0]
+    lab_t = base.train_labels[base.knn_train_idx[:, 0]]
+
+    cov_t = d_t < base.heldout_radii
+    cov_ta = d_ta < base.heldout_radii
+    label_cov_t = cov_t & (lab_t == y_h)
+    label_cov_ta = cov_ta & (labs_ta[:, 0] == y_h)
+    knn_t = knn_vote(base.train_labels[base.knn_train_idx], c) == y_h
+    knn_ta = knn_vote(labs_ta, c) == y_h
+    floor = base.log_floor
+    densification = np.log(np.maximum(d_t, floor)) - np.log(np.maximum(d_ta, floor))
+
+    held = {
+        "coverage_clean": cov_t,
+        "coverage_augmented": cov_ta,
+        "coverage_gain": cov_ta.astype(float) - cov_t,
+        "densification": densification,
+        "label_coverage_clean": label_cov_t,
+        "label_coverage_augmented": label_cov_ta,
+        "label_coverage_gain": label_cov_ta.astype(float) - label_cov_t,
+        "knn_accuracy_clean": knn_t,
+        "knn_accuracy_augmented": knn_ta,
+        "knn_accuracy_gain": knn_ta.astype(float) - knn_t,
+        "nn_accuracy_augmented": labs_ta[:, 0] == y_h,
+    }
+    out = {name: _metric(v, y_h, c, n_boot, seed) for name, v in held.items()}
+
+    balls, recalled, covered = prdc_points(base.train, views, k, real_radii_sq=base.train_radii_sq)
+    out["fidelity"] = _metric(balls > 0, view_labels, c, n_boot, seed)
+    out["prdc_density"] = _metric(balls / k, view_labels, c, n_boot, seed)
+    out["prdc_recall"] = _metric(recalled, base.train_labels, c, n_boot, seed)
+    out["prdc_coverage"] = _metric(covered, base.train_labels, c, n_boot, seed)
+    moved = np.linalg.norm(views.astype(np.float64) - base.train[sources].astype(np.float64), axis=1)
+    out["diversity"] = _metric(moved / max(base.diversity_scale, 1e-12), view_labels, c, n_boot, seed)
+    if view_correct is not None and clean_correct is not None:
+        view_correct = np.asarray(view_correct, dtype=float)
+        clean_correct = np.asarray(clean_correct, dtype=float)
+        value, low, high = ratio_ci(view_correct, clean_correct, n_boot, seed)
+        per_class = per_class_means(view_correct, view_labels, c) / per_class_means(
+            clean_correct, base.train_labels, c
+        )
+        out["label_consistency"] = Metric(value, low, high, tuple(float(v) for v in per_class))
+    return out
+
+
+def _metric(values, labels, n_classes: int, n_boot: int, seed: int) -> Metric:
+    values = np.asarray(values, dtype=np.float64)
+    value, low, high = mean_ci(values, n_boot, seed)
+    return Metric(value, low, high, tuple(float(v) for v in per_class_means(values, labels, n_classes)))
+
+
+def heldout_coverage(train, heldout, k: int = 5) -> float:
+    """cov(S) for S = ``train``: share of held-out points h with min_s d(h, s) < NND_k(h, H)."""
+    heldout = check_embeddings(heldout, "held-out embeddings")
+    radii = kth_neighbour_distance(heldout, k)
+    return float((knn(heldout, train, 1)[0][:, 0] < radii).mean())

@@ -1,0 +1,48 @@
+"""``pixels``: flattened pixels in [0, 1], optionally projected on the training set's top principal components."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from densify.data import ImageSet
+from densify.embed._base import digest
+from densify.errors import EncoderError
+
+
+class PixelEncoder:
+    """Flattened pixels / 255; with ``pca=n``, the projection on the top n principal components of the training
+    images (fitted on the clean training split only)."""
+
+    def __init__(self, pca: int | None = None) -> None:
+        if pca is not None and (isinstance(pca, bool) or pca < 1):
+            raise EncoderError(f"pixels: pca must be a positive integer, got {pca!r}")
+        self.pca = pca
+        self.name = "pixels" if pca is None else f"pixels:pca{pca}"
+        self._mean: np.ndarray | None = None
+        self._components: np.ndarray | None = None
+        self._fit_digest = ""
+
+    def fit(self, train: ImageSet) -> PixelEncoder:
+        if self.pca is not None:
+            x = train.images.reshape(len(train), -1).astype(np.float64) / 255.0
+            if self.pca > min(x.shape):
+                raise EncoderError(
+                    f"pixels: pca={self.pca} exceeds the {min(x.shape)} components the data allows"
+                )
+            self._mean = x.mean(axis=0)
+            _, _, vt = np.linalg.svd(x - self._mean, full_matrices=False)
+            signs = np.sign(vt[:, np.argmax(np.abs(vt), axis=1)].diagonal())  # deterministic component signs
+            self._components = (vt[: self.pca] * signs[: self.pca, None]).T.astype(np.float32)
+            self._fit_digest = digest(self._components)
+        return self
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+        if self.pca is None:
+            return x
+        if self._components is None:
+            raise EncoderError("pixels: call fit(train) before encode() when pca is set")
+        return (x - self._mean.astype(np.float32)) @ self._components
+
+    def fingerprint(self) -> str:
+        return digest(self.name, self._fit_digest)

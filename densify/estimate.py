@@ -1,0 +1,268 @@
+"""One coverage estimate: views of each recipe, embeddings (cached), and every coverage metric per recipe.
+
+This is the library function behind ``densify coverage``; ``densify evaluate`` builds on it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from densify._version import __version__
+from densify.coverage import Metric, prepare_baseline, recipe_metrics
+from densify.data import DataSplits, ImageSet
+from densify.embed import Encoder, get_encoder
+from densify.embed._base import digest
+from densify.embed._cache import ArrayCache, default_cache_dir
+from densify.errors import CoverageError
+
+VIEW_BATCH = 2048
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class CoverageResult:
+    """The coverage metrics of one recipe (see ``densify.coverage.recipe_metrics``) and how they were obtained."""
+
+    recipe: str
+    strength: float
+    metrics: dict[str, Metric]
+    classes: tuple[str, ...]
+    seconds: float = 0.0
+    pipeline: list = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "strength": self.strength,
+            "seconds": round(self.seconds, 3),
+            "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
+            "pipeline": self.pipeline,
+        }
+
+
+@dataclass(frozen=True)
+class CoverageRun:
+    """Every recipe's :class:`CoverageResult` plus the settings and provenance needed to reproduce them."""
+
+    data: str
+    data_fingerprint: str
+    encoder: str
+    encoder_fingerprint: str
+    k: int
+    views: int
+    seed: int
+    classes: tuple[str, ...]
+    n_train: int
+    n_heldout: int
+    results: list[CoverageResult]
+    timings: dict[str, float]
+    cache: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "densify_version": __version__,
+            "data": {
+                "spec": self.data,
+                "fingerprint": self.data_fingerprint,
+                "n_train": self.n_train,
+                "n_heldout": self.n_heldout,
+                "classes": list(self.classes),
+            },
+            "encoder": {"name": self.encoder, "fingerprint": self.encoder_fingerprint},
+            "k": self.k,
+            "views": self.views,
+            "seed": self.seed,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "cache": self.cache,
+            "recipes": {r.recipe: r.to_dict() for r in self.results},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False, default=_nan_to_none)
+
+
+def _nan_to_none(value):
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def nearest_centroid_predict(
+    train: np.ndarray, labels: np.ndarray, x: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Labels of ``x`` by the nearest class centroid of ``train`` (the classifier of encoders without a head)."""
+    centroids = np.stack(
+        [
+            train[labels == c].mean(axis=0) if (labels == c).any() else np.full(train.shape[1], np.inf)
+            for c in range(n_classes)
+        ]
+    )
+    d = (x**2).sum(1)[:, None] - 2 * x @ centroids.T + (centroids**2).sum(1)[None, :]
+    return np.nan_to_num(d, nan=np.inf).argmin(axis=1)
+
+
+class _Embedder:
+    """Encodes image arrays through the cache, returning embeddings and (when the encoder has a head) predictions."""
+
+    def __init__(self, encoder, cache: ArrayCache) -> None:
+        self.encoder, self.cache = encoder, cache
+        self.has_head = hasattr(encoder, "encode_and_predict")
+
+    def __call__(self, key: str, chunks) -> tuple[np.ndarray, np.ndarray | None]:
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit["embeddings"], hit.get("predictions")
+        embeddings, predictions = [], []
+        for chunk in chunks:
+            if self.has_head:
+                e, p = self.encoder.encode_and_predict(chunk)
+                predictions.append(p)
+            else:
+                e = self.encoder.encode(chunk)
+            embeddings.append(np.asarray(e, dtype=np.float32))
+        arrays = {"embeddings": np.concatenate(embeddings)}
+        if predictions:
+            arrays["predictions"] = np.concatenate(predictions)
+        self.cache.put(key, arrays)
+        return arrays["embeddings"], arrays.get("predictions")
+
+
+def view_batches(train: ImageSet, augmenter, views: int, batch: int = VIEW_BATCH):
+    """uint8 batches of the views, in order (image 0 view 0, image 0 view 1, ...), each a pure function of
+    (seed, epoch 0, index, view)."""
+    total = len(train) * views
+    images = train.images
+    for start in range(0, total, batch):
+        stop = min(start + batch, total)
+        out = np.empty((stop - start, *train.shape), np.uint8)
+        for j, flat in enumerate(range(start, stop)):
+            index, view = divmod(flat, views)
+            out[j] = augmenter.augment(images[index], index=index, view=view, epoch=0)
+        yield out
+
+
+def estimate_coverage(
+    data: DataSplits,
+    recipes: Sequence[str],
+    *,
+    encoder: str | Encoder = "reference",
+    weights: str | Path | None = None,
+    views: int = 2,
+    k: int = 5,
+    seed: int = 0,
+    strength: float = 1.0,
+    cache_dir: str | Path | bool | None = True,
+    n_boot: int = 1000,
+    progress: Progress | None = None,
+) -> CoverageRun:
+    """Embed clean, augmented and held-out images and compute every coverage metric for each recipe.
+
+    Args:
+        data: the dataset; the encoder is fitted on ``data.train`` only.
+        recipes: recipe names or files.
+        encoder: ``reference`` (default), ``random-cnn``, ``pixels``, ``pixels:pcaN``, ``torchvision:NAME``, or an
+            :class:`~densify.embed.Encoder` instance (not yet fitted).
+        weights: local weights file for ``torchvision:NAME``.
+        views: augmented views per training image.
+        k: neighbourhood size of every k-NN statistic.
+        seed: seeds the encoder, the views and the bootstrap.
+        strength: scales every recipe's magnitudes.
+        cache_dir: embedding cache folder; True for the default (``$DENSIFY_CACHE`` or ``~/.cache/densify``),
+            False or None to disable.
+        progress: called as ``progress(stage, done, total)``.
+    """
+    from densify.loader import load_recipe
+    from densify.recipes import to_albumentations
+
+    if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+        raise CoverageError(f"views must be a positive integer, got {views!r}")
+    if not recipes:
+        raise CoverageError("no recipes to estimate")
+    augmenters = [
+        load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes
+    ]  # validate first
+    cache = ArrayCache(default_cache_dir() if cache_dir is True else (cache_dir or None))
+    note = progress or (lambda stage, done, total: None)
+    timings: dict[str, float] = {}
+    train, held = data.train, data.heldout
+    n_classes = len(data.classes)
+    data_fp = digest(train.images, train.labels, held.images, held.labels, data.classes)
+
+    start = time.perf_counter()
+    enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
+    note("fit encoder", 0, 1)
+    state_key = digest("encoder-state", enc.fingerprint(), digest(train.images, train.labels))
+    state = cache.get(state_key) if hasattr(enc, "load_state") else None
+    if state is not None:
+        enc.load_state(state, train)
+    else:
+        enc.fit(train)
+        if hasattr(enc, "state"):
+            cache.put(state_key, enc.state())
+    note("fit encoder", 1, 1)
+    timings["fit_encoder"] = time.perf_counter() - start
+    embed = _Embedder(enc, cache)
+    fp = enc.fingerprint()
+
+    start = time.perf_counter()
+    t_emb, t_pred = embed(digest("clean", fp, data_fp, "train"), [train.images])
+    h_emb, _ = embed(digest("clean", fp, data_fp, "heldout"), [held.images])
+    base = prepare_baseline(t_emb, train.labels, h_emb, held.labels, k, n_classes)
+    if t_pred is None:
+        t_pred = nearest_centroid_predict(t_emb, train.labels, t_emb, n_classes)
+    clean_correct = t_pred == train.labels
+    timings["baseline"] = time.perf_counter() - start
+
+    results = []
+    sources = np.repeat(np.arange(len(train)), views)
+    for i, augmenter in enumerate(augmenters):
+        start = time.perf_counter()
+        name = augmenter.recipe.name
+        exported = to_albumentations(augmenter.recipe, strength)
+        exported.pop("densify", None)
+        key = digest("views", fp, data_fp, json.dumps(exported, sort_keys=True), strength, views, seed)
+        note(f"views of {name}", i, len(augmenters))
+        a_emb, a_pred = embed(key, view_batches(train, augmenter, views))
+        if a_pred is None:
+            a_pred = nearest_centroid_predict(t_emb, train.labels, a_emb, n_classes)
+        metrics = recipe_metrics(
+            base,
+            a_emb,
+            sources,
+            view_correct=a_pred == train.labels[sources],
+            clean_correct=clean_correct,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        results.append(
+            CoverageResult(
+                name,
+                strength,
+                metrics,
+                data.classes,
+                time.perf_counter() - start,
+                exported["transform"]["transforms"],
+            )
+        )
+        note(f"views of {name}", i + 1, len(augmenters))
+    timings["recipes"] = sum(r.seconds for r in results)
+    return CoverageRun(
+        data=data.name,
+        data_fingerprint=data_fp,
+        encoder=enc.name,
+        encoder_fingerprint=fp,
+        k=k,
+        views=views,
+        seed=seed,
+        classes=data.classes,
+        n_train=len(train),
+        n_heldout=len(held),
+        results=results,
+        timings=timings,
+        cache={"hits": cache.hits, "misses": cache.misses, "corrupt": cache.corrupt},
+    )

@@ -1,0 +1,227 @@
+"""The coverage metrics against the reference prdc package, brute force, closed forms and properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from densify.coverage import (
+    heldout_coverage,
+    knn,
+    knn_vote,
+    kth_neighbour_distance,
+    mean_ci,
+    prdc,
+    prepare_baseline,
+    recipe_metrics,
+)
+from densify.errors import CoverageError
+
+prdc_ref = pytest.importorskip("prdc")
+
+
+def _reference(real, fake, k):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reference prints/warns about its own defaults
+        return prdc_ref.compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
+
+
+def _datasets():
+    rng = np.random.default_rng(0)
+    gauss = (
+        rng.standard_normal((300, 8)).astype(np.float32),
+        (rng.standard_normal((250, 8)) * 1.2 + 0.3).astype(np.float32),
+    )
+    centres = rng.standard_normal((5, 16)) * 4
+    blobs = tuple(
+        (centres[rng.integers(0, 5, n)] + rng.standard_normal((n, 16)) * s).astype(np.float32)
+        for n, s in ((400, 0.5), (300, 0.8))
+    )
+    lattice = tuple(rng.integers(0, 4, (n, 3)).astype(np.float32) for n in (200, 150))  # many exact ties
+    dup_real = rng.standard_normal((100, 4)).astype(np.float32)
+    dups = (
+        np.concatenate([dup_real, dup_real[:40]]),
+        np.concatenate([dup_real[:30], rng.standard_normal((60, 4)).astype(np.float32)]),
+    )
+    far = (
+        rng.standard_normal((120, 5)).astype(np.float32),
+        (rng.standard_normal((90, 5)) + 50).astype(np.float32),
+    )
+    return {"gaussian": gauss, "blobs": blobs, "lattice-ties": lattice, "duplicates": dups, "far": far}
+
+
+DATASETS = _datasets()
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 10])
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_prdc_matches_the_reference_package(name, k):
+    real, fake = DATASETS[name]
+    ours, ref = prdc(real, fake, k), _reference(real, fake, k)
+    for key in ("precision", "recall", "density", "coverage"):
+        assert getattr(ours, key) == pytest.approx(float(ref[key]), abs=1e-6), key
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_knn_matches_brute_force(name):
+    real, fake = DATASETS[name]
+    full = np.sqrt(((fake[:, None, :].astype(np.float64) - real[None, :, :]) ** 2).sum(-1))
+    dist, idx = knn(fake, real, 4)
+    assert np.allclose(dist, np.sort(full, axis=1)[:, :4], atol=1e-9)
+    assert np.allclose(np.take_along_axis(full, idx, axis=1), dist, atol=1e-9)
+    self_full = np.sqrt(((real[:, None, :].astype(np.float64) - real[None, :, :]) ** 2).sum(-1))
+    assert np.allclose(kth_neighbour_distance(real, 3), np.sort(self_full, axis=1)[:, 3], atol=1e-9)
+
+
+def test_knn_chunks_give_the_same_answer():
+    real, fake = DATASETS["blobs"]
+    a = knn(fake, real, 5)
+    b = knn(fake, real, 5, chunk=7)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+# --- closed forms ------------------------------------------------------------------------------------------------
+def test_coverage_of_a_set_by_itself_by_copies_and_by_a_far_set():
+    rng = np.random.default_rng(1)
+    h = rng.standard_normal((200, 6)).astype(np.float32)
+    assert heldout_coverage(h, h, k=3) == 1.0
+    assert heldout_coverage(np.concatenate([h, h]), h, k=3) == 1.0
+    assert heldout_coverage(h + 100, h, k=3) == 0.0
+
+
+def _setup(n=300, m=120, d=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes, d)) * 3
+    yt, yh = rng.integers(0, classes, n), rng.integers(0, classes, m)
+    t = (centres[yt] + rng.standard_normal((n, d))).astype(np.float32)
+    h = (centres[yh] + rng.standard_normal((m, d))).astype(np.float32)
+    return t, yt, h, yh
+
+
+def test_views_that_copy_their_sources_change_nothing():
+    t, yt, h, yh = _setup()
+    base = prepare_baseline(t, yt, h, yh, k=5)
+    sources = np.repeat(np.arange(len(t)), 2)
+    m = recipe_metrics(base, t[sources], sources, n_boot=50)
+    for name in ("coverage_gain", "densification", "label_coverage_gain", "knn_accuracy_gain", "diversity"):
+        assert m[name].value == 0.0, name
+    assert m["fidelity"].value == 1.0
+    assert m["coverage_augmented"].value == m["coverage_clean"].value
+
+
+def test_views_far_off_the_manifold():
+    t, yt, h, yh = _setup()
+    base = prepare_baseline(t, yt, h, yh, k=5)
+    sources = np.arange(len(t))
+    m = recipe_metrics(base, t + 1000, sources, n_boot=50)
+    assert m["fidelity"].value == 0.0 and m["coverage_gain"].value == 0.0 and m["densification"].value == 0.0
+    assert m["diversity"].value > 100
+
+
+def test_views_onto_heldout_points_raise_coverage_to_one():
+    t, yt, h, yh = _setup()
+    base = prepare_baseline(t, yt, h, yh, k=5)
+    sources = np.argmin(
+        ((h[:, None] - t[None]) ** 2).sum(-1), axis=1
+    )  # each held-out point as a view of some image
+    m = recipe_metrics(base, h.copy(), sources, n_boot=50)
+    assert m["coverage_augmented"].value == 1.0
+    assert m["densification"].value > 1.0
+
+
+def test_label_consistency_is_the_accuracy_ratio():
+    t, yt, h, yh = _setup()
+    base = prepare_baseline(t, yt, h, yh, k=5)
+    sources = np.arange(len(t))
+    view_ok = np.arange(len(t)) % 2 == 0
+    m = recipe_metrics(
+        base, t + 0.01, sources, view_correct=view_ok, clean_correct=np.ones(len(t), bool), n_boot=50
+    )
+    assert m["label_consistency"].value == pytest.approx(view_ok.mean())
+    assert m["label_consistency"].low < m["label_consistency"].value < m["label_consistency"].high
+
+
+def test_knn_vote_breaks_ties_toward_the_nearest():
+    assert knn_vote(np.array([[2, 1, 1, 2], [0, 0, 1, 1], [1, 1, 1, 0]]), 3).tolist() == [2, 0, 1]
+
+
+def test_bootstrap_interval_contains_the_mean_and_is_seeded():
+    values = np.random.default_rng(0).random(500)
+    mean, low, high = mean_ci(values, 400, seed=3)
+    assert low < mean < high and (mean, low, high) == mean_ci(values, 400, seed=3)
+
+
+# --- properties --------------------------------------------------------------------------------------------------
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 6), views=st.integers(1, 3), scale=st.floats(0.0, 3.0))
+def test_metrics_stay_in_range_and_ignore_row_order(seed, k, views, scale):
+    t, yt, h, yh = _setup(n=80, m=40, seed=seed)
+    rng = np.random.default_rng(seed)
+    sources = np.repeat(np.arange(len(t)), views)
+    a = (t[sources] + scale * rng.standard_normal((len(sources), t.shape[1]))).astype(np.float32)
+    m = recipe_metrics(prepare_baseline(t, yt, h, yh, k), a, sources, n_boot=20)
+    for name in (
+        "coverage_clean",
+        "coverage_augmented",
+        "fidelity",
+        "prdc_recall",
+        "prdc_coverage",
+        "label_coverage_augmented",
+        "knn_accuracy_augmented",
+    ):
+        assert 0.0 <= m[name].value <= 1.0, name
+    assert m["densification"].value >= 0 and m["diversity"].value >= 0 and m["coverage_gain"].value >= 0
+    ph, pa = rng.permutation(len(h)), rng.permutation(len(a))
+    m2 = recipe_metrics(prepare_baseline(t, yt, h[ph], yh[ph], k), a[pa], sources[pa], n_boot=20)
+    for name in m:
+        assert m2[name].value == pytest.approx(m[name].value, abs=1e-12), name
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    points=hnp.arrays(
+        np.float32, st.tuples(st.integers(8, 30), st.just(3)), elements=st.floats(-5, 5, width=32)
+    ),
+    extra=hnp.arrays(
+        np.float32, st.tuples(st.integers(1, 10), st.just(3)), elements=st.floats(-5, 5, width=32)
+    ),
+)
+def test_coverage_is_monotone_when_points_are_added(points, extra):
+    held = points[: len(points) // 2 + 4]
+    train = points[len(points) // 2 :]
+    assert heldout_coverage(np.concatenate([train, extra]), held, k=2) >= heldout_coverage(train, held, k=2)
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t, yt, h, yh: (t[:4], yt[:4], h, yh), "the training set has 4 points; k=5 needs more than k"),
+        (lambda t, yt, h, yh: (t, np.zeros_like(yt), h, yh), "single class"),
+        (
+            lambda t, yt, h, yh: (np.where(np.arange(len(t))[:, None] == 3, np.nan, t), yt, h, yh),
+            "1 embedding row",
+        ),
+        (lambda t, yt, h, yh: (t, yt, h[:0], yh[:0]), "no embeddings"),
+        (lambda t, yt, h, yh: (t, yt, h[:, :3], yh), "embedding dimensions differ"),
+        (lambda t, yt, h, yh: (t, yt[:-1], h, yh), "expected 300 integer labels"),
+    ],
+    ids=["n-le-k", "one-class", "nan", "empty-heldout", "dims", "labels"],
+)
+def test_bad_input(mutate, message):
+    with pytest.raises(CoverageError, match=message) as info:
+        prepare_baseline(*mutate(*_setup()), k=5)
+    assert "\n" not in str(info.value)
+
+
+def test_prdc_bad_input():
+    real, fake = DATASETS["gaussian"]
+    with pytest.raises(CoverageError, match="k=5 needs more than k points"):
+        prdc(real[:5], fake, 5)
+    with pytest.raises(CoverageError, match="inf"):
+        prdc(real, np.full_like(fake, np.inf), 5)
