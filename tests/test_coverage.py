@@ -169,8 +169,6 @@ def test_metrics_stay_in_range_and_ignore_row_order(seed, k, views, scale):
         "coverage_clean",
         "coverage_augmented",
         "fidelity",
-        "prdc_recall",
-        "prdc_coverage",
         "label_coverage_augmented",
         "knn_accuracy_augmented",
     ):
@@ -225,3 +223,13 @@ def test_prdc_bad_input():
         prdc(real[:5], fake, 5)
     with pytest.raises(CoverageError, match="inf"):
         prdc(real, np.full_like(fake, np.inf), 5)
+
+
+def test_multinomial_bootstrap_matches_index_resampling_in_distribution():
+    from densify.coverage._bootstrap import boot_means
+
+    values = (np.random.default_rng(0).random(400) < 0.3).astype(float)
+    fast = boot_means(values, 4000, seed=1)  # few levels: multinomial path
+    rng = np.random.default_rng(2)
+    slow = values[rng.integers(0, 400, (4000, 400))].mean(axis=1)
+    assert abs(fast.mean() - slow.mean()) < 0.003 and abs(fast.std() - slow.std()) < 0.002

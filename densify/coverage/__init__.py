@@ -13,12 +13,13 @@ from densify.coverage._metrics import (
     prepare_baseline,
     recipe_metrics,
 )
-from densify.coverage._prdc import PRDC, prdc, prdc_points
+from densify.coverage._prdc import PRDC, ball_counts, prdc, prdc_points
 
 __all__ = [
     "PRDC",
     "Baseline",
     "Metric",
+    "ball_counts",
     "heldout_coverage",
     "knn",
     "knn_vote",

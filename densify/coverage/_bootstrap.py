@@ -6,12 +6,22 @@ import numpy as np
 
 N_BOOT = 1000
 _CHUNK = 100  # bootstrap replicates drawn at a time, so memory is _CHUNK × n indices
+_MAX_LEVELS = 64
 
 
 def boot_means(values: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-    """float64 (n_boot,): means of ``values`` (n,) over resamples with replacement, seeded."""
+    """float64 (n_boot,): means of ``values`` (n,) over resamples with replacement, seeded.
+
+    Values with few distinct levels (indicators, gains in {-1, 0, 1}) are resampled through the multinomial
+    distribution of their level counts, which is the same distribution as resampling indices at O(levels) per
+    replicate instead of O(n).
+    """
     values = np.asarray(values, dtype=np.float64)
     rng = np.random.default_rng(seed)
+    levels, counts = np.unique(values, return_counts=True)
+    if len(levels) <= _MAX_LEVELS:
+        draws = rng.multinomial(len(values), counts / len(values), size=n_boot)
+        return draws @ levels / len(values)
     out = np.empty(n_boot)
     for start in range(0, n_boot, _CHUNK):
         m = min(_CHUNK, n_boot - start)

@@ -1,9 +1,10 @@
 """k-nearest-neighbour distances: faiss finds candidates, float64 re-ranking makes the distances exact.
 
 faiss' ``IndexFlatL2`` computes squared distances as ``|x|^2 + |y|^2 - 2 x.y`` in float32, which loses precision
-for close pairs; densify's metrics compare distances with strict ``<`` (as the reference ``prdc`` does), so each
-query's ``k + MARGIN`` faiss candidates are re-ranked with exact float64 distances. Queries run in chunks, so memory
-is bounded by ``chunk × (k + MARGIN) × d`` and never holds an all-pairs matrix.
+for close pairs; densify's metrics compare distances with strict ``<`` (as the reference ``prdc`` does), so the
+distances densify returns are recomputed exactly in float64, and where faiss' ranking is within its rounding error
+the ``k + MARGIN`` candidates are re-ranked exactly. Queries run in chunks, so memory is bounded by
+``chunk × (k + MARGIN) × d`` and never holds an all-pairs matrix.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from densify.errors import CoverageError
 
 MARGIN = 8  # extra faiss candidates per query, re-ranked exactly
-CHUNK = 4096  # queries per faiss call
+CHUNK = 32768  # queries per faiss call (faiss is markedly slower on small query batches)
 _threads_set = False
 
 
@@ -63,9 +64,15 @@ def squared_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return diff.sum(axis=-1)
 
 
-def _candidates(queries: np.ndarray, base: np.ndarray, want: int, chunk: int):
-    """Yield (start, exact float64 squared distances (m, c), candidate indices (m, c)) per chunk of queries, where
-    the c = want + MARGIN candidates are faiss' nearest and the distances are recomputed in float64."""
+def _exact_chunks(queries: np.ndarray, base: np.ndarray, want: int, chunk: int):
+    """Yield (start, exact squared distances float64 (m, want) ascending, indices (m, want)) per chunk of queries.
+
+    faiss returns ``want + 1`` candidates with float32 squared distances, each within
+    ``eps = (2 d + 8) 2^-24 (|q|^2 + max |b|^2)`` of the truth. Where the gap between the want-th and the next
+    candidate exceeds ``2 eps``, faiss' top ``want`` are certainly the true ones and only their distances are
+    recomputed exactly; the other queries (near-ties at the boundary) get ``want + MARGIN`` candidates from faiss,
+    all re-ranked exactly.
+    """
     if queries.shape[1] != base.shape[1]:
         raise CoverageError(
             f"embedding dimensions differ: queries have d={queries.shape[1]}, base has d={base.shape[1]}"
@@ -78,14 +85,34 @@ def _candidates(queries: np.ndarray, base: np.ndarray, want: int, chunk: int):
     index = faiss.IndexFlatL2(base.shape[1])
     index.add(base)
     take = min(want + MARGIN, len(base))
-    base64 = base.astype(np.float64)
+    d = base.shape[1]
+    base_max = float(np.einsum("nd,nd->n", base, base, dtype=np.float64).max())
     chunk = max(
-        64, min(chunk, (1 << 25) // (take * base.shape[1]))
-    )  # re-ranking holds chunk × take × d float64
+        64, min(chunk, (1 << 25) // (take * d))
+    )  # re-ranking holds at most chunk × take × d float64 (256 MiB)
+    first = min(want + 1, len(base))  # one extra candidate shows whether faiss' top `want` are certain
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk]
-        _, cand = index.search(q, take)
-        yield start, squared_difference(base64[cand], q.astype(np.float64)[:, None, :]), cand
+        approx, cand = index.search(q, first)
+        eps = (2 * d + 8) * 2.0**-24 * (np.einsum("nd,nd->n", q, q, dtype=np.float64) + base_max)
+        if first > want:
+            certain = approx[:, want].astype(np.float64) - approx[:, want - 1] > 2 * eps
+        else:
+            certain = np.ones(len(q), bool)
+        out_sq = np.empty((len(q), want))
+        out_i = np.empty((len(q), want), np.int64)
+        unsure = np.flatnonzero(~certain)
+        groups = [(np.flatnonzero(certain), cand[certain, :want])]
+        if len(unsure):  # near-ties at the boundary: ask faiss for MARGIN more and re-rank them all exactly
+            groups.append((unsure, index.search(q[unsure], take)[1]))
+        for rows, c in groups:
+            if len(rows) == 0:
+                continue
+            exact = squared_difference(base[c], q[rows][:, None, :])
+            order = np.argsort(exact, axis=1, kind="stable")[:, :want]
+            out_sq[rows] = np.take_along_axis(exact, order, axis=1)
+            out_i[rows] = np.take_along_axis(c, order, axis=1)
+        yield start, out_sq, out_i
 
 
 def knn(
@@ -109,13 +136,24 @@ def knn(
     want = k + 1 if self_query else k
     out_d = np.empty((len(queries), want), np.float64)
     out_i = np.empty((len(queries), want), np.int64)
-    for start, exact, cand in _candidates(queries, base, want, chunk):
-        order = np.argsort(exact, axis=1, kind="stable")[:, :want]
-        out_d[start : start + len(exact)] = np.sqrt(np.take_along_axis(exact, order, axis=1))
-        out_i[start : start + len(exact)] = np.take_along_axis(cand, order, axis=1)
+    for start, sq, idx in _exact_chunks(queries, base, want, chunk):
+        out_d[start : start + len(sq)] = np.sqrt(sq)
+        out_i[start : start + len(sq)] = idx
     if self_query:
         return out_d[:, 1:], out_i[:, 1:]
     return out_d, out_i
+
+
+def self_neighbours_squared(points: np.ndarray, k: int, chunk: int = CHUNK) -> np.ndarray:
+    """float64 (N, k + 1): exact squared distances from each point to its k + 1 nearest points, its own zero first
+    (column j is NND_j squared; duplicates of a point count as neighbours, as in ``prdc``)."""
+    points = check_embeddings(points, "points")
+    if k < 1:
+        raise CoverageError(f"k must be at least 1, got {k}")
+    out = np.empty((len(points), k + 1), np.float64)
+    for start, sq, _ in _exact_chunks(points, points, k + 1, chunk):
+        out[start : start + len(sq)] = sq
+    return out
 
 
 def kth_neighbour_distance(
@@ -124,12 +162,7 @@ def kth_neighbour_distance(
     """NND_k: float64 (N,) distance from each point to its k-th nearest other point (``prdc``'s radii):
     the (k+1)-th smallest distance counting the point's own zero, so duplicates count as neighbours.
     ``squared=True`` returns the exact squared distances (no square root rounding)."""
-    points = check_embeddings(points, "points")
-    if k < 1:
-        raise CoverageError(f"k must be at least 1, got {k}")
-    out = np.empty(len(points), np.float64)
-    for start, exact, _ in _candidates(points, points, k + 1, chunk):
-        out[start : start + len(exact)] = np.partition(exact, k, axis=1)[:, k]
+    out = self_neighbours_squared(points, k, chunk)[:, k]
     return out if squared else np.sqrt(out)
 
 

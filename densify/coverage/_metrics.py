@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from densify.coverage._bootstrap import N_BOOT, mean_ci, per_class_means, ratio_ci
-from densify.coverage._knn import check_embeddings, knn, kth_neighbour_distance
-from densify.coverage._prdc import prdc_points
+from densify.coverage._knn import check_embeddings, knn, kth_neighbour_distance, self_neighbours_squared
+from densify.coverage._prdc import ball_counts
 from densify.errors import CoverageError
 
 
@@ -96,7 +96,7 @@ def prepare_baseline(
     n_classes = n_classes or int(max(train_labels.max(), heldout_labels.max())) + 1
     heldout_radii = kth_neighbour_distance(heldout, k)
     dist, idx = knn(heldout, train, k)
-    train_nnd1 = knn(train, train, 1, self_query=True)[0][:, 0]
+    train_sq = self_neighbours_squared(train, k)  # one search gives fidelity's radii and diversity's scale
     return Baseline(
         k=int(k),
         n_classes=n_classes,
@@ -107,8 +107,8 @@ def prepare_baseline(
         heldout_radii=heldout_radii,
         knn_train_dist=dist,
         knn_train_idx=idx,
-        train_radii_sq=kth_neighbour_distance(train, k, squared=True),
-        diversity_scale=float(np.median(train_nnd1)),
+        train_radii_sq=train_sq[:, k],
+        diversity_scale=float(np.median(np.sqrt(train_sq[:, 1]))),
         log_floor=float(1e-6 * max(np.median(heldout_radii), 1e-12)),
     )
 
@@ -134,6 +134,7 @@ def recipe_metrics(
     clean_correct=None,
     n_boot: int = N_BOOT,
     seed: int = 0,
+    max_fidelity_views: int | None = 10_000,
 ) -> dict[str, Metric]:
     """Every coverage metric of one recipe, with bootstrap intervals and per-class values.
 
@@ -144,10 +145,14 @@ def recipe_metrics(
         view_correct, clean_correct: bool arrays, whether a classifier gets each view / each clean image right;
             label consistency is reported when both are given.
         n_boot, seed: bootstrap replicates and their seed.
+        max_fidelity_views: fidelity and PRDC density are estimated on a seeded sample of this many views
+            (None: all views); their intervals include the sampling error.
 
     Returns:
         {name: Metric}. Held-out metrics resample held-out points and break down by held-out class; view metrics
-        (fidelity, PRDC, diversity, label consistency) resample views and break down by the views' class.
+        (fidelity, PRDC density, diversity, label consistency) resample views and break down by the views' class.
+        PRDC recall and coverage of the views are not included (they need a k-NN search within the views, the
+        costliest step at scale); ``densify.coverage.prdc`` computes all four.
     """
     views = check_embeddings(views, "view embeddings")
     if views.shape[1] != base.train.shape[1]:
@@ -198,11 +203,14 @@ def recipe_metrics(
     }
     out = {name: _metric(v, y_h, c, n_boot, seed) for name, v in held.items()}
 
-    balls, recalled, covered = prdc_points(base.train, views, k, real_radii_sq=base.train_radii_sq)
-    out["fidelity"] = _metric(balls > 0, view_labels, c, n_boot, seed)
-    out["prdc_density"] = _metric(balls / k, view_labels, c, n_boot, seed)
-    out["prdc_recall"] = _metric(recalled, base.train_labels, c, n_boot, seed)
-    out["prdc_coverage"] = _metric(covered, base.train_labels, c, n_boot, seed)
+    # Fidelity is a mean over views: on a seeded random sample of at most `max_fidelity_views` views (a Monte
+    # Carlo estimate whose bootstrap interval reflects the sample), it costs one pass over sample × T.
+    sample = np.arange(len(views))
+    if max_fidelity_views is not None and len(views) > max_fidelity_views:
+        sample = np.sort(np.random.default_rng(seed).choice(len(views), max_fidelity_views, replace=False))
+    balls = ball_counts(base.train, views[sample], k, real_radii_sq=base.train_radii_sq)
+    out["fidelity"] = _metric(balls > 0, view_labels[sample], c, n_boot, seed)
+    out["prdc_density"] = _metric(balls / k, view_labels[sample], c, n_boot, seed)
     moved = np.linalg.norm(views.astype(np.float64) - base.train[sources].astype(np.float64), axis=1)
     out["diversity"] = _metric(moved / max(base.diversity_scale, 1e-12), view_labels, c, n_boot, seed)
     if view_correct is not None and clean_correct is not None:

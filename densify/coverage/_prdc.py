@@ -32,7 +32,7 @@ def _sq_norms(x: np.ndarray) -> np.ndarray:
     return np.einsum("nd,nd->n", x, x, dtype=np.float64)  # float64 accumulation of float32 rows
 
 
-def _compare_block(fake, real, fn, rn, real_sq, fake_sq):
+def _compare_block(fake, real, fn, rn, real_sq, fake_sq=None):
     """For a block of fake rows against every real row, exactly:
     ``inside_real[j, i] = d^2(f_j, r_i) < real_sq[i]`` and ``inside_fake[j, i] = d^2(f_j, r_i) < fake_sq[j]``.
 
@@ -47,7 +47,10 @@ def _compare_block(fake, real, fn, rn, real_sq, fake_sq):
     d2 += rn.astype(np.float32)[None, :]
     eps = (2 * fake.shape[1] + 8) * 2.0**-24 * (fn.max() + rn.max()) + 1e-30
     results = []
-    for t in (real_sq[None, :], fake_sq[:, None]):
+    for t in (real_sq[None, :], None if fake_sq is None else fake_sq[:, None]):
+        if t is None:
+            results.append(None)
+            continue
         inside = d2 < (t - eps).astype(np.float32)  # surely inside
         near = d2 <= (t + eps).astype(np.float32)
         np.not_equal(near, inside, out=near)  # too close to call from the GEMM form
@@ -56,6 +59,30 @@ def _compare_block(fake, real, fn, rn, real_sq, fake_sq):
             inside[jj, ii] = squared_difference(fake[jj], real[ii]) < np.broadcast_to(t, d2.shape)[jj, ii]
         results.append(inside)
     return results[0], results[1]
+
+
+def ball_counts(
+    real: np.ndarray, fake: np.ndarray, k: int = 5, real_radii_sq: np.ndarray | None = None
+) -> np.ndarray:
+    """int64 (M,): for each fake point, how many real k-NN balls contain it (strictly), exactly.
+
+    ``balls > 0`` is PRDC's precision indicator and ``balls / k`` its density; this is the part of PRDC that
+    needs no k-NN within ``fake``, so it costs one streaming pass over fake × real.
+    """
+    real, fake = check_embeddings(real, "real"), check_embeddings(fake, "fake")
+    if real.shape[1] != fake.shape[1]:
+        raise CoverageError(f"embedding dimensions differ: real d={real.shape[1]}, fake d={fake.shape[1]}")
+    if len(real) <= k:
+        raise CoverageError(f"real: k={k} needs more than k points, got {len(real)}")
+    r_real_sq = kth_neighbour_distance(real, k, squared=True) if real_radii_sq is None else real_radii_sq
+    balls = np.zeros(len(fake), np.int64)
+    fn_all, rn = _sq_norms(fake), _sq_norms(real)
+    block = max(1, BLOCK_BYTES // (4 * len(real)))
+    for start in range(0, len(fake), block):
+        stop = min(start + block, len(fake))
+        inside, _ = _compare_block(fake[start:stop], real, fn_all[start:stop], rn, r_real_sq)
+        balls[start:stop] = np.count_nonzero(inside, axis=1)
+    return balls
 
 
 def prdc_points(

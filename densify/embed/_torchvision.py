@@ -76,7 +76,7 @@ class TorchvisionEncoder:
         out = []
         with torch.inference_mode():
             for b in batches(images, 64):
-                x = torch.from_numpy(np.ascontiguousarray(b.transpose(0, 3, 1, 2)))
+                x = torch.from_numpy(b.transpose(0, 3, 1, 2).copy())  # uint8; the preprocessing converts it
                 if x.shape[1] == 1:
                     x = x.repeat(1, 3, 1, 1)
                 feats = self._net(self._preprocess(x).to(dev)).flatten(1)

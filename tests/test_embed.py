@@ -1,0 +1,131 @@
+"""Every encoder through the same checks, the factory's grammar, torchvision weights, and the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from densify.data import ImageSet
+from densify.embed import ENCODERS, get_encoder
+from densify.embed._cache import ArrayCache
+from densify.embed._cnn import ReferenceEncoder
+from densify.errors import EncoderError
+
+
+def _images(n=40, shape=(16, 16, 1), seed=0) -> ImageSet:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 4
+    images = np.zeros((n, *shape), np.uint8)
+    for i, y in enumerate(labels):  # class = position of a bright square, plus noise
+        images[i] = rng.integers(0, 60, shape)
+        r, c = (y // 2) * 8, (y % 2) * 8
+        images[i, r : r + 8, c : c + 8] = 220
+    return ImageSet(images, labels, ("a", "b", "c", "d"), "toy/train")
+
+
+@pytest.fixture(scope="module")
+def tv_weights(tmp_path_factory) -> Path:
+    import torch
+    from torchvision import models
+
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_v3_small.pt"
+    torch.manual_seed(0)
+    torch.save(models.mobilenet_v3_small(weights=None).state_dict(), path)
+    return path
+
+
+# One entry per encoder family (a test fails when ENCODERS gains one without an entry): how to build it for tests.
+ENCODER_TABLE = {
+    "reference": lambda w: ReferenceEncoder(seed=0, steps=15, batch=16),
+    "random-cnn": lambda w: get_encoder("random-cnn", seed=0),
+    "pixels": lambda w: get_encoder("pixels:pca8"),
+    "torchvision:NAME": lambda w: get_encoder("torchvision:mobilenet_v3_small", weights=w),
+}
+
+
+def test_every_encoder_has_a_table_entry():
+    assert set(ENCODER_TABLE) == set(ENCODERS)
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 1), (16, 16, 3)], ids=["gray", "rgb"])
+@pytest.mark.parametrize("name", sorted(ENCODER_TABLE))
+def test_encoder_contract(name, shape, tv_weights):
+    train = _images(shape=shape)
+    if name == "torchvision:NAME":
+        train = train.subset(np.arange(8))
+    a = ENCODER_TABLE[name](tv_weights).fit(train)
+    b = ENCODER_TABLE[name](tv_weights).fit(train)
+    x = a.encode(train.images)
+    assert x.dtype == np.float32 and x.ndim == 2 and len(x) == len(train) and np.isfinite(x).all()
+    assert np.allclose(x, b.encode(train.images), atol=1e-5), "same seed, same data: same embeddings"
+    assert np.allclose(a.encode(train.images[:3]), x[:3], atol=1e-5), "batching changes nothing"
+    assert a.fingerprint() == b.fingerprint()
+
+
+def test_reference_encoder_learns_and_predicts():
+    train = _images(200)
+    enc = ReferenceEncoder(seed=0, steps=120, batch=32).fit(train)
+    emb, pred = enc.encode_and_predict(train.images)
+    assert (pred == train.labels).mean() > 0.9
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    restored = ReferenceEncoder(seed=0, steps=120, batch=32).load_state(enc.state(), train)
+    assert np.array_equal(restored.encode(train.images), emb)
+
+
+def test_pixels_without_pca_is_the_flat_image():
+    train = _images(4)
+    x = get_encoder("pixels").fit(train).encode(train.images)
+    assert np.allclose(x, train.images.reshape(4, -1) / 255.0)
+
+
+@pytest.mark.parametrize(
+    "spec, kwargs, message",
+    [
+        ("resnet", {}, "unknown encoder 'resnet'"),
+        ("pixels:pcaX", {}, "pixels:pcaN with an integer N"),
+        ("torchvision:resnet18", {}, "pass --weights FILE"),
+        ("torchvision:resnet18", {"weights": "/nope.pt"}, "/nope.pt: weights file not found"),
+        ("random-cnn", {"weights": "x.pt"}, "--weights applies to torchvision"),
+    ],
+)
+def test_encoder_errors(spec, kwargs, message):
+    with pytest.raises(EncoderError, match=message):
+        get_encoder(spec, **kwargs)
+
+
+def test_torchvision_weights_that_do_not_match_or_load(tmp_path: Path, tv_weights: Path):
+    with pytest.raises(EncoderError, match="weights do not match resnet18"):
+        get_encoder("torchvision:resnet18", weights=tv_weights).fit(_images(4))
+    garbage = tmp_path / "bad.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(EncoderError, match=r"bad\.pt: cannot load weights"):
+        get_encoder("torchvision:resnet18", weights=garbage).fit(_images(4))
+    with pytest.raises(EncoderError, match="unknown torchvision model 'nonet'"):
+        get_encoder("torchvision:nonet", weights=tv_weights).fit(_images(4))
+
+
+def test_cache_round_trip_and_corruption(tmp_path: Path):
+    cache = ArrayCache(tmp_path)
+    arrays = {"embeddings": np.arange(12, dtype=np.float32).reshape(3, 4), "predictions": np.array([1, 2, 3])}
+    assert cache.get("k") is None
+    cache.put("k", arrays)
+    got = cache.get("k")
+    assert got.keys() == arrays.keys() and all(np.array_equal(got[n], arrays[n]) for n in arrays)
+    path = tmp_path / "k.npz"
+    path.write_bytes(path.read_bytes()[:-20])  # truncated
+    assert cache.get("k") is None and not path.exists() and cache.corrupt == 1
+    cache.put("k", arrays)
+    raw = bytearray(path.read_bytes())
+    import zipfile
+
+    with zipfile.ZipFile(
+        path
+    ) as z:  # flip one stored value without breaking the zip: the checksum must catch it
+        info = z.getinfo("embeddings.npy")
+    offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + 128 + 4
+    raw[offset] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert cache.get("k") is None and cache.corrupt == 2
+    assert ArrayCache(None).get("k") is None

@@ -1,0 +1,122 @@
+"""estimate_coverage end to end (views -> embeddings -> metrics), its cache, and the densify coverage command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from densify.cli import cli
+from densify.data import load_data
+from densify.estimate import estimate_coverage, view_batches
+from densify.loader import load_recipe
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_data("fashion-mini", train_size=200, heldout_size=60, seed=1)
+
+
+def _strip(run_dict):
+    run_dict = dict(run_dict)
+    run_dict.pop("timings"), run_dict.pop("cache")
+    for r in run_dict["recipes"].values():
+        r.pop("seconds")
+    return run_dict
+
+
+def test_estimate_is_deterministic_and_cached(small, tmp_path: Path):
+    kwargs = dict(encoder="pixels:pca16", views=2, k=3, seed=0, n_boot=100, cache_dir=tmp_path)
+    first = estimate_coverage(small, ["none", "flip", "affine-heavy"], **kwargs)
+    second = estimate_coverage(small, ["none", "flip", "affine-heavy"], **kwargs)
+    assert second.cache["hits"] == 5 and second.cache["misses"] == 0  # train, held-out, three recipes' views
+    assert _strip(first.to_dict()) == _strip(second.to_dict())
+    none = first.results[0].metrics
+    assert (
+        none["coverage_gain"].value == 0 and none["densification"].value == 0 and none["diversity"].value == 0
+    )
+    heavy = first.results[2].metrics
+    assert heavy["diversity"].value > first.results[1].metrics["diversity"].value > 0
+    json.loads(first.to_json())  # strict JSON: no NaN
+
+
+def test_corrupt_cache_entries_are_recomputed(small, tmp_path: Path):
+    kwargs = dict(encoder="random-cnn", views=1, k=3, n_boot=50, cache_dir=tmp_path)
+    first = estimate_coverage(small, ["flip"], **kwargs)
+    for path in tmp_path.glob("*.npz"):
+        path.write_bytes(b"garbage")
+    again = estimate_coverage(small, ["flip"], **kwargs)
+    assert again.cache["corrupt"] == 3
+    assert _strip(first.to_dict()) == _strip(again.to_dict())
+
+
+def test_views_are_the_recipe_views_in_order(small):
+    augmenter = load_recipe("affine-light", seed=4, output="numpy")
+    (batch,) = list(view_batches(small.train.subset(np.arange(5)), augmenter, views=3))
+    assert batch.shape == (15, 28, 28, 1)
+    assert np.array_equal(batch[7], augmenter.augment(small.train.images[2], index=2, view=1))
+
+
+def test_coverage_command(tmp_path: Path):
+    out = tmp_path / "cov.json"
+    args = [
+        "coverage",
+        "--train-size",
+        "200",
+        "--heldout-size",
+        "60",
+        "--recipe",
+        "flip",
+        "--recipe",
+        "vflip",
+        "--encoder",
+        "pixels:pca16",
+        "-k",
+        "3",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--json",
+        str(out),
+        "--per-class",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "summary" in result.output and "coverage-gap map" in result.output and "Ankle boot" in result.output
+    )
+    report = json.loads(out.read_text())
+    assert set(report["recipes"]) == {"flip", "vflip"} and report["k"] == 3
+    flip = report["recipes"]["flip"]["metrics"]
+    assert {"coverage_gain", "densification", "fidelity", "label_consistency", "diversity"} <= set(flip)
+    assert len(flip["coverage_gain"]["per_class"]) == 10
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--encoder", "resnet"], "unknown encoder 'resnet'"),
+        (["-k", "80"], "the held-out set has 60 points; k=80 needs more than k"),
+        (["--encoder", "torchvision:resnet18"], "pass --weights FILE"),
+        (["--recipe", "nope"], "unknown recipe 'nope'"),
+    ],
+)
+def test_coverage_command_bad_input(tmp_path: Path, extra, message):
+    args = [
+        "coverage",
+        "--train-size",
+        "200",
+        "--heldout-size",
+        "60",
+        "--recipe",
+        "flip",
+        "--encoder",
+        "pixels:pca16",
+        "--no-cache",
+        *extra,
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and result.output.strip().count("\n") == 0
