@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/densify data info fashion-mini
+	$(BIN)/densify coverage --data fashion-mini --recipe none --recipe flip --recipe vflip --recipe affine-light \
+		--recipe cutout --recipe randaugment --per-class --json densify-report/coverage.json
 	$(BIN)/densify recipes preview affine-light --data fashion-mini -o densify-report/affine-light-preview.png
 
 test: $(STAMP)
