@@ -85,11 +85,7 @@ class CoverageRun:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False, default=_nan_to_none)
-
-
-def _nan_to_none(value):
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
 
 def nearest_centroid_predict(

@@ -7,7 +7,7 @@ Everything that depends only on T and H is computed once in :func:`prepare_basel
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,7 +27,17 @@ class Metric:
     per_class: tuple[float, ...]
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        """JSON-ready: undefined values (NaN, e.g. a class without points) become None."""
+
+        def clean(v: float) -> float | None:
+            return float(v) if np.isfinite(v) else None
+
+        return {
+            "value": clean(self.value),
+            "low": clean(self.low),
+            "high": clean(self.high),
+            "per_class": [clean(v) for v in self.per_class],
+        }
 
 
 @dataclass(frozen=True, eq=False)

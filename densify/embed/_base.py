@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -67,8 +67,3 @@ def to_tensor(images: np.ndarray, dev):
 
     x = np.divide(images.transpose(0, 3, 1, 2), np.float32(255), dtype=np.float32)  # a new, writable array
     return torch.from_numpy(x).to(dev)
-
-
-def encode_batches(encode_one, chunks: Iterable[np.ndarray]) -> np.ndarray:
-    parts = [encode_one(chunk) for chunk in chunks]
-    return np.concatenate(parts).astype(np.float32, copy=False)

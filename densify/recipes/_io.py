@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -196,7 +195,3 @@ def _block(kind: str, value: Any, where: str, path: Path, stack: tuple[Path, ...
             f"{where}.n: {n} is more than the {len(steps)} transforms; use n <= {len(steps)} or replace: true"
         )
     return BlockStep(kind=kind, steps=steps, p=float(model.p), n=n, replace=replace)
-
-
-def dump_json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False)
