@@ -136,12 +136,16 @@ def recipes() -> None:
 
 @recipes.command("list")
 @click.argument("pattern", default="*")
+@click.option(
+    "--dir", "folders", multiple=True, type=click.Path(), help="Also list the recipes in this folder."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-def recipes_list(pattern: str, as_json: bool) -> None:
-    """Built-in recipes (name, intent, what they suit), optionally filtered by a glob PATTERN."""
+def recipes_list(pattern: str, folders: tuple[str, ...], as_json: bool) -> None:
+    """Recipes (name, intent, what they suit), optionally filtered by a glob PATTERN: built-ins, the folders of
+    DENSIFY_RECIPE_PATH, and any --dir."""
     from densify.recipes import list_recipes
 
-    found = list_recipes(pattern)
+    found = list_recipes(pattern, folders)
     if as_json:
         rows = [
             {"name": r.name, "intent": r.intent, "suits": list(r.suits), "avoid": list(r.avoid)}
@@ -254,10 +258,10 @@ def recipes_export(recipe: str, out: str, strength: float) -> None:
 @recipes.command("check")
 @click.argument("paths", nargs=-1, required=True)
 def recipes_check(paths: tuple[str, ...]) -> None:
-    """Validate recipe files (or names); exit code 2 at the first invalid one."""
-    from densify.recipes import compile_recipe, read_recipe
+    """Validate recipe files, folders of them, or names; exit code 2 at the first invalid one."""
+    from densify.recipes import compile_recipe, expand_recipe_refs, read_recipe
 
-    for path in paths:
+    for path in expand_recipe_refs(paths):
         r = read_recipe(path)
         compile_recipe(r, 0.0)
         click.echo(f"ok: {path}: recipe '{r.name}', {len(r.pipeline)} step(s)")
@@ -292,7 +296,13 @@ def _fmt(metric, signed: bool = False) -> str:
 
 @cli.command("coverage")
 @click.option("--data", "spec", default="fashion-mini", show_default=True, help="Data spec.")
-@click.option("--recipe", "recipes", multiple=True, required=True, help="Recipe name or file (repeatable).")
+@click.option(
+    "--recipe",
+    "recipes",
+    multiple=True,
+    required=True,
+    help="Recipe name, file or folder of files (repeatable).",
+)
 @click.option(
     "--encoder",
     default="reference",
@@ -345,6 +355,7 @@ def coverage(
     from densify._io import write_text_atomic
     from densify.data import load_data
     from densify.estimate import estimate_coverage
+    from densify.recipes import expand_recipe_refs
 
     data = load_data(spec, train_size=train_size, heldout_size=heldout_size, seed=seed)
     console = Console(stderr=True)
@@ -358,7 +369,7 @@ def coverage(
 
         run = estimate_coverage(
             data,
-            list(recipes),
+            expand_recipe_refs(recipes),
             encoder=encoder,
             weights=weights,
             views=views,

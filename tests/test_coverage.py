@@ -240,6 +240,8 @@ def test_undefined_per_class_values_serialise_as_null():
 
     t, yt, h, yh = _setup(classes=3)
     yh = np.where(yh == 2, 0, yh)  # no held-out point of class 2
-    m = recipe_metrics(prepare_baseline(t, yt, h, yh, k=5, n_classes=3), t + 0.1, np.arange(len(t)), n_boot=20)
+    m = recipe_metrics(
+        prepare_baseline(t, yt, h, yh, k=5, n_classes=3), t + 0.1, np.arange(len(t)), n_boot=20
+    )
     encoded = json.loads(json.dumps(m["coverage_gain"].to_dict(), allow_nan=False))
     assert encoded["per_class"][2] is None and encoded["value"] is not None

@@ -313,3 +313,42 @@ def test_albumentations_file_with_a_lambda_is_refused(tmp_path: Path):
         RecipeError, match=r"transform\.transforms\[0\]\.Lambda: transform 'Lambda' is not allowed"
     ):
         read_recipe(str(path))
+
+
+# --- the user's own recipe folders --------------------------------------------------------------------------------
+def _user_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "tiny-shift.yaml").write_text(
+        "schema_version: 1\nname: tiny-shift\nintent: one-pixel shifts\npipeline:\n"
+        "  - Affine: {translate_px: [-1, 1], p: 1.0}\n"
+    )
+    (folder / "notes.txt").write_text("not a recipe")
+    return folder
+
+
+def test_recipe_folders_from_the_environment(tmp_path: Path, monkeypatch):
+    folder = _user_folder(tmp_path)
+    with pytest.raises(RecipeError, match="unknown recipe 'tiny-shift'"):
+        read_recipe("tiny-shift")
+    monkeypatch.setenv("DENSIFY_RECIPE_PATH", str(folder))
+    assert read_recipe("tiny-shift").source == folder / "tiny-shift.yaml"
+    assert "tiny-shift" in [r.name for r in densify_list()]
+
+
+def densify_list(*folders):
+    from densify.recipes import list_recipes
+
+    return list_recipes("*", folders)
+
+
+def test_list_and_check_a_folder(tmp_path: Path):
+    folder = _user_folder(tmp_path)
+    assert "tiny-shift" in [r.name for r in densify_list(folder)]
+    listed = json.loads(CliRunner().invoke(cli, ["recipes", "list", "--dir", str(folder), "--json"]).output)
+    assert "tiny-shift" in [r["name"] for r in listed]
+    result = CliRunner().invoke(cli, ["recipes", "check", str(folder)])
+    assert result.exit_code == 0 and "recipe 'tiny-shift'" in result.output
+    (folder / "broken.yaml").write_text("schema_version: 1\nname: broken\nintent: x\npipeline: [{Nope: {}}]\n")
+    result = CliRunner().invoke(cli, ["recipes", "check", str(folder)])
+    assert result.exit_code == 2 and "broken.yaml: recipe 'broken': pipeline[0].Nope" in result.output

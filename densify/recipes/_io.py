@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,8 +86,33 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in builtin_recipes_dir().glob("*.yaml"))
 
 
+def user_folders() -> list[Path]:
+    """Folders of the user's own recipes, from ``DENSIFY_RECIPE_PATH`` (separated like ``PATH``)."""
+    raw = os.environ.get("DENSIFY_RECIPE_PATH", "")
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p]
+
+
+def recipe_files(folder: str | Path) -> list[Path]:
+    """The recipe files (``.yaml``, ``.yml``, ``.json``) directly in ``folder``, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RecipeError(f"{folder}: recipe folder not found")
+    return sorted(
+        p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def known_names() -> list[str]:
+    """Every recipe name that resolves: the user's folders' recipes, then the built-ins."""
+    return sorted(
+        {p.stem for folder in user_folders() if folder.is_dir() for p in recipe_files(folder)}
+        | set(builtin_names())
+    )
+
+
 def locate(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
-    """The file a recipe reference names: a path (absolute, or relative to the including file) or a built-in name."""
+    """The file a recipe reference names: a path (absolute, or relative to the including file), or a name looked
+    up in the folders of ``DENSIFY_RECIPE_PATH`` first and then among the built-in recipes."""
     text = str(name_or_path)
     candidates = [Path(text).expanduser()]
     if relative_to is not None and not Path(text).is_absolute():
@@ -95,14 +121,16 @@ def locate(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
     for candidate in candidates:
         if looks_like_path and candidate.is_file():
             return candidate
-    builtin = builtin_recipes_dir() / f"{text}.yaml"
-    if not looks_like_path and builtin.is_file():
-        return builtin
     if looks_like_path:
         raise RecipeError(f"{text}: recipe file not found")
-    close = difflib.get_close_matches(text, builtin_names(), n=1)
+    for folder in (*user_folders(), builtin_recipes_dir()):
+        for suffix in SUFFIXES:
+            candidate = folder / f"{text}{suffix}"
+            if candidate.is_file():
+                return candidate
+    close = difflib.get_close_matches(text, known_names(), n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
-    raise RecipeError(f"unknown recipe '{text}'; {hint}built-in recipes: {', '.join(builtin_names())}")
+    raise RecipeError(f"unknown recipe '{text}'; {hint}known recipes: {', '.join(known_names())}")
 
 
 def is_albumentations_format(data: dict[str, Any]) -> bool:
