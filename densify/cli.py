@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -415,6 +416,142 @@ def coverage(
     if json_out:
         write_text_atomic(Path(json_out), run.to_json() + "\n")
         out.print(f"wrote {json_out}")
+
+
+@cli.command("train")
+@click.option("--data", "spec", default="fashion-mini", show_default=True, help="Data spec.")
+@click.option(
+    "--recipe",
+    "recipes",
+    multiple=True,
+    required=True,
+    help="Recipe name, file or folder (repeatable); add 'none'.",
+)
+@click.option(
+    "--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per recipe (0..N-1)."
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimiser steps per run."
+)
+@click.option("--batch", type=click.IntRange(min=1), default=128, show_default=True, help="Images per step.")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True, help="Peak LR."
+)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option(
+    "--model", default="small-cnn", show_default=True, help="small-cnn | resnet18-small | torchvision:NAME"
+)
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader workers."
+)
+@_strength_option
+@click.option("--train-size", type=click.IntRange(min=1), help="Stratified subset of the training split.")
+@click.option("--heldout-size", type=click.IntRange(min=1), help="Stratified subset of the held-out split.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="densify-train",
+    show_default=True,
+    help="Folder for runs, checkpoints and train.json; finished runs in it are reused.",
+)
+def train_command(
+    spec,
+    recipes,
+    seeds,
+    steps,
+    batch,
+    lr,
+    weight_decay,
+    label_smoothing,
+    model,
+    workers,
+    strength,
+    train_size,
+    heldout_size,
+    out,
+) -> None:
+    """Train a model with each recipe for an equal number of steps, over several seeds; report held-out accuracy
+    (mean and 95% t-interval) and each recipe's gain over 'none', paired by seed."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from densify._io import write_text_atomic
+    from densify.data import load_data
+    from densify.recipes import expand_recipe_refs
+    from densify.train import TrainConfig, train_recipes
+
+    data = load_data(spec, train_size=train_size, heldout_size=heldout_size, seed=0)
+    config = TrainConfig(
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        weight_decay=weight_decay,
+        label_smoothing=label_smoothing,
+        model=model,
+        workers=workers,
+    )
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[tuple[str, int], Any] = {}
+
+        def progress(recipe: str, seed: int, step: int, total: int) -> None:
+            key = (recipe, seed)
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"{recipe} seed {seed}", total=total)
+            bar.update(tasks[key], completed=step)
+
+        summaries = train_recipes(
+            data,
+            expand_recipe_refs(recipes),
+            range(seeds),
+            config,
+            strength=strength,
+            out=out,
+            progress=progress,
+        )
+    table = Table(
+        title=f"{data.name}: {len(data.train)} train, {len(data.heldout)} held-out; {model}, {steps} steps "
+        f"x {batch}; {seeds} seeds",
+        title_justify="left",
+    )
+    for column in ("recipe", "held-out accuracy [95% CI]", "gain over none [95% CI]", "loss ratio", "s/run"):
+        table.add_column(column, justify="left" if column == "recipe" else "right")
+
+    def interval(t, signed=False):
+        if t is None:
+            return "-"
+        fmt = "+.4f" if signed else ".4f"
+        return f"{t[0]:{fmt}} [{t[1]:{fmt}}, {t[2]:{fmt}}]"
+
+    for s in summaries:
+        table.add_row(
+            s.recipe,
+            interval(s.accuracy),
+            interval(s.gain, True),
+            "-" if s.loss_ratio is None else f"{s.loss_ratio:.2f}",
+            f"{sum(r.seconds for r in s.runs) / len(s.runs):.0f}",
+        )
+    Console().print(table)
+    report = {
+        "densify_version": __version__,
+        "data": data.name,
+        "config": config.__dict__,
+        "seeds": list(range(seeds)),
+        "strength": strength,
+        "recipes": [s.to_dict() for s in summaries],
+    }
+    path = Path(out) / "train.json"
+    write_text_atomic(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    Console().print(f"wrote {path}")
 
 
 def main() -> None:

@@ -31,3 +31,7 @@ class CoverageError(DensifyError):
 
 class EncoderError(DensifyError):
     """An encoder cannot be built, loaded or run (unknown name, missing or mismatched weights)."""
+
+
+class TrainError(DensifyError):
+    """Training cannot start or went wrong (unknown model, NaN loss, a checkpoint that does not match)."""

@@ -349,6 +349,8 @@ def test_list_and_check_a_folder(tmp_path: Path):
     assert "tiny-shift" in [r["name"] for r in listed]
     result = CliRunner().invoke(cli, ["recipes", "check", str(folder)])
     assert result.exit_code == 0 and "recipe 'tiny-shift'" in result.output
-    (folder / "broken.yaml").write_text("schema_version: 1\nname: broken\nintent: x\npipeline: [{Nope: {}}]\n")
+    (folder / "broken.yaml").write_text(
+        "schema_version: 1\nname: broken\nintent: x\npipeline: [{Nope: {}}]\n"
+    )
     result = CliRunner().invoke(cli, ["recipes", "check", str(folder)])
     assert result.exit_code == 2 and "broken.yaml: recipe 'broken': pipeline[0].Nope" in result.output

@@ -87,7 +87,7 @@ class ReferenceEncoder:
     def _build(self, channels: int, n_classes: int):
         import torch
 
-        from densify.embed._nets import small_cnn
+        from densify.train.models import small_cnn
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)

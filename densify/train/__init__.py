@@ -1,0 +1,142 @@
+"""Trainer: confirm each recipe's effect on held-out accuracy with several seeds, at an equal step budget."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from densify._io import write_text_atomic
+from densify._version import __version__
+from densify.data import DataSplits
+from densify.embed._base import digest
+from densify.train._loop import RunResult, TrainConfig, batch_indices, evaluate, train_run
+from densify.train._stats import mean_t_ci, t95
+
+RunProgress = Callable[[str, int, int, int], None]  # (recipe, seed, step, total)
+
+
+@dataclass(frozen=True)
+class RecipeSummary:
+    """A recipe's runs over seeds: accuracy mean ± 95% t-interval and its paired gain over ``none``."""
+
+    recipe: str
+    accuracy: tuple[float, float, float]
+    gain: tuple[float, float, float] | None  # paired over seeds against `none`, when `none` was trained
+    loss_ratio: float | None  # Gontijo-Lopes diversity: final training loss / that of `none` (same seeds)
+    runs: list[RunResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        def interval(t):
+            return None if t is None else {"mean": t[0], "low": _finite(t[1]), "high": _finite(t[2])}
+
+        return {
+            "recipe": self.recipe,
+            "accuracy": interval(self.accuracy),
+            "gain_over_none": interval(self.gain),
+            "loss_ratio": self.loss_ratio,
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def summarise(runs: Sequence[RunResult]) -> list[RecipeSummary]:
+    """Per-recipe summaries, in the order recipes first appear; gains are paired by seed against ``none``."""
+    by_recipe: dict[str, dict[int, RunResult]] = {}
+    for r in runs:
+        by_recipe.setdefault(r.recipe, {})[r.seed] = r
+    base = by_recipe.get("none", {})
+    out = []
+    for recipe, seeds in by_recipe.items():
+        accs = [seeds[s].heldout_accuracy for s in sorted(seeds)]
+        paired = [s for s in sorted(seeds) if s in base]
+        gain = (
+            mean_t_ci([seeds[s].heldout_accuracy - base[s].heldout_accuracy for s in paired])
+            if paired
+            else None
+        )
+        ratio = None
+        if paired:
+            ratio = float(
+                sum(seeds[s].final_train_loss for s in paired) / sum(base[s].final_train_loss for s in paired)
+            )
+        out.append(RecipeSummary(recipe, mean_t_ci(accs), gain, ratio, [seeds[s] for s in sorted(seeds)]))
+    return out
+
+
+def train_recipes(
+    data: DataSplits,
+    recipes: Sequence[str],
+    seeds: Sequence[int] = (0, 1, 2),
+    config: TrainConfig | None = None,
+    *,
+    strength: float = 1.0,
+    out: str | Path | None = None,
+    progress: RunProgress | None = None,
+) -> list[RecipeSummary]:
+    """Train every (recipe, seed) pair and summarise over seeds.
+
+    With ``out``, each finished run is written to ``out/runs/RECIPE-seedS.json`` (atomically) and never retrained
+    while its settings and data are unchanged; unfinished runs continue from ``out/checkpoints/``. Same seed,
+    same data order and initial weights for every recipe, so gains are paired.
+    """
+    from densify.loader import load_recipe
+
+    config = (config or TrainConfig()).check()
+    names = [load_recipe(r).recipe.name for r in recipes]  # validate every recipe before training anything
+    fingerprint = digest(
+        data.train.images,
+        data.train.labels,
+        data.heldout.images,
+        data.heldout.labels,
+        sorted(asdict(config).items()),
+        strength,
+        __version__,
+    )
+    folder = Path(out) if out is not None else None
+    runs = []
+    for ref, name in zip(recipes, names, strict=True):
+        for seed in seeds:
+            done = folder / "runs" / f"{name}-seed{seed}.json" if folder else None
+            if done is not None and done.is_file():
+                saved = json.loads(done.read_text())
+                if saved.get("fingerprint") == fingerprint:
+                    runs.append(RunResult(**saved["result"]))
+                    continue
+            result = train_run(
+                data,
+                ref,
+                seed,
+                config,
+                strength=strength,
+                checkpoint=folder / "checkpoints" / f"{name}-seed{seed}.pt" if folder else None,
+                progress=(lambda step, total, n=name, s=seed: progress(n, s, step, total))
+                if progress
+                else None,
+            )
+            if done is not None:
+                write_text_atomic(
+                    done, json.dumps({"fingerprint": fingerprint, "result": result.to_dict()}) + "\n"
+                )
+            runs.append(result)
+    return summarise(runs)
+
+
+__all__ = [
+    "RecipeSummary",
+    "RunResult",
+    "TrainConfig",
+    "batch_indices",
+    "evaluate",
+    "mean_t_ci",
+    "summarise",
+    "t95",
+    "train_recipes",
+    "train_run",
+]

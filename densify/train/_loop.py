@@ -1,0 +1,238 @@
+"""One training run: a recipe, a seed, a fixed budget of optimiser steps; checkpointed and resumable.
+
+Fairness between recipes: every run of a seed sees the same batches in the same order (the sampler depends only on
+(seed, step)), the same initial weights, and the same number of optimiser steps; only the augmentation differs.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from densify._io import write_bytes_atomic
+from densify.data import DataSplits
+from densify.errors import TrainError
+
+Progress = Callable[[int, int], None]  # (step, total)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings shared by every run of a comparison (they are part of the results' fingerprint).
+
+    steps: optimiser steps per run (equal for every recipe). batch: images per step. lr: peak learning rate of the
+    one-cycle schedule (AdamW). weight_decay, label_smoothing: regularisation. model: see ``build_model``.
+    workers: DataLoader workers (0 = augment in the training process). checkpoint_every: steps between checkpoints.
+    log_every: steps per point of the loss curve.
+    """
+
+    steps: int = 2000
+    batch: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    model: str = "small-cnn"
+    workers: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+    def check(self) -> TrainConfig:
+        for key in ("steps", "batch", "checkpoint_every", "log_every"):
+            if getattr(self, key) < 1:
+                raise TrainError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        if self.workers < 0:
+            raise TrainError(f"workers must be >= 0, got {self.workers}")
+        if not 0 <= self.label_smoothing < 1:
+            raise TrainError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not self.lr > 0:
+            raise TrainError(f"lr must be positive, got {self.lr}")
+        return self
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one (recipe, seed) run."""
+
+    recipe: str
+    seed: int
+    steps: int
+    heldout_accuracy: float
+    per_class_accuracy: list[float]
+    final_train_loss: float  # mean loss of the last 10% of steps, on augmented batches
+    clean_train_loss: float  # the final model's loss on (up to 2,000) clean training images
+    loss_curve: list[float] = field(default_factory=list)  # mean loss per log_every steps
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def batch_indices(n: int, batch: int, seed: int, step: int) -> np.ndarray:
+    """Indices of the training images of ``step``: epoch-wise seeded permutations, the last partial batch dropped.
+
+    A pure function of (n, batch, seed, step), so runs are resumable and every recipe sees the same order.
+    """
+    per_epoch = max(1, n // batch)
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return np.sort(order[position * batch : (position + 1) * batch])
+
+
+def _epoch_of(n: int, batch: int, step: int) -> int:
+    return step // max(1, n // batch)
+
+
+def _checkpoint(path: Path, state: dict[str, Any]) -> None:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def evaluate(
+    model, images: np.ndarray, labels: np.ndarray, n_classes: int, batch: int = 512
+) -> tuple[float, list[float], float]:
+    """(top-1 accuracy, per-class accuracy, mean cross-entropy) of ``model`` on uint8 images."""
+    import torch
+
+    from densify.embed._base import device, to_tensor
+
+    dev = device()
+    model.eval()
+    correct, losses = [], []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            x = to_tensor(images[start : start + batch], dev)
+            y = torch.from_numpy(np.array(labels[start : start + batch], dtype=np.int64)).to(dev)
+            logits = model(x)
+            losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item())
+            correct.append((logits.argmax(1) == y).cpu().numpy())
+    hit = np.concatenate(correct)
+    per_class = [
+        float(hit[labels == c].mean()) if (labels == c).any() else float("nan") for c in range(n_classes)
+    ]
+    return float(hit.mean()), per_class, float(sum(losses) / len(images))
+
+
+def train_run(
+    data: DataSplits,
+    recipe: str,
+    seed: int,
+    config: TrainConfig,
+    *,
+    strength: float = 1.0,
+    checkpoint: str | Path | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Train ``config.model`` on ``data.train`` augmented by ``recipe`` for ``config.steps`` steps; evaluate on
+    ``data.heldout``.
+
+    With ``checkpoint``, the state is saved there atomically every ``config.checkpoint_every`` steps and a run
+    finding a checkpoint continues from it, ending exactly where an uninterrupted run ends.
+
+    Raises:
+        TrainError: a NaN or infinite loss (with the step), or a checkpoint from other settings.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from densify.embed._base import device, torch_threads
+    from densify.loader import DensifiedDataset, load_recipe
+    from densify.train.models import build_model
+
+    config.check()
+    torch.set_num_threads(torch_threads())
+    dev = device()
+    train, n_classes = data.train, len(data.classes)
+    if len(train) < config.batch:
+        raise TrainError(f"batch {config.batch} is larger than the {len(train)} training images")
+    augmenter = load_recipe(recipe, strength=strength, seed=seed, output="tensor")
+    dataset = DensifiedDataset(train, augmenter, views=1, output="tensor")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(config.model, train.channels, n_classes).to(dev)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    identity = {"recipe": augmenter.recipe.name, "seed": seed, "strength": strength, "config": asdict(config)}
+    step, losses, seconds = 0, [], 0.0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.is_file():
+        state = torch.load(path, map_location=dev, weights_only=False)
+        if state.get("identity") != identity:
+            raise TrainError(
+                f"{path}: checkpoint of a different run ({state.get('identity')}); delete it or use --out"
+            )
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        step, losses, seconds = state["step"], list(state["losses"]), state["seconds"]
+
+    start = time.perf_counter() - seconds
+    model.train()
+    while step < config.steps:
+        epoch = _epoch_of(len(train), config.batch, step)
+        per_epoch = max(1, len(train) // config.batch)
+        last = min(config.steps, (epoch + 1) * per_epoch)
+        dataset.set_epoch(epoch)
+        sampler = [batch_indices(len(train), config.batch, seed, s).tolist() for s in range(step, last)]
+        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers)
+        for x, y in loader:
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            loss = loss_fn(model(x), y)
+            if not torch.isfinite(loss):
+                raise TrainError(
+                    f"recipe '{augmenter.recipe.name}', seed {seed}: training loss became {loss.item()} at step "
+                    f"{step + 1} (lr {config.lr}); lower the learning rate"
+                )
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            losses.append(float(loss.item()))
+            step += 1
+            if progress:
+                progress(step, config.steps)
+            if path is not None and (step % config.checkpoint_every == 0) and step < config.steps:
+                _checkpoint(
+                    path,
+                    {
+                        "identity": identity,
+                        "model": model.state_dict(),
+                        "optimiser": optimiser.state_dict(),
+                        "schedule": schedule.state_dict(),
+                        "step": step,
+                        "losses": losses,
+                        "seconds": time.perf_counter() - start,
+                    },
+                )
+    seconds = time.perf_counter() - start
+    accuracy, per_class, _ = evaluate(model, data.heldout.images, data.heldout.labels, n_classes)
+    clean = np.random.default_rng(seed).permutation(len(train))[:2000]
+    _, _, clean_loss = evaluate(model, train.images[np.sort(clean)], train.labels[np.sort(clean)], n_classes)
+    tail = losses[-max(1, len(losses) // 10) :]
+    curve = [
+        float(np.mean(losses[i : i + config.log_every])) for i in range(0, len(losses), config.log_every)
+    ]
+    if path is not None:
+        path.unlink(missing_ok=True)
+    return RunResult(
+        recipe=augmenter.recipe.name,
+        seed=seed,
+        steps=config.steps,
+        heldout_accuracy=accuracy,
+        per_class_accuracy=per_class,
+        final_train_loss=float(np.mean(tail)),
+        clean_train_loss=clean_loss,
+        loss_curve=curve,
+        seconds=seconds,
+        images_per_second=config.steps * config.batch / max(seconds, 1e-9),
+    )

@@ -1,0 +1,164 @@
+"""The trainer: determinism, resume after a kill, reuse of finished runs, NaN handling, statistics, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from densify.cli import cli
+from densify.data import load_data
+from densify.errors import TrainError
+from densify.train import TrainConfig, batch_indices, mean_t_ci, summarise, t95, train_recipes, train_run
+from densify.train.models import MODELS, build_model
+
+FAST = TrainConfig(steps=24, batch=32, checkpoint_every=8, log_every=4)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_data("fashion-mini", train_size=160, heldout_size=80, seed=0)
+
+
+def test_same_seed_same_result_with_any_number_of_workers(tiny):
+    a = train_run(tiny, "affine-light", 3, FAST)
+    b = train_run(tiny, "affine-light", 3, TrainConfig(**{**FAST.__dict__, "workers": 2}))
+    assert a.loss_curve == b.loss_curve and a.heldout_accuracy == b.heldout_accuracy
+    c = train_run(tiny, "affine-light", 4, FAST)
+    assert c.loss_curve != a.loss_curve
+
+
+def test_batches_are_seeded_epoch_permutations():
+    epoch = np.concatenate([batch_indices(100, 10, 7, s) for s in range(10)])
+    assert sorted(epoch.tolist()) == list(range(100))
+    assert np.array_equal(batch_indices(100, 10, 7, 13), batch_indices(100, 10, 7, 13))
+    assert not np.array_equal(batch_indices(100, 10, 7, 3), batch_indices(100, 10, 7, 13))
+
+
+def test_a_killed_run_resumes_to_the_same_result(tiny, tmp_path: Path):
+    checkpoint = tmp_path / "run.pt"
+    config = TrainConfig(steps=400, batch=32, checkpoint_every=20, log_every=20)
+    code = (
+        "from densify.data import load_data\nfrom densify.train import TrainConfig, train_run\n"
+        "data = load_data('fashion-mini', train_size=160, heldout_size=80, seed=0)\n"
+        f"train_run(data, 'flip', 1, TrainConfig(**{config.__dict__!r}), checkpoint={str(checkpoint)!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists(), "the run finished or failed before its first checkpoint"
+    resumed = train_run(tiny, "flip", 1, config, checkpoint=checkpoint)
+    straight = train_run(tiny, "flip", 1, config)
+    assert resumed.loss_curve == straight.loss_curve
+    assert resumed.heldout_accuracy == straight.heldout_accuracy
+    assert not checkpoint.exists()  # removed once the run finished
+
+
+def test_checkpoint_of_another_run_is_refused(tiny, tmp_path: Path):
+    path = tmp_path / "c.pt"
+    import torch
+
+    torch.save({"identity": {"recipe": "other"}}, path)
+    with pytest.raises(TrainError, match="checkpoint of a different run"):
+        train_run(tiny, "flip", 0, FAST, checkpoint=path)
+
+
+def test_finished_runs_are_not_retrained(tiny, tmp_path: Path, monkeypatch):
+    first = train_recipes(tiny, ["none", "flip"], seeds=[0, 1], config=FAST, out=tmp_path)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 4
+
+    def fail(*args, **kwargs):
+        raise AssertionError("retrained a finished run")
+
+    monkeypatch.setattr("densify.train.train_run", fail)
+    again = train_recipes(tiny, ["none", "flip"], seeds=[0, 1], config=FAST, out=tmp_path)
+    assert [s.accuracy for s in again] == [s.accuracy for s in first]
+    assert again[0].gain == (0.0, 0.0, 0.0) and again[1].gain is not None
+
+
+def test_nan_loss_stops_with_a_clear_error(tiny):
+    with pytest.raises(TrainError, match=r"training loss became (nan|inf).*at step \d+ \(lr 1e\+20\)"):
+        train_run(tiny, "none", 0, TrainConfig(steps=200, batch=32, lr=1e20))
+
+
+def test_t_quantiles_and_intervals():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 5, 9, 14, 25, 200):
+        assert t95(df) == pytest.approx(scipy_stats.t.ppf(0.975, df), rel=0.01)
+    mean, low, high = mean_t_ci([0.80, 0.82, 0.81])
+    assert mean == pytest.approx(0.81) and high - mean == pytest.approx(t95(2) * 0.01 / 3**0.5)
+    assert mean - low == pytest.approx(high - mean)
+
+
+def test_summary_pairs_gains_by_seed():
+    from densify.train import RunResult
+
+    def run(recipe, seed, acc, loss):
+        return RunResult(recipe, seed, 10, acc, [], loss, loss)
+
+    runs = [
+        run("none", 0, 0.80, 0.2),
+        run("none", 1, 0.70, 0.2),
+        run("flip", 0, 0.82, 0.3),
+        run("flip", 1, 0.73, 0.3),
+    ]
+    none, flip = summarise(runs)
+    assert none.gain == (0.0, 0.0, 0.0) and none.loss_ratio == 1.0
+    assert flip.gain[0] == pytest.approx(0.025) and flip.loss_ratio == pytest.approx(1.5)
+    assert flip.gain[2] - flip.gain[0] == pytest.approx(t95(1) * np.std([0.02, 0.03], ddof=1) / 2**0.5)
+
+
+@pytest.mark.parametrize("name", ["small-cnn", "resnet18-small", "torchvision:mobilenet_v3_small"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_models(name, channels):
+    import torch
+
+    assert "torchvision:NAME" in MODELS
+    model = build_model(name, channels, 7).eval()
+    with torch.inference_mode():
+        assert model(torch.rand(2, channels, 32, 32)).shape == (2, 7)
+
+
+def test_unknown_model():
+    with pytest.raises(TrainError, match="unknown model 'vgg99'"):
+        build_model("vgg99", 1, 10)
+
+
+def test_train_command(tmp_path: Path):
+    args = [
+        "train",
+        "--train-size",
+        "160",
+        "--heldout-size",
+        "80",
+        "--recipe",
+        "none",
+        "--recipe",
+        "flip",
+        "--seeds",
+        "2",
+        "--steps",
+        "16",
+        "--batch",
+        "32",
+        "--out",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "train.json").read_text())
+    assert [r["recipe"] for r in report["recipes"]] == ["none", "flip"]
+    assert len(report["recipes"][1]["runs"]) == 2 and report["recipes"][1]["gain_over_none"] is not None
+    bad = CliRunner().invoke(cli, [*args[:-2], "--out", str(tmp_path / "x"), "--model", "vgg99"])
+    assert bad.exit_code == 2 and "unknown model 'vgg99'" in bad.output
