@@ -8,6 +8,7 @@ stderr and exit code 2.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -455,6 +456,12 @@ def coverage(
     show_default=True,
     help="Folder for runs, checkpoints and train.json; finished runs in it are reused.",
 )
+@click.option(
+    "--scaling",
+    metavar="N,N,...",
+    callback=lambda ctx, param, v: _parse_sizes(v),
+    help="Also train on these training-set sizes and report each recipe's effective data multiplier.",
+)
 def train_command(
     spec,
     recipes,
@@ -470,6 +477,7 @@ def train_command(
     train_size,
     heldout_size,
     out,
+    scaling,
 ) -> None:
     """Train a model with each recipe for an equal number of steps, over several seeds; report held-out accuracy
     (mean and 95% t-interval) and each recipe's gain over 'none', paired by seed."""
@@ -518,6 +526,10 @@ def train_command(
             out=out,
             progress=progress,
         )
+    from densify.train._dist import is_main
+
+    if not is_main():  # under torchrun, rank 0 reports
+        return
     table = Table(
         title=f"{data.name}: {len(data.train)} train, {len(data.heldout)} held-out; {model}, {steps} steps "
         f"x {batch}; {seeds} seeds",
@@ -529,6 +541,8 @@ def train_command(
     def interval(t, signed=False):
         if t is None:
             return "-"
+        if not all(map(math.isfinite, t)):  # one seed: no interval
+            return f"{t[0]:{'+.4f' if signed else '.4f'}} (1 seed)"
         fmt = "+.4f" if signed else ".4f"
         return f"{t[0]:{fmt}} [{t[1]:{fmt}}, {t[2]:{fmt}}]"
 
@@ -551,7 +565,72 @@ def train_command(
     }
     path = Path(out) / "train.json"
     write_text_atomic(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    if scaling:
+        from densify.train import scaling_study
+
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            tasks.clear()
+            study = scaling_study(
+                data,
+                expand_recipe_refs(recipes),
+                scaling,
+                range(seeds),
+                config,
+                strength=strength,
+                out=Path(out) / "scaling",
+                progress=progress,
+            )
+        _print_scaling(study)
+        report = {
+            "sizes": study["sizes"],
+            "accuracy": {
+                r: {str(n): [x if math.isfinite(x) else None for x in v] for n, v in by_n.items()}
+                for r, by_n in study["accuracy"].items()
+            },
+            "multiplier": {r: [m.to_dict() for m in ms] for r, ms in study["multiplier"].items()},
+        }
+        scaling_path = Path(out) / "scaling.json"
+        write_text_atomic(scaling_path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+        Console().print(f"wrote {scaling_path}")
     Console().print(f"wrote {path}")
+
+
+def _parse_sizes(value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        sizes = sorted({int(v) for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of sizes, e.g. 500,1000,2000"
+        ) from None
+    if len(sizes) < 2 or sizes[0] < 1:
+        raise click.BadParameter(f"{value!r}: give at least two positive sizes")
+    return sizes
+
+
+def _print_scaling(study: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="data scaling: held-out accuracy and effective data multiplier", title_justify="left")
+    table.add_column("recipe")
+    for n in study["sizes"]:
+        table.add_column(f"N={n}", justify="right")
+    table.add_row("none", *(f"{study['accuracy']['none'][n][0]:.4f}" for n in study["sizes"]))
+    for recipe, multipliers in study["multiplier"].items():
+        cells = []
+        for n, m in zip(study["sizes"], multipliers, strict=True):
+            hi = "inf" if not math.isfinite(m.high) else f"{m.high:.2f}"
+            cells.append(f"{study['accuracy'][recipe][n][0]:.4f} x{m.bound}{m.value:.2f} [{m.low:.2f}, {hi}]")
+        table.add_row(recipe, *cells)
+    Console().print(table)
 
 
 def main() -> None:

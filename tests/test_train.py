@@ -162,3 +162,94 @@ def test_train_command(tmp_path: Path):
     assert len(report["recipes"][1]["runs"]) == 2 and report["recipes"][1]["gain_over_none"] is not None
     bad = CliRunner().invoke(cli, [*args[:-2], "--out", str(tmp_path / "x"), "--model", "vgg99"])
     assert bad.exit_code == 2 and "unknown model 'vgg99'" in bad.output
+
+
+def test_torchrun_with_two_cpu_processes_matches_one_process(tmp_path: Path):
+    args = [
+        "train",
+        "--train-size",
+        "320",
+        "--heldout-size",
+        "200",
+        "--recipe",
+        "flip",
+        "--seeds",
+        "1",
+        "--steps",
+        "40",
+        "--batch",
+        "64",
+    ]
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "DENSIFY_TORCH_THREADS": "1"}
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "densify",
+            *args,
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert ddp.stdout.count("wrote") == 1  # rank 0 reports
+    single = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "one")])
+    assert single.exit_code == 0, single.output
+    a = json.loads((tmp_path / "ddp" / "train.json").read_text())["recipes"][0]["runs"][0]
+    b = json.loads((tmp_path / "one" / "train.json").read_text())["recipes"][0]["runs"][0]
+    assert (
+        abs(a["heldout_accuracy"] - b["heldout_accuracy"]) < 0.06
+    )  # same data order and views; BN sees half-batches
+    assert a["loss_curve"][0] == pytest.approx(b["loss_curve"][0], rel=0.1)
+
+
+def test_equivalent_size_and_multiplier_closed_forms():
+    from densify.train._scaling import effective_multiplier, equivalent_size
+
+    sizes = [100, 1000, 10000]
+    assert equivalent_size(sizes, [0.5, 0.7, 0.8], 0.6) == pytest.approx((10**2.5, ""))
+    assert equivalent_size(sizes, [0.5, 0.7, 0.8], 0.9) == (10000.0, ">=")
+    assert equivalent_size(sizes, [0.5, 0.7, 0.8], 0.4) == (100.0, "<=")
+    assert equivalent_size(sizes, [0.5, 0.75, 0.7], 0.74)[0] == pytest.approx(
+        10 ** (2 + 0.24 / 0.25)
+    )  # running max
+    base = {n: {0: a, 1: a} for n, a in zip(sizes, [0.5, 0.7, 0.8], strict=True)}
+    recipe = {100: {0: 0.7, 1: 0.7}}
+    m = effective_multiplier(sizes, base, recipe, 100)
+    assert m.value == pytest.approx(10.0) and m.bound == "" and m.low == pytest.approx(10.0)
+
+
+def test_scaling_option(tmp_path: Path):
+    args = [
+        "train",
+        "--train-size",
+        "320",
+        "--heldout-size",
+        "80",
+        "--recipe",
+        "flip",
+        "--seeds",
+        "2",
+        "--steps",
+        "12",
+        "--batch",
+        "32",
+        "--out",
+        str(tmp_path),
+        "--scaling",
+        "64,160",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "scaling.json").read_text())
+    assert report["sizes"] == [64, 160] and len(report["multiplier"]["flip"]) == 2
+    assert "effective data multiplier" in result.output

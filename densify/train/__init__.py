@@ -13,6 +13,7 @@ from densify._io import write_text_atomic
 from densify._version import __version__
 from densify.data import DataSplits
 from densify.embed._base import digest
+from densify.train._dist import barrier, is_main
 from densify.train._loop import RunResult, TrainConfig, batch_indices, evaluate, train_run
 from densify.train._stats import mean_t_ci, t95
 
@@ -120,12 +121,57 @@ def train_recipes(
                 if progress
                 else None,
             )
-            if done is not None:
+            if done is not None and is_main():  # under torchrun, rank 0 writes
                 write_text_atomic(
                     done, json.dumps({"fingerprint": fingerprint, "result": result.to_dict()}) + "\n"
                 )
+            barrier()
             runs.append(result)
     return summarise(runs)
+
+
+def scaling_study(
+    data: DataSplits,
+    recipes: Sequence[str],
+    sizes: Sequence[int],
+    seeds: Sequence[int] = (0, 1, 2),
+    config: TrainConfig | None = None,
+    *,
+    strength: float = 1.0,
+    out: str | Path | None = None,
+    progress: RunProgress | None = None,
+) -> dict[str, Any]:
+    """Accuracy vs training-set size for ``none`` and each recipe (stratified subsets, the same for every recipe)
+    and each recipe's effective data multiplier at every size (see ``densify.train._scaling``)."""
+    from densify.data import DataSplits as Splits
+    from densify.data import stratified_subset
+    from densify.train._scaling import effective_multiplier
+
+    sizes = sorted(set(sizes))
+    names = ["none", *[r for r in recipes if r != "none"]]
+    acc: dict[str, dict[int, dict[int, float]]] = {}
+    for n in sizes:
+        subset = Splits(
+            name=f"{data.name}[n={n}]",
+            train=stratified_subset(data.train, n, seed=0),
+            heldout=data.heldout,
+            source=data.source,
+            heldout_origin=data.heldout_origin,
+        )
+        folder = Path(out) / f"n{n}" if out is not None else None
+        for summary in train_recipes(
+            subset, names, seeds, config, strength=strength, out=folder, progress=progress
+        ):
+            acc.setdefault(summary.recipe, {})[n] = {r.seed: r.heldout_accuracy for r in summary.runs}
+    base = acc.pop("none")
+    return {
+        "sizes": sizes,
+        "accuracy": {
+            "none": {n: mean_t_ci(list(base[n].values())) for n in sizes},
+            **{r: {n: mean_t_ci(list(v[n].values())) for n in sizes} for r, v in acc.items()},
+        },
+        "multiplier": {r: [effective_multiplier(sizes, base, v, n) for n in sizes] for r, v in acc.items()},
+    }
 
 
 __all__ = [
@@ -135,6 +181,7 @@ __all__ = [
     "batch_indices",
     "evaluate",
     "mean_t_ci",
+    "scaling_study",
     "summarise",
     "t95",
     "train_recipes",

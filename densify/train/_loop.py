@@ -136,7 +136,9 @@ def train_run(
     ``data.heldout``.
 
     With ``checkpoint``, the state is saved there atomically every ``config.checkpoint_every`` steps and a run
-    finding a checkpoint continues from it, ending exactly where an uninterrupted run ends.
+    finding a checkpoint continues from it, ending exactly where an uninterrupted run ends. Under ``torchrun``
+    with several processes each step's batch is split across ranks (see ``densify.train._dist``); bf16 autocast
+    on GPU.
 
     Raises:
         TrainError: a NaN or infinite loss (with the step), or a checkpoint from other settings.
@@ -146,19 +148,32 @@ def train_run(
 
     from densify.embed._base import device, torch_threads
     from densify.loader import DensifiedDataset, load_recipe
+    from densify.train._dist import init_from_env, mean_over_ranks
     from densify.train.models import build_model
 
     config.check()
+    rank, world = init_from_env()
     torch.set_num_threads(torch_threads())
-    dev = device()
+    dev = (
+        device()
+        if world == 1 or not torch.cuda.is_available()
+        else torch.device("cuda", torch.cuda.current_device())
+    )
     train, n_classes = data.train, len(data.classes)
     if len(train) < config.batch:
         raise TrainError(f"batch {config.batch} is larger than the {len(train)} training images")
+    if config.batch % world:
+        raise TrainError(f"batch {config.batch} must be divisible by the {world} distributed processes")
     augmenter = load_recipe(recipe, strength=strength, seed=seed, output="tensor")
     dataset = DensifiedDataset(train, augmenter, views=1, output="tensor")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(config.model, train.channels, n_classes).to(dev)
+        net = build_model(config.model, train.channels, n_classes).to(dev)
+    model = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -171,7 +186,7 @@ def train_run(
             raise TrainError(
                 f"{path}: checkpoint of a different run ({state.get('identity')}); delete it or use --out"
             )
-        model.load_state_dict(state["model"])
+        net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         step, losses, seconds = state["step"], list(state["losses"]), state["seconds"]
@@ -183,21 +198,26 @@ def train_run(
         per_epoch = max(1, len(train) // config.batch)
         last = min(config.steps, (epoch + 1) * per_epoch)
         dataset.set_epoch(epoch)
-        sampler = [batch_indices(len(train), config.batch, seed, s).tolist() for s in range(step, last)]
+        # Rank r takes every world-th image of each step's batch: together the ranks see exactly one batch.
+        sampler = [
+            batch_indices(len(train), config.batch, seed, s)[rank::world].tolist() for s in range(step, last)
+        ]
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers)
         for x, y in loader:
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            loss = loss_fn(model(x), y)
-            if not torch.isfinite(loss):
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                loss = loss_fn(model(x), y)
+            logged = mean_over_ranks(loss, world)
+            if not torch.isfinite(logged):
                 raise TrainError(
-                    f"recipe '{augmenter.recipe.name}', seed {seed}: training loss became {loss.item()} at step "
+                    f"recipe '{augmenter.recipe.name}', seed {seed}: training loss became {logged.item()} at step "
                     f"{step + 1} (lr {config.lr}); lower the learning rate"
                 )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
-            losses.append(float(loss.item()))
+            losses.append(float(logged.item()))
             step += 1
             if progress:
                 progress(step, config.steps)
@@ -215,14 +235,14 @@ def train_run(
                     },
                 )
     seconds = time.perf_counter() - start
-    accuracy, per_class, _ = evaluate(model, data.heldout.images, data.heldout.labels, n_classes)
+    accuracy, per_class, _ = evaluate(net, data.heldout.images, data.heldout.labels, n_classes)
     clean = np.random.default_rng(seed).permutation(len(train))[:2000]
-    _, _, clean_loss = evaluate(model, train.images[np.sort(clean)], train.labels[np.sort(clean)], n_classes)
+    _, _, clean_loss = evaluate(net, train.images[np.sort(clean)], train.labels[np.sort(clean)], n_classes)
     tail = losses[-max(1, len(losses) // 10) :]
     curve = [
         float(np.mean(losses[i : i + config.log_every])) for i in range(0, len(losses), config.log_every)
     ]
-    if path is not None:
+    if path is not None and rank == 0:
         path.unlink(missing_ok=True)
     return RunResult(
         recipe=augmenter.recipe.name,
