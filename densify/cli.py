@@ -280,6 +280,15 @@ def recipes_transforms() -> None:
         click.echo(f"{name}{'  (strength scales: ' + scaled + ')' if scaled else ''}")
 
 
+_data_option = click.option("--data", "spec", default="fashion-mini", show_default=True, help="Data spec.")
+_recipes_option = click.option(
+    "--recipe",
+    "recipes",
+    multiple=True,
+    required=True,
+    help="Recipe name, file or folder of recipe files (repeatable); include 'none' as the baseline.",
+)
+
 SUMMARY_METRICS = (
     ("coverage_gain", "cov. gain"),
     ("densification", "densif."),
@@ -297,14 +306,8 @@ def _fmt(metric, signed: bool = False) -> str:
 
 
 @cli.command("coverage")
-@click.option("--data", "spec", default="fashion-mini", show_default=True, help="Data spec.")
-@click.option(
-    "--recipe",
-    "recipes",
-    multiple=True,
-    required=True,
-    help="Recipe name, file or folder of files (repeatable).",
-)
+@_data_option
+@_recipes_option
 @click.option(
     "--encoder",
     default="reference",
@@ -420,14 +423,8 @@ def coverage(
 
 
 @cli.command("train")
-@click.option("--data", "spec", default="fashion-mini", show_default=True, help="Data spec.")
-@click.option(
-    "--recipe",
-    "recipes",
-    multiple=True,
-    required=True,
-    help="Recipe name, file or folder (repeatable); add 'none'.",
-)
+@_data_option
+@_recipes_option
 @click.option(
     "--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per recipe (0..N-1)."
 )
