@@ -16,6 +16,7 @@ from densify._version import __version__
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 _LAZY = {
+    "AuditSettings": "densify.audit",
     "Augmenter": "densify.loader",
     "DataError": "densify.errors",
     "DataSplits": "densify.data",
@@ -30,10 +31,14 @@ _LAZY = {
     "load_recipe": "densify.loader",
     "parse_spec": "densify.data",
     "read_recipe": "densify.recipes",
+    "read_report": "densify.audit",
+    "run_audit": "densify.audit",
     "stratified_subset": "densify.data",
+    "write_comparison": "densify.audit",
 }
 
 __all__ = [
+    "AuditSettings",
     "Augmenter",
     "DataError",
     "DataSplits",
@@ -49,10 +54,14 @@ __all__ = [
     "load_recipe",
     "parse_spec",
     "read_recipe",
+    "read_report",
+    "run_audit",
     "stratified_subset",
+    "write_comparison",
 ]
 
 if TYPE_CHECKING:
+    from densify.audit import AuditSettings, read_report, run_audit, write_comparison
     from densify.data import DataSplits, ImageSet, load_data, parse_spec, stratified_subset
     from densify.errors import DataError, DensifyError, RecipeError, SpecError
     from densify.loader import Augmenter, DensifiedDataset, load_recipe

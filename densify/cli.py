@@ -598,6 +598,203 @@ def train_command(
     Console().print(f"wrote {path}")
 
 
+def _split_recipes(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    names = tuple(v.strip() for item in value for v in item.split(",") if v.strip())
+    return names or None
+
+
+@cli.command("evaluate")
+@_data_option
+@click.option(
+    "--recipes",
+    "recipes",
+    multiple=True,
+    callback=_split_recipes,
+    metavar="NAME,...",
+    help="Recipes to audit: names, files or folders, comma-separated or repeated; 'all' for every known recipe "
+    "[default: none,flip,vflip,crop-pad,affine-light,affine-heavy,cutout]. 'none' is always added as the baseline.",
+)
+@click.option(
+    "--encoder",
+    default="reference",
+    show_default=True,
+    help="reference | random-cnn | pixels | pixels:pcaN | torchvision:NAME",
+)
+@click.option(
+    "--weights", type=click.Path(dir_okay=False), help="Local weights (state dict) for torchvision:NAME."
+)
+@click.option(
+    "--views", type=click.IntRange(min=1), default=2, show_default=True, help="Views per training image."
+)
+@click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbourhood size.")
+@click.option("--train/--no-train", default=True, show_default=True, help="Confirm with trained models.")
+@click.option(
+    "--seeds", type=click.IntRange(min=2), default=3, show_default=True, help="Training seeds per recipe."
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=800, show_default=True, help="Optimiser steps per run."
+)
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True, help="Images per step.")
+@click.option(
+    "--model", default="small-cnn", show_default=True, help="small-cnn | resnet18-small | torchvision:NAME"
+)
+@click.option("--train-size", type=click.IntRange(min=1), help="Stratified subset of the training split.")
+@click.option("--heldout-size", type=click.IntRange(min=1), help="Stratified subset of the held-out split.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of subsets, encoder, views, bootstrap."
+)
+@_strength_option
+@click.option(
+    "--projection", metavar="RECIPE", help="Recipe shown in the 2-D projection [default: the recommended]."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="densify-report",
+    show_default=True,
+    help="Folder of the report bundle.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Reuse every finished step cached in --out (after an interruption)."
+)
+@click.option("--force", is_flag=True, help="Replace a report of a different run in --out.")
+def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, batch, model, train_size,
+             heldout_size, seed, strength, projection, out, resume, force) -> None:  # fmt: skip
+    """Audit recipes: coverage of held-out data (training-free), trained confirmation over seeds, a verdict,
+    and a report bundle (report.json, metrics.csv, plots/, report.html) in --out."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from densify.audit import DEFAULT_RECIPES, AuditSettings, run_audit
+
+    settings = AuditSettings(
+        data=spec,
+        recipes=recipes or DEFAULT_RECIPES,
+        encoder=encoder,
+        weights=weights,
+        views=views,
+        k=k,
+        seed=seed,
+        strength=strength,
+        train=train,
+        seeds=seeds,
+        steps=steps,
+        batch=batch,
+        model=model,
+        train_size=train_size,
+        heldout_size=heldout_size,
+        projection=projection,
+    )
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("loading", total=1)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        report = run_audit(settings, out, resume=resume, force=force, progress=progress)
+    _print_report(report)
+    Console().print(
+        f"report: {Path(out) / 'report.html'}  (all numbers: {Path(out) / 'report.json'})", soft_wrap=True
+    )
+
+
+def _print_report(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from densify.audit._verdict import LABELS, agreement_sentence
+
+    console = Console()
+    v = report["verdict"]
+    training = (report.get("training") or {}).get("recipes") or {}
+    table = Table(
+        title=f"{report['data']['name']}: encoder {report['encoder']['name']}", title_justify="left"
+    )
+    table.add_column("recipe")
+    if training:
+        table.add_column("gain (points) [95% CI]", justify="right")
+    shown = [(m, label) for m, label in SUMMARY_METRICS if m not in ("coverage_gain", "label_coverage_gain")]
+    for _, label in shown:
+        table.add_column(label, justify="right")
+    table.add_column("flags")
+    short = {"leaves_manifold": "off-manifold", "changes_labels": "labels", "adds_nothing": "no-op"}
+    for name, rec in report["coverage"].items():
+        row = [name]
+        if training:
+            g = (training.get(name) or {}).get("gain_over_none")
+            row.append(
+                "-"
+                if not g or name == "none"
+                else f"{100 * g['mean']:+.2f} [{100 * g['low']:+.2f}, {100 * g['high']:+.2f}]"
+            )
+        for metric, _ in shown:
+            m = rec["metrics"].get(metric) or {}
+            row.append("-" if m.get("value") is None else f"{m['value']:.3f}")
+        row.append(", ".join(short.get(f, f) for f in v["flags"][name]))
+        table.add_row(*row)
+    console.print(table)
+    for sentence in v["summary"]:
+        console.print(f"- {sentence}", soft_wrap=True)
+    sentence = agreement_sentence(v["agreement"], v["default_predictor"])
+    if sentence:
+        console.print(f"- {sentence}", soft_wrap=True)
+    elif not v["trained"]:
+        console.print(f"- Ranked by {LABELS[v['default_predictor']]} without training.", soft_wrap=True)
+
+
+@cli.command("compare")
+@click.argument("folders", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False),
+    default="densify-compare",
+    show_default=True,
+    help="Folder for compare.html, compare.json, compare.csv and plots.",
+)
+def compare(folders, out) -> None:
+    """Report bundles side by side: each recipe's coverage per run and the differences from the first run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from densify.audit import write_comparison
+    from densify.audit._verdict import LABELS
+
+    comparison = write_comparison(folders, out)
+    table = Table(title="differences from run 1", title_justify="left")
+    table.add_column("recipe")
+    table.add_column("metric")
+    for i in range(len(comparison["runs"])):
+        table.add_column(f"run {i + 1}", justify="right")
+    for recipe, by_metric in comparison["recipes"].items():
+        for metric in ("densification", "fidelity", "measured_gain"):
+            d = by_metric[metric]
+            cells = []
+            for i, value in enumerate(d["values"]):
+                diff = d["differences"][i]
+                cells.append(
+                    "-"
+                    if value is None
+                    else f"{value:.3f}" + (f" ({diff:+.3f})" if i and diff is not None else "")
+                )
+            table.add_row(recipe, LABELS[metric], *cells)
+    console = Console()
+    for i, run in enumerate(comparison["runs"]):
+        console.print(f"run {i + 1}: {run['label']}", soft_wrap=True)
+    console.print(table)
+    console.print(f"wrote {Path(out) / 'compare.html'}")
+
+
 def _parse_sizes(value: str | None) -> list[int] | None:
     if not value:
         return None

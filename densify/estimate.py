@@ -64,6 +64,8 @@ class CoverageRun:
     results: list[CoverageResult]
     timings: dict[str, float]
     cache: dict[str, int]
+    reference: dict[str, Metric] = field(default_factory=dict)
+    samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class CoverageRun:
             "seed": self.seed,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "cache": self.cache,
+            "reference": {name: m.to_dict() for name, m in self.reference.items()},
             "recipes": {r.recipe: r.to_dict() for r in self.results},
         }
 
@@ -100,6 +103,24 @@ def nearest_centroid_predict(
     )
     d = (x**2).sum(1)[:, None] - 2 * x @ centroids.T + (centroids**2).sum(1)[None, :]
     return np.nan_to_num(d, nan=np.inf).argmin(axis=1)
+
+
+def _metrics_to_arrays(metrics: dict[str, Metric]) -> dict[str, np.ndarray]:
+    return {n: np.array([m.value, m.low, m.high, *m.per_class], dtype=np.float64) for n, m in metrics.items()}
+
+
+def _metrics_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, Metric]:
+    return {
+        n: Metric(float(a[0]), float(a[1]), float(a[2]), tuple(float(v) for v in a[3:]))
+        for n, a in arrays.items()
+    }
+
+
+def _sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """At most ``n`` rows of ``x``, a seeded random subset in their original order."""
+    if len(x) <= n:
+        return x
+    return x[np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))]
 
 
 class _Embedder:
@@ -155,6 +176,7 @@ def estimate_coverage(
     cache_dir: str | Path | bool | None = True,
     n_boot: int = 1000,
     progress: Progress | None = None,
+    samples: int = 0,
 ) -> CoverageRun:
     """Embed clean, augmented and held-out images and compute every coverage metric for each recipe.
 
@@ -171,6 +193,13 @@ def estimate_coverage(
         cache_dir: embedding cache folder; True for the default (``$DENSIFY_CACHE`` or ``~/.cache/densify``),
             False or None to disable.
         progress: called as ``progress(stage, done, total)``.
+        samples: keep a seeded sample of at most this many embeddings of the clean, held-out and each recipe's
+            views in ``CoverageRun.samples`` (for projections); 0 keeps none.
+
+    Embeddings and each recipe's metrics are cached under keys that hold exactly what they depend on: views
+    depend on the training images (not the held-out ones), metrics on the views, held-out set, k, n_boot and seed.
+    ``CoverageRun.reference`` holds what real unseen images score: the fidelity (PRDC precision) of the held-out
+    set against the training set, and the encoder's held-out / training accuracy ratio (label consistency).
     """
     from densify.loader import load_recipe
     from densify.recipes import to_albumentations
@@ -187,7 +216,8 @@ def estimate_coverage(
     timings: dict[str, float] = {}
     train, held = data.train, data.heldout
     n_classes = len(data.classes)
-    data_fp = digest(train.images, train.labels, held.images, held.labels, data.classes)
+    train_fp = digest(train.images, train.labels, data.classes)
+    data_fp = digest(train_fp, held.images, held.labels)
 
     start = time.perf_counter()
     enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
@@ -206,12 +236,22 @@ def estimate_coverage(
     fp = enc.fingerprint()
 
     start = time.perf_counter()
-    t_emb, t_pred = embed(digest("clean", fp, data_fp, "train"), [train.images])
-    h_emb, _ = embed(digest("clean", fp, data_fp, "heldout"), [held.images])
+    t_emb, t_pred = embed(digest("clean", fp, train_fp, "train"), [train.images])
+    heldout_key = digest("clean", fp, data_fp, "heldout")
+    h_emb, h_pred = embed(heldout_key, [held.images])
     base = prepare_baseline(t_emb, train.labels, h_emb, held.labels, k, n_classes)
     if t_pred is None:
         t_pred = nearest_centroid_predict(t_emb, train.labels, t_emb, n_classes)
+    if h_pred is None:
+        h_pred = nearest_centroid_predict(t_emb, train.labels, h_emb, n_classes)
     clean_correct = t_pred == train.labels
+    reference = _reference_metrics(base, h_pred == held.labels, clean_correct, n_boot, seed)
+    kept = (
+        {"train": _sample(t_emb, samples, seed), "heldout": _sample(h_emb, samples, seed)} if samples else {}
+    )
+    if samples:
+        kept["train_labels"] = _sample(train.labels, samples, seed)
+        kept["heldout_labels"] = _sample(held.labels, samples, seed)
     timings["baseline"] = time.perf_counter() - start
 
     results = []
@@ -221,20 +261,30 @@ def estimate_coverage(
         name = augmenter.recipe.name
         exported = to_albumentations(augmenter.recipe, strength)
         exported.pop("densify", None)
-        key = digest("views", fp, data_fp, json.dumps(exported, sort_keys=True), strength, views, seed)
+        key = digest("views", fp, train_fp, json.dumps(exported, sort_keys=True), strength, views, seed)
+        metrics_key = digest("metrics", key, heldout_key, k, n_boot, seed, __version__)
         note(f"views of {name}", i, len(augmenters))
-        a_emb, a_pred = embed(key, view_batches(train, augmenter, views))
-        if a_pred is None:
-            a_pred = nearest_centroid_predict(t_emb, train.labels, a_emb, n_classes)
-        metrics = recipe_metrics(
-            base,
-            a_emb,
-            sources,
-            view_correct=a_pred == train.labels[sources],
-            clean_correct=clean_correct,
-            n_boot=n_boot,
-            seed=seed,
-        )
+        cached = cache.get(metrics_key)
+        if cached is not None:
+            metrics = _metrics_from_arrays(cached)
+        if cached is None or samples:
+            a_emb, a_pred = embed(key, view_batches(train, augmenter, views))
+        if cached is None:
+            if a_pred is None:
+                a_pred = nearest_centroid_predict(t_emb, train.labels, a_emb, n_classes)
+            metrics = recipe_metrics(
+                base,
+                a_emb,
+                sources,
+                view_correct=a_pred == train.labels[sources],
+                clean_correct=clean_correct,
+                n_boot=n_boot,
+                seed=seed,
+            )
+            cache.put(metrics_key, _metrics_to_arrays(metrics))
+        if samples:
+            kept[f"views:{name}"] = _sample(a_emb, samples, seed)
+            kept[f"views_labels:{name}"] = _sample(train.labels[sources], samples, seed)
         results.append(
             CoverageResult(
                 name,
@@ -261,4 +311,28 @@ def estimate_coverage(
         results=results,
         timings=timings,
         cache={"hits": cache.hits, "misses": cache.misses, "corrupt": cache.corrupt},
+        reference=reference,
+        samples=kept,
     )
+
+
+def _reference_metrics(base, heldout_correct, clean_correct, n_boot: int, seed: int) -> dict[str, Metric]:
+    """What real unseen images score on the view metrics, the yardstick for "on the manifold" and "keeps its
+    label": fidelity of the held-out set against the training set, and held-out / training accuracy."""
+    from densify.coverage import ball_counts, mean_ci, per_class_means, ratio_ci
+
+    c, y_h = base.n_classes, base.heldout_labels
+    inside = ball_counts(base.train, base.heldout, base.k, real_radii_sq=base.train_radii_sq) > 0
+    value, low, high = mean_ci(inside, n_boot, seed)
+    fidelity = Metric(value, low, high, tuple(float(v) for v in per_class_means(inside, y_h, c)))
+    heldout_correct = np.asarray(heldout_correct, dtype=float)
+    clean_correct = np.asarray(clean_correct, dtype=float)
+    value, low, high = ratio_ci(heldout_correct, clean_correct, n_boot, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_class = per_class_means(heldout_correct, y_h, c) / per_class_means(
+            clean_correct, base.train_labels, c
+        )
+    return {
+        "fidelity": fidelity,
+        "label_consistency": Metric(value, low, high, tuple(float(v) for v in per_class)),
+    }

@@ -32,7 +32,8 @@ def test_estimate_is_deterministic_and_cached(small, tmp_path: Path):
     kwargs = dict(encoder="pixels:pca16", views=2, k=3, seed=0, n_boot=100, cache_dir=tmp_path)
     first = estimate_coverage(small, ["none", "flip", "affine-heavy"], **kwargs)
     second = estimate_coverage(small, ["none", "flip", "affine-heavy"], **kwargs)
-    assert second.cache["hits"] == 5 and second.cache["misses"] == 0  # train, held-out, three recipes' views
+    # train, held-out and three recipes' metrics (their views are not even read)
+    assert second.cache["hits"] == 5 and second.cache["misses"] == 0
     assert _strip(first.to_dict()) == _strip(second.to_dict())
     none = first.results[0].metrics
     assert (
@@ -49,7 +50,7 @@ def test_corrupt_cache_entries_are_recomputed(small, tmp_path: Path):
     for path in tmp_path.glob("*.npz"):
         path.write_bytes(b"garbage")
     again = estimate_coverage(small, ["flip"], **kwargs)
-    assert again.cache["corrupt"] == 3
+    assert again.cache["corrupt"] == 4  # train, held-out, the recipe's metrics, then its views
     assert _strip(first.to_dict()) == _strip(again.to_dict())
 
 
@@ -120,3 +121,36 @@ def test_coverage_command_bad_input(tmp_path: Path, extra, message):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert message in result.output and result.output.strip().count("\n") == 0
+
+
+def test_changing_the_heldout_set_reuses_the_views(small, tmp_path: Path):
+    """Views depend on the training images only; a new held-out set re-embeds it and recomputes metrics."""
+    from densify.data import DataSplits, stratified_subset
+
+    kwargs = dict(encoder="pixels:pca16", views=2, k=3, n_boot=50, cache_dir=tmp_path)
+    estimate_coverage(small, ["flip"], **kwargs)
+    fewer = DataSplits(
+        name="fewer",
+        train=small.train,
+        heldout=stratified_subset(small.heldout, 40, seed=0),
+        source=small.source,
+        heldout_origin=small.heldout_origin,
+    )
+    run = estimate_coverage(fewer, ["flip"], **kwargs)
+    # hits: train embeddings and the views; misses: held-out embeddings and the metrics
+    assert run.cache == {"hits": 2, "misses": 2, "corrupt": 0}
+    assert run.n_heldout == 40
+
+
+def test_reference_scores_and_samples(small, tmp_path: Path):
+    run = estimate_coverage(
+        small, ["none", "vflip"], encoder="pixels:pca16", k=3, n_boot=50, cache_dir=tmp_path, samples=30
+    )
+    assert set(run.reference) == {"fidelity", "label_consistency"}
+    assert 0 < run.reference["fidelity"].value <= 1
+    assert run.samples["train"].shape == (30, 16) and run.samples["views:vflip"].shape == (30, 16)
+    assert run.samples["views_labels:none"].shape == (30,)
+    cached = estimate_coverage(
+        small, ["none", "vflip"], encoder="pixels:pca16", k=3, n_boot=50, cache_dir=tmp_path, samples=30
+    )
+    assert np.array_equal(cached.samples["views:vflip"], run.samples["views:vflip"])

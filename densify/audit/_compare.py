@@ -1,0 +1,157 @@
+"""``densify compare``: several report bundles side by side (datasets, encoders or settings) and their differences."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from densify._io import write_bytes_atomic
+from densify.audit._bundle import check_writable, read_report
+from densify.audit._verdict import LABELS
+from densify.errors import DensifyError
+
+METRICS = (
+    "densification",
+    "coverage_gain",
+    "knn_accuracy_gain",
+    "fidelity",
+    "label_consistency",
+    "diversity",
+)
+
+
+def _label(folder: Path, report: dict[str, Any]) -> str:
+    s = report["settings"]
+    return f"{folder.name}: {report['data']['name']}, {report['encoder']['name']}, k={s['k']}, V={s['views']}"
+
+
+def _value(report: dict[str, Any], recipe: str, metric: str) -> float | None:
+    if metric == "measured_gain":
+        t = ((report.get("training") or {}).get("recipes") or {}).get(recipe) or {}
+        return (t.get("gain_over_none") or {}).get("mean")
+    return ((report["coverage"].get(recipe) or {}).get("metrics", {}).get(metric) or {}).get("value")
+
+
+def compare_reports(folders: Sequence[str | Path]) -> dict[str, Any]:
+    """The comparison of report bundles: per recipe and metric, each run's value and its difference from the
+    first run; recipes missing from a run are None."""
+    if len(folders) < 2:
+        raise DensifyError("compare needs at least two report folders")
+    loaded = [(Path(f), read_report(f)) for f in folders]
+    recipes: list[str] = []
+    for _, r in loaded:
+        recipes += [n for n in r["coverage"] if n not in recipes]
+    metrics = (*METRICS, "measured_gain")
+    table = {}
+    for recipe in recipes:
+        table[recipe] = {}
+        for m in metrics:
+            values = [_value(r, recipe, m) for _, r in loaded]
+            first = values[0]
+            table[recipe][m] = {
+                "values": values,
+                "differences": [None if v is None or first is None else v - first for v in values],
+            }
+    return {
+        "schema": "densify.compare/1",
+        "runs": [
+            {
+                "folder": str(f),
+                "label": _label(f, r),
+                "run_id": r["run_id"],
+                "data": r["data"]["name"],
+                "encoder": r["encoder"]["name"],
+                "settings": r["settings"],
+                "use": [u["recipe"] for u in r["verdict"]["use"]],
+                "avoid": [a["recipe"] for a in r["verdict"]["avoid"]],
+            }
+            for f, r in loaded
+        ],
+        "recipes": table,
+        "_reports": loaded,
+    }
+
+
+def _csv(comparison: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    runs = comparison["runs"]
+    writer.writerow(
+        ["recipe", "metric"]
+        + [f"run{i + 1}" for i in range(len(runs))]
+        + [f"run{i + 1}-run1" for i in range(1, len(runs))]
+    )
+    for recipe, by_metric in comparison["recipes"].items():
+        for metric, d in by_metric.items():
+            writer.writerow(
+                [
+                    recipe,
+                    metric,
+                    *["" if v is None else v for v in d["values"]],
+                    *["" if v is None else v for v in d["differences"][1:]],
+                ]
+            )
+    return buffer.getvalue()
+
+
+def write_comparison(folders: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
+    """Compare bundles and write ``compare.json``, ``compare.csv``, ``plots/compare-*.png`` and
+    ``compare.html`` to ``out`` (each atomically)."""
+    from densify import plots
+
+    out = Path(out)
+    check_writable(out)
+    comparison = compare_reports(folders)
+    loaded = comparison.pop("_reports")
+    labelled = [(_label(f, r), r) for f, r in loaded]
+    pngs = {
+        f"plots/compare-{m}.png": plots.compare_figure(labelled, m) for m in ("densification", "fidelity")
+    }
+    for name, png in pngs.items():
+        write_bytes_atomic(out / name, png)
+    write_bytes_atomic(out / "compare.csv", _csv(comparison).encode())
+    write_bytes_atomic(out / "compare.html", _html(comparison, pngs).encode())
+    write_bytes_atomic(
+        out / "compare.json", (json.dumps(comparison, indent=2, allow_nan=False) + "\n").encode()
+    )
+    return comparison
+
+
+def _html(comparison: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    from densify.audit._html import CSS, SCRIPT
+
+    e = html.escape
+    runs = comparison["runs"]
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>densify compare</title><style>{CSS}</style>",
+        f"<script>{SCRIPT}</script></head><body><h1>densify: {len(runs)} audits side by side</h1><ol>",
+    ]
+    for run in runs:
+        parts.append(
+            f"<li><code>{e(run['folder'])}</code>: {e(run['label'])}; use {e(', '.join(run['use']) or '-')}; "
+            f"avoid {e(', '.join(run['avoid']) or '-')}</li>"
+        )
+    parts.append("</ol>")
+    for name, png in pngs.items():
+        data = base64.b64encode(png).decode()
+        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(name)}"></figure>')
+    parts.append("<h2>Differences from run 1</h2><table><tr><th>recipe</th><th>metric</th>")
+    parts += [f"<th>run {i + 1}</th>" for i in range(len(runs))]
+    parts += [f"<th>run {i + 1} - run 1</th>" for i in range(1, len(runs))] + ["</tr>"]
+    for recipe, by_metric in comparison["recipes"].items():
+        for metric, d in by_metric.items():
+            cells = ["-" if v is None else f"{v:.3f}" for v in d["values"]]
+            cells += ["-" if v is None else f"{v:+.3f}" for v in d["differences"][1:]]
+            parts.append(
+                f"<tr><td>{e(recipe)}</td><td>{e(LABELS.get(metric, metric))}</td>"
+                + "".join(f"<td>{c}</td>" for c in cells)
+                + "</tr>"
+            )
+    parts.append("</table></body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,264 @@
+"""``report.html``: one self-contained page (images embedded as data URIs, no network) from a report's numbers.
+
+Every number shown carries ``data-path``, the path of its value in ``report.json`` (``/``-separated), so a test
+can check the page against the JSON. A small inline script records on ``<body>`` how many images loaded
+(``data-images-loaded`` of ``data-images``) and any script error (``data-errors``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import shlex
+from typing import Any
+
+from densify.audit._stats import critical_rho
+from densify.audit._verdict import LABELS, PREDICTORS, agreement_sentence
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:24px;
+color:#1b1b1b;background:#fff}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:32px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.meta{color:#555;font-size:13px}.verdict{background:#f3f7fb;border-left:4px solid #0072B2;padding:10px 16px}
+.verdict li{margin:4px 0}table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border-bottom:1px solid #e3e3e3;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#fafafa;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
+.ci{color:#777;font-size:11px}.good{color:#00734d;font-weight:600}.bad{color:#b34700;font-weight:600}
+.flag{display:inline-block;background:#fbe9e0;color:#8a3500;border-radius:3px;padding:0 5px;margin:1px;font-size:11px}
+figure{margin:16px 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:13px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
+.grid figure{margin:0}code,pre{background:#f6f6f6;border-radius:3px;padding:1px 4px;font-size:12px}
+pre{padding:8px;overflow-x:auto}details{margin:8px 0}
+"""
+
+SCRIPT = """
+window.addEventListener('error', function (e) {
+  var b = document.body; b.dataset.errors = (b.dataset.errors || '') + (e.message || 'error') + ';';
+}, true);
+window.addEventListener('load', function () {
+  var imgs = document.images, ok = 0;
+  for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
+  document.body.dataset.images = imgs.length; document.body.dataset.imagesLoaded = ok;
+});
+"""
+
+CAPTIONS = {
+    "coverage-gain": "Coverage gain per recipe, with 95% bootstrap intervals over held-out points. Densification: "
+    "how much closer (in log distance) each held-out image's nearest training sample gets once the recipe's "
+    "views are added; coverage gain: the share of held-out images newly inside a training sample's neighbourhood; "
+    "k-NN accuracy gain: the change in held-out k-NN accuracy. Green: recommended; vermillion: avoid.",
+    "fidelity-plane": "Each recipe's place: useful recipes sit top right (they densify near held-out data and stay on "
+    "the manifold), off-manifold recipes fall below the held-out images' own fidelity (dashed line), no-ops sit at "
+    "densification 0.",
+    "predictors-vs-gain": "Each training-free predictor against the measured held-out accuracy gain over 'none' "
+    "(mean over seeds), with Spearman's rank correlation and its permutation p-value.",
+    "class-gaps": "Per class: how much of the held-out data the clean training set leaves uncovered (left), and how "
+    "much each recipe densifies each class (right).",
+    "projection": "A 2-D PCA projection of clean training, augmented and held-out embeddings (random samples).",
+}
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _num(value, path: str, fmt: str = ".3f", scale: float = 1.0, cls: str = "") -> str:
+    if value is None:
+        return "<span>-</span>"
+    c = f' class="{cls}"' if cls else ""
+    return f'<span data-path="{_e(path)}" data-scale="{scale:g}"{c}>{scale * value:{fmt}}</span>'
+
+
+def _metric_cell(report, recipe: str, metric: str, fmt: str = ".3f", signed: bool = False) -> str:
+    m = report["coverage"][recipe]["metrics"].get(metric)
+    if not m or m.get("value") is None:
+        return "<td>-</td>"
+    f = ("+" if signed else "") + fmt
+    base = f"coverage/{recipe}/metrics/{metric}"
+    ci = ""
+    if m.get("low") is not None and m.get("high") is not None:
+        ci = f'<br><span class="ci">[{_num(m["low"], base + "/low", f)}, {_num(m["high"], base + "/high", f)}]</span>'
+    return f"<td>{_num(m['value'], base + '/value', f)}{ci}</td>"
+
+
+def _trained_cells(report, recipe: str) -> str:
+    t = ((report.get("training") or {}).get("recipes") or {}).get(recipe)
+    if not report.get("training"):
+        return ""
+    if not t:
+        return "<td>-</td><td>-</td>"
+    acc = t["accuracy"]
+    base = f"training/recipes/{recipe}"
+    acc_cell = (
+        f"<td>{_num(acc['mean'], base + '/accuracy/mean', '.2f', 100)}%"
+        f'<br><span class="ci">[{_num(acc["low"], base + "/accuracy/low", ".2f", 100)}, '
+        f"{_num(acc['high'], base + '/accuracy/high', '.2f', 100)}]</span></td>"
+    )
+    g = t.get("gain_over_none")
+    if not g or recipe == "none":
+        return acc_cell + "<td>-</td>"
+    cls = "good" if (g["low"] or 0) > 0 else "bad" if (g["high"] or 0) < 0 else ""
+    gain_cell = (
+        f"<td>{_num(g['mean'], base + '/gain_over_none/mean', '+.2f', 100, cls)}"
+        f'<br><span class="ci">[{_num(g["low"], base + "/gain_over_none/low", "+.2f", 100)}, '
+        f"{_num(g['high'], base + '/gain_over_none/high', '+.2f', 100)}]</span></td>"
+    )
+    return acc_cell + gain_cell
+
+
+def _command(settings: dict[str, Any]) -> str:
+    args = ["densify", "evaluate", "--data", settings["data"], "--recipes", ",".join(settings["recipes"])]
+    for key in ("encoder", "views", "k", "seed", "strength", "seeds", "steps", "batch", "model"):
+        args += [f"--{key.replace('_', '-')}", str(settings[key])]
+    for key in ("train_size", "heldout_size", "weights", "projection"):
+        if settings.get(key) is not None:
+            args += [f"--{key.replace('_', '-')}", str(settings[key])]
+    if not settings["train"]:
+        args.append("--no-train")
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _img(name: str, png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}" data-plot="{_e(name)}">'
+
+
+def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """The page; ``pngs`` maps bundle paths (``plots/NAME.png``) to PNG bytes."""
+    data, settings, v = report["data"], report["settings"], report["verdict"]
+    names = list(report["coverage"])
+    trained = bool(report.get("training"))
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
+        f"<title>densify report: {_e(data['name'])}</title><style>{CSS}</style>",
+        f"<script>{SCRIPT}</script></head><body>",
+        f"<h1>Which augmentations help <code>{_e(data['name'])}</code>?</h1>",
+        f'<p class="meta">{data["train"]["n"]} training and {data["heldout"]["n"]} held-out images, '
+        f"{len(data['classes'])} classes, {'x'.join(map(str, data['shape']))}; encoder "
+        f"<code>{_e(report['encoder']['name'])}</code>, k = {settings['k']}, {settings['views']} views per image"
+        + (
+            f"; trained {settings['model']} for {settings['steps']} steps x {settings['batch']}, "
+            f"{settings['seeds']} seeds"
+            if trained
+            else "; not trained (training-free verdict)"
+        )
+        + f". densify {_e(report['densify_version'])}, run <code>{_e(report['run_id'])}</code>.</p>",
+        '<h2>Verdict</h2><div class="verdict"><ul>',
+    ]
+    for sentence in v["summary"]:
+        parts.append(f"<li>{_e(sentence)}</li>")
+    sentence = agreement_sentence(v["agreement"], v["default_predictor"])
+    if sentence:
+        parts.append(f"<li>{_e(sentence)}</li>")
+    if not trained:
+        parts.append(
+            f"<li>Ranked by {_e(LABELS[v['default_predictor']])} (the default training-free predictor); run with "
+            "training to confirm.</li>"
+        )
+    parts.append("</ul></div>")
+
+    # the recipes table
+    parts.append("<h2>Recipes</h2><table id=recipes><tr><th>recipe</th>")
+    if trained:
+        parts.append("<th>held-out accuracy<br>[95% CI]</th><th>gain over none<br>(points) [95% CI]</th>")
+    cols = (
+        ("densification", ".3f", True),
+        ("coverage_gain", ".3f", True),
+        ("knn_accuracy_gain", ".3f", True),
+        ("fidelity", ".2f", False),
+        ("label_consistency", ".2f", False),
+        ("diversity", ".2f", False),
+    )
+    parts += [f"<th>{_e(LABELS[c])}</th>" for c, _, _ in cols] + ["<th>flags</th></tr>"]
+    for r in names:
+        flags = "".join(
+            f'<span class=flag title="{_e(reason)}">{_e(flag.replace("_", " "))}</span>'
+            for flag, reason in v["flags"][r].items()
+        )
+        row = f"<tr data-recipe={_e(r)}><td><b>{_e(r)}</b></td>{_trained_cells(report, r)}"
+        row += "".join(_metric_cell(report, r, c, f, s) for c, f, s in cols)
+        parts.append(row + f"<td style='text-align:left'>{flags}</td></tr>")
+    ref = report.get("reference") or {}
+    parts.append(
+        "<tr><td><i>held-out images (reference)</i></td>" + ("<td></td><td></td>" if trained else "")
+    )
+    parts.append("<td></td><td></td><td></td>")
+    for key in ("fidelity", "label_consistency"):
+        m = ref.get(key) or {}
+        parts.append(f"<td>{_num(m.get('value'), f'reference/{key}/value', '.2f')}</td>")
+    parts.append("<td></td><td></td></tr></table>")
+    parts.append(
+        '<p class="meta">Intervals are 95%: bootstrap over held-out points (coverage metrics) or views (fidelity, '
+        "label consistency, diversity); Student t over seeds, paired by seed against none (training). Flags compare "
+        "a recipe's views with the held-out images: <i>leaves manifold</i> = fidelity below theirs, <i>changes "
+        "labels</i> = label consistency below theirs, <i>adds nothing</i> = no held-out point measurably closer.</p>"
+    )
+
+    # agreement of predictors with training
+    if trained and v["agreement"]:
+        parts.append(
+            "<h2>Can the training-free numbers be trusted here?</h2><table id=agreement><tr><th>predictor</th>"
+            "<th>Spearman rho vs measured gain</th><th>permutation p</th><th>95% bootstrap CI</th>"
+            "<th>top recipe</th></tr>"
+        )
+        for p in PREDICTORS:
+            a = v["agreement"].get(p)
+            if not a:
+                continue
+            ci = a["ci"]
+            top = (v["ranking"].get(p) or ["-"])[0]
+            star = " (default)" if p == v["default_predictor"] else ""
+            parts.append(
+                f"<tr><td>{_e(LABELS[p])}{star}</td><td>{_num(a['rho'], f'verdict/agreement/{p}/rho', '+.2f')}</td>"
+                f"<td>{_num(a['p_value'], f'verdict/agreement/{p}/p_value', '.3f')}</td>"
+                f"<td>[{_num(ci[0], f'verdict/agreement/{p}/ci/0', '+.2f')}, "
+                f"{_num(ci[1], f'verdict/agreement/{p}/ci/1', '+.2f')}]</td><td>{_e(top)}</td></tr>"
+            )
+        measured = (v["ranking"].get("measured_gain") or ["-"])[0]
+        n = max(a["n"] for a in v["agreement"].values())
+        needed = critical_rho(n)
+        need = f"|rho| of at least {needed:.2f}" if math.isfinite(needed) else "more recipes"
+        parts.append(
+            f"</table><p class=meta>Best recipe by measured gain: <b>{_e(measured)}</b>. With few recipes rho is "
+            f"coarse: with {n} recipes, p &lt; 0.05 needs {need}. Audit more recipes (or strength levels) "
+            "for a sharper test.</p>"
+        )
+
+    parts.append("<h2>Plots</h2>")
+    for name, caption in CAPTIONS.items():
+        key = f"plots/{name}.png"
+        if key in pngs:
+            parts.append(
+                f"<figure>{_img(name, pngs[key], caption)}<figcaption>{_e(caption)}</figcaption></figure>"
+            )
+    parts.append(
+        "<h2>Samples</h2><p class=meta>Each row: a clean training image, then six of its views "
+        "(exactly the views training uses for this seed).</p><div class=grid>"
+    )
+    for r in names:
+        key = f"plots/samples-{r}.png"
+        if key in pngs:
+            intent = report["recipes"][r]["intent"]
+            parts.append(
+                f"<figure>{_img('samples-' + r, pngs[key], 'views of ' + r)}<figcaption><b>{_e(r)}</b>: "
+                f"{_e(intent)}</figcaption></figure>"
+            )
+    parts.append("</div>")
+
+    parts.append("<h2>Reproduce</h2>")
+    parts.append(f"<pre>{_e(_command(settings))}</pre>")
+    parts.append(
+        f"<p class=meta>Data <code>{_e(data['spec'])}</code> from {_e(data['source'])} (fingerprint "
+        f"<code>{_e(data['fingerprint'][:16])}</code>; held-out: {_e(data['heldout_origin'])}). Versions: "
+        + ", ".join(f"{_e(k)} {_e(val)}" for k, val in report["versions"].items())
+        + ". Wall time: "
+        + ", ".join(
+            f"{_e(k)} {val:.0f} s" for k, val in report["timings"].items() if k in ("coverage", "training")
+        )
+        + ". Every number, setting and recipe parameter is in <code>report.json</code>; a row per recipe in "
+        "<code>metrics.csv</code>.</p>"
+    )
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,288 @@
+"""One audit: coverage of every recipe, trained confirmation, verdict, and the report bundle."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from densify._version import __version__
+from densify.audit import _bundle
+from densify.audit._verdict import PREDICTORS, verdict
+from densify.embed._base import digest
+from densify.errors import DensifyError
+
+SCHEMA = "densify.report/1"
+#: the recipes `densify evaluate` audits by default: the baseline, two safe geometric recipes, one occlusion
+#: recipe, and two that are expected to hurt on upright objects (so the verdict has something to flag)
+DEFAULT_RECIPES = ("none", "flip", "vflip", "crop-pad", "affine-light", "affine-heavy", "cutout")
+PROJECTION_POINTS = 2000
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Everything that determines an audit's numbers (its ``run_id`` is a hash of these and of the data).
+
+    data: a data spec. recipes: names, files or folders (``("all",)`` for every recipe densify knows).
+    encoder / weights / views / k / n_boot: the coverage estimate (see ``estimate_coverage``).
+    train: also train a model per recipe and seed; seeds / steps / batch / model: the trained confirmation.
+    train_size / heldout_size: stratified subsets. seed: subsets, encoder, views and bootstrap.
+    strength: scales every recipe's magnitudes. projection: the recipe whose views the 2-D projection shows
+    (default: the recommended recipe).
+    """
+
+    data: str = "fashion-mini"
+    recipes: tuple[str, ...] = DEFAULT_RECIPES
+    encoder: str = "reference"
+    weights: str | None = None
+    views: int = 2
+    k: int = 5
+    seed: int = 0
+    strength: float = 1.0
+    train: bool = True
+    seeds: int = 3
+    steps: int = 800
+    batch: int = 64
+    model: str = "small-cnn"
+    train_size: int | None = None
+    heldout_size: int | None = None
+    n_boot: int = 1000
+    projection: str | None = None
+    extra: dict = field(default_factory=dict)  # free-form notes recorded in the report (not part of run_id)
+
+    def identity(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("extra")
+        d["recipes"] = list(self.recipes)
+        return d
+
+
+def resolve_recipes(refs: Sequence[str]) -> list[str]:
+    """Recipe references with ``all`` expanded to every known recipe and folders to their files, deduplicated,
+    ``none`` first (the baseline every gain is measured against); each one is read and validated."""
+    from densify.loader import load_recipe
+    from densify.recipes import expand_recipe_refs, known_names
+
+    refs = [r for ref in refs for r in ([*known_names()] if ref == "all" else [ref])]
+    expanded = expand_recipe_refs(refs)
+    seen, out = set(), []
+    for ref in ["none", *expanded]:
+        name = load_recipe(ref).recipe.name
+        if name not in seen:
+            seen.add(name)
+            out.append(ref)
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"densify": __version__, "python": platform.python_version()}
+    for package in (
+        "numpy",
+        "torch",
+        "torchvision",
+        "albumentations",
+        "faiss-cpu",
+        "matplotlib",
+        "scikit-learn",
+    ):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def run_audit(
+    settings: AuditSettings,
+    out: str | Path = "densify-report",
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run an audit and write its bundle to ``out``; returns the report (the content of ``report.json``).
+
+    Every input is validated (recipes, data, ``out``) before anything is written. With ``resume``, finished
+    steps cached in ``out/.densify`` (embeddings, metrics, trained runs) are reused and unfinished training
+    runs continue from their checkpoints; the report is the same as an uninterrupted run's (timings aside).
+    """
+    from densify.data import load_data
+    from densify.data._info import summarise
+    from densify.estimate import estimate_coverage
+    from densify.loader import load_recipe
+    from densify.recipes import to_albumentations
+
+    out = Path(out)
+    note = progress or (lambda stage, done, total: None)
+    _bundle.check_writable(out)
+    refs = resolve_recipes(settings.recipes)
+    augmenters = [load_recipe(r, strength=settings.strength, seed=settings.seed) for r in refs]
+    names = [a.recipe.name for a in augmenters]
+    if settings.projection is not None and settings.projection not in names:
+        raise DensifyError(
+            f"--projection {settings.projection!r} is not one of the audited recipes: {', '.join(names)}"
+        )
+    if settings.train and settings.seeds < 2:
+        raise DensifyError(
+            f"--seeds {settings.seeds}: training needs at least 2 seeds for a confidence interval"
+        )
+    data = load_data(
+        settings.data, train_size=settings.train_size, heldout_size=settings.heldout_size, seed=settings.seed
+    )
+    data_fp = digest(
+        data.train.images, data.train.labels, data.heldout.images, data.heldout.labels, data.classes
+    )
+    identity = settings.identity()
+    run_id = digest(json.dumps(identity, sort_keys=True), data_fp, __version__)[:16]
+    _bundle.claim(out, run_id, identity, resume=resume, force=force)
+    state = out / _bundle.STATE
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    coverage = estimate_coverage(
+        data,
+        refs,
+        encoder=settings.encoder,
+        weights=settings.weights,
+        views=settings.views,
+        k=settings.k,
+        seed=settings.seed,
+        strength=settings.strength,
+        cache_dir=state / "cache",
+        n_boot=settings.n_boot,
+        progress=note,
+        samples=PROJECTION_POINTS,
+    )
+    timings["coverage"] = time.perf_counter() - start
+
+    training = None
+    if settings.train:
+        from densify.train import TrainConfig, train_recipes
+
+        start = time.perf_counter()
+        config = TrainConfig(steps=settings.steps, batch=settings.batch, model=settings.model)
+        summaries = train_recipes(
+            data,
+            refs,
+            range(settings.seeds),
+            config,
+            strength=settings.strength,
+            out=state / "train",
+            progress=(lambda recipe, seed, step, total: note(f"training {recipe} seed {seed}", step, total)),
+        )
+        timings["training"] = time.perf_counter() - start
+        training = {
+            "config": asdict(config),
+            "seeds": list(range(settings.seeds)),
+            "recipes": {s.recipe: _strip_runs(s.to_dict()) for s in summaries},
+        }
+
+    coverage_dict = coverage.to_dict()
+    recipes_cov = {r["recipe"]: {"metrics": r["metrics"]} for r in coverage_dict["recipes"].values()}
+    reference = coverage_dict["reference"]
+    result = verdict(recipes_cov, reference, training["recipes"] if training else None, seed=settings.seed)
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "densify_version": __version__,
+        "settings": {**identity, "extra": settings.extra},
+        "data": {**summarise(data), "spec": settings.data, "fingerprint": data_fp},
+        "encoder": coverage_dict["encoder"],
+        "recipes": {
+            a.recipe.name: {
+                "intent": a.recipe.intent,
+                "source": str(a.recipe.source) if a.recipe.source else None,
+                "albumentations": to_albumentations(a.recipe, settings.strength),
+            }
+            for a in augmenters
+        },
+        "reference": reference,
+        "coverage": recipes_cov,
+        "training": training,
+        "verdict": result,
+        "versions": _versions(),
+        "timings": {**{k: round(v, 2) for k, v in timings.items()}, **coverage_dict["timings"]},
+    }
+    note("writing the report", 0, 1)
+    start = time.perf_counter()
+    files = render_bundle(report, data, augmenters, coverage.samples)
+    _bundle.write_bundle(out, files)
+    note("writing the report", 1, 1)
+    report["timings"]["report"] = round(time.perf_counter() - start, 2)
+    _bundle.write_text(out, _bundle.REPORT, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    return report
+
+
+def _strip_runs(summary: dict[str, Any]) -> dict[str, Any]:
+    """A trained summary without per-run timings (so a resumed audit writes the same numbers)."""
+    summary = dict(summary)
+    summary["runs"] = [
+        {k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in summary["runs"]
+    ]
+    return summary
+
+
+def metrics_csv(report: dict[str, Any]) -> str:
+    """A row per recipe: every coverage metric (value, low, high), trained accuracy and gain, and flags."""
+    metrics = sorted({m for r in report["coverage"].values() for m in r["metrics"]})
+    header = ["recipe"] + [f"{m}{s}" for m in metrics for s in ("", "_low", "_high")]
+    header += ["accuracy", "accuracy_low", "accuracy_high", "gain", "gain_low", "gain_high", "loss_ratio"]
+    header += [f"predictor_{p}" for p in PREDICTORS] + ["flags"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    trained = (report.get("training") or {}).get("recipes", {})
+    v = report["verdict"]
+    for name, r in report["coverage"].items():
+        row: list[Any] = [name]
+        for m in metrics:
+            d = r["metrics"].get(m) or {}
+            row += [d.get("value"), d.get("low"), d.get("high")]
+        t = trained.get(name) or {}
+        acc, gain = t.get("accuracy") or {}, t.get("gain_over_none") or {}
+        row += [
+            acc.get("mean"),
+            acc.get("low"),
+            acc.get("high"),
+            gain.get("mean"),
+            gain.get("low"),
+            gain.get("high"),
+        ]
+        row += [t.get("loss_ratio")]
+        row += [v["predictor_values"][p][name] for p in PREDICTORS]
+        row += [";".join(sorted(v["flags"][name]))]
+        writer.writerow(["" if x is None else x for x in row])
+    return buffer.getvalue()
+
+
+def render_bundle(report, data, augmenters, samples) -> dict[str, bytes]:
+    """Every file of the bundle except ``report.json``: metrics.csv, plots/*.png and report.html."""
+    from densify import plots
+    from densify.audit._html import render_html
+    from densify.preview import png_bytes, preview_grid
+
+    files: dict[str, bytes] = {"metrics.csv": metrics_csv(report).encode()}
+    figures = plots.audit_figures(report, samples)
+    for name, png in figures.items():
+        files[f"plots/{name}.png"] = png
+    settings = report["settings"]
+    for augmenter in augmenters:
+        grid = preview_grid(data.train, augmenter, rows=4, views=6, seed=settings["seed"])
+        files[f"plots/samples-{augmenter.recipe.name}.png"] = png_bytes(grid)
+    files["report.html"] = render_html(
+        report, {k: v for k, v in files.items() if k.endswith(".png")}
+    ).encode()
+    return files
+
+
+def with_settings(settings: AuditSettings, **changes) -> AuditSettings:
+    return replace(settings, **changes)

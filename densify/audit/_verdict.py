@@ -1,0 +1,255 @@
+"""The verdict of an audit: recipes ranked by measured gain and by every training-free predictor, how far each
+predictor agrees with training (Spearman rho, permutation p, bootstrap CI), flags, and a plain-language summary.
+
+Pure functions of the report's numbers (plain dicts, as in ``report.json``), so ``densify compare`` and the study
+reuse them. Flags compare a recipe's views with what real unseen images score (``reference``), never with
+constants fitted to one dataset:
+- *leaves the manifold*: its fidelity's 95% upper bound is below the held-out images' fidelity;
+- *changes labels*: its label consistency's upper bound is below the held-out / training accuracy ratio;
+- *adds nothing*: its densification's lower bound is 0 (no held-out point got measurably closer).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from densify.audit._stats import bootstrap_rho, permutation_p, rank_order, spearman
+
+#: metrics of a recipe that are training-free predictors of accuracy gain (higher = better)
+BASE_PREDICTORS = (
+    "coverage_gain",
+    "densification",
+    "label_coverage_gain",
+    "knn_accuracy_gain",
+    "fidelity",
+    "label_consistency",
+    "diversity",
+)
+#: combinations: (name, factors); a combination's value is the product of its factors' values
+COMBINED = {
+    "fidelity_x_coverage_gain": ("fidelity", "coverage_gain"),
+    "consistency_x_densification": ("label_consistency", "densification"),
+    "consistency_x_diversity": ("label_consistency", "diversity"),  # affinity x diversity (Gontijo-Lopes)
+}
+PREDICTORS = (*BASE_PREDICTORS, *COMBINED)
+#: what `densify evaluate` ranks by when it does not train (chosen by docs/study-fashion-mnist.md)
+DEFAULT_PREDICTOR = "knn_accuracy_gain"
+
+LABELS = {
+    "coverage_gain": "coverage gain",
+    "densification": "densification",
+    "label_coverage_gain": "label-aware coverage gain",
+    "knn_accuracy_gain": "k-NN accuracy gain",
+    "fidelity": "fidelity",
+    "label_consistency": "label consistency",
+    "diversity": "diversity",
+    "fidelity_x_coverage_gain": "fidelity x coverage gain",
+    "consistency_x_densification": "label consistency x densification",
+    "consistency_x_diversity": "label consistency x diversity",
+    "measured_gain": "measured accuracy gain",
+}
+
+
+def predictor_value(metrics: dict[str, dict], name: str) -> float | None:
+    """A recipe's value of predictor ``name`` from its metrics dict (``{"value": ...}`` per metric)."""
+    factors = COMBINED.get(name, (name,))
+    value = 1.0
+    for f in factors:
+        v = (metrics.get(f) or {}).get("value")
+        if v is None:
+            return None
+        value *= v
+    return value
+
+
+def flags(metrics: dict[str, dict], reference: dict[str, dict]) -> dict[str, str]:
+    """{flag: reason} of one recipe (see the module docstring)."""
+    out = {}
+    fid, ref_fid = metrics.get("fidelity"), reference.get("fidelity")
+    if fid and ref_fid and fid.get("high") is not None and ref_fid.get("value") is not None:  # noqa: SIM102
+        if fid["high"] < ref_fid["value"]:
+            out["leaves_manifold"] = f"fidelity {fid['value']:.2f} (held-out images: {ref_fid['value']:.2f})"
+    lc, ref_lc = metrics.get("label_consistency"), reference.get("label_consistency")
+    if lc and ref_lc and lc.get("high") is not None and ref_lc.get("value") is not None:  # noqa: SIM102
+        if lc["high"] < ref_lc["value"]:
+            out["changes_labels"] = (
+                f"label consistency {lc['value']:.2f} (held-out images: {ref_lc['value']:.2f})"
+            )
+    dens = metrics.get("densification")
+    if dens and dens.get("low") is not None and dens["low"] <= 0:
+        out["adds_nothing"] = f"densification {dens['value']:.3f}"
+    return out
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.2f}"
+
+
+def verdict(
+    recipes: dict[str, dict[str, Any]],
+    reference: dict[str, dict],
+    trained: dict[str, dict] | None,
+    *,
+    seed: int = 0,
+    default_predictor: str = DEFAULT_PREDICTOR,
+) -> dict[str, Any]:
+    """The audit's verdict.
+
+    Args:
+        recipes: {recipe: {"metrics": {metric: {"value", "low", "high", ...}}}} (``report.json["coverage"]``).
+        reference: the held-out images' fidelity and label consistency.
+        trained: {recipe: {"gain_over_none": {"mean", "low", "high"} | None, ...}} or None without training.
+    """
+    names = list(recipes)
+    values = {p: {r: predictor_value(recipes[r]["metrics"], p) for r in names} for p in PREDICTORS}
+    ranking = {
+        p: rank_order([v[r] for r in names], names)
+        for p, v in values.items()
+        if all(v[r] is not None for r in names)
+    }
+    recipe_flags = {r: flags(recipes[r]["metrics"], reference) for r in names}
+    out: dict[str, Any] = {
+        "default_predictor": default_predictor,
+        "trained": trained is not None,
+        "predictor_values": values,
+        "ranking": ranking,
+        "flags": recipe_flags,
+        "agreement": {},
+    }
+    gains = None
+    if trained is not None:
+        gains = {
+            r: trained[r]["gain_over_none"]["mean"]
+            for r in names
+            if r in trained and trained[r].get("gain_over_none")
+        }
+        ranked = [r for r in names if r in gains]
+        out["ranking"]["measured_gain"] = rank_order([gains[r] for r in ranked], ranked)
+        for p in PREDICTORS:
+            common = [r for r in ranked if values[p][r] is not None]
+            if len(common) < 3:
+                continue
+            x, y = [values[p][r] for r in common], [gains[r] for r in common]
+            rho = spearman(x, y)
+            low, high = bootstrap_rho(x, y, seed=seed)
+            out["agreement"][p] = {
+                "rho": None if math.isnan(rho) else rho,
+                "p_value": None if math.isnan(rho) else permutation_p(x, y, seed=seed),
+                "ci": [None if math.isnan(low) else low, None if math.isnan(high) else high],
+                "n": len(common),
+            }
+    out.update(_advice(recipes, reference, trained, values, recipe_flags, default_predictor))
+    return out
+
+
+def _advice(recipes, reference, trained, values, recipe_flags, default_predictor) -> dict[str, Any]:
+    """use / avoid lists and the plain-language summary."""
+    names = [r for r in recipes if r != "none"]
+    use, avoid, summary = [], [], []
+
+    def why_flagged(r):
+        return "; ".join(
+            {"leaves_manifold": "its views leave the manifold: ", "changes_labels": "they change labels: "}[k]
+            + v
+            for k, v in recipe_flags[r].items()
+            if k != "adds_nothing"
+        )
+
+    def describe(r):
+        m = recipes[r]["metrics"]
+        parts = []
+        for key, label in (("densification", "densification"), ("fidelity", "fidelity")):
+            if m.get(key) and m[key].get("value") is not None:
+                parts.append(
+                    f"{label} {m[key]['value']:.3f}"
+                    if key == "densification"
+                    else f"{label} {m[key]['value']:.2f}"
+                )
+        if m.get("label_consistency") and m["label_consistency"].get("value") is not None:
+            parts.append(f"label consistency {m['label_consistency']['value']:.2f}")
+        return ", ".join(parts)
+
+    if trained is not None:
+        gains = {
+            r: trained[r]["gain_over_none"]
+            for r in names
+            if r in trained and trained[r].get("gain_over_none")
+        }
+        helps = [r for r in gains if gains[r]["low"] is not None and gains[r]["low"] > 0]
+        hurts = [r for r in gains if gains[r]["high"] is not None and gains[r]["high"] < 0]
+        best = max(gains, key=lambda r: gains[r]["mean"]) if gains else None
+        if helps:
+            top = max(helps, key=lambda r: gains[r]["mean"])
+            g = gains[top]
+            use.append(
+                {
+                    "recipe": top,
+                    "reason": f"{_points(g['mean'])} points held-out accuracy "
+                    f"[{_points(g['low'])}, {_points(g['high'])}] over none; {describe(top)}",
+                }
+            )
+            summary.append(f"Use {top}: {use[0]['reason']}.")
+            others = sorted((r for r in helps if r != top), key=lambda r: -gains[r]["mean"])
+            if others:
+                summary.append(
+                    "Also beat none beyond seed noise: "
+                    + ", ".join(f"{r} ({_points(gains[r]['mean'])})" for r in others)
+                    + "."
+                )
+        elif best is not None:
+            g = gains[best]
+            summary.append(
+                f"No recipe beat none beyond seed noise; the best was {best} at {_points(g['mean'])} points "
+                f"[{_points(g['low'])}, {_points(g['high'])}]. Train more seeds (--seeds) or longer (--steps) "
+                "before choosing."
+            )
+        for r in sorted(hurts, key=lambda r: gains[r]["mean"]):
+            g = gains[r]
+            reasons = [f"{_points(g['mean'])} points [{_points(g['low'])}, {_points(g['high'])}]"]
+            if why_flagged(r):
+                reasons.append(why_flagged(r))
+            avoid.append({"recipe": r, "reason": "; ".join(reasons)})
+        spared = [r for r in names if why_flagged(r) and r not in hurts]
+        if spared:
+            summary.append(
+                "Flagged by coverage but not measurably hurt by training: "
+                + "; ".join(f"{r} ({why_flagged(r)})" for r in spared)
+                + ". The encoder may not know these variations; trust the trained numbers."
+            )
+    else:
+        pv = values[default_predictor]
+        ok = [r for r in names if pv[r] is not None and not (set(recipe_flags[r]) - {"adds_nothing"})]
+        if ok:
+            top = max(ok, key=lambda r: pv[r])
+            use.append(
+                {
+                    "recipe": top,
+                    "reason": f"highest {LABELS[default_predictor]} ({pv[top]:+.4f}) "
+                    f"among recipes that stay on the manifold and keep labels; {describe(top)}",
+                }
+            )
+            summary.append(f"Use {top} (not confirmed by training): {use[0]['reason']}.")
+        for r in names:
+            if set(recipe_flags[r]) - {"adds_nothing"}:
+                avoid.append({"recipe": r, "reason": why_flagged(r)})
+    for a in avoid:
+        summary.append(f"Avoid {a['recipe']}: {a['reason']}.")
+    idle = [r for r in names if "adds_nothing" in recipe_flags[r]]
+    if idle:
+        summary.append("Add nothing near held-out data (densification 0): " + ", ".join(idle) + ".")
+    return {"use": use, "avoid": avoid, "summary": summary}
+
+
+def agreement_sentence(agreement: dict[str, dict], predictor: str) -> str | None:
+    """One sentence on how far ``predictor`` agreed with training, or None when it was not measured."""
+    a = agreement.get(predictor)
+    if not a or a.get("rho") is None:
+        return None
+    lo, hi = a["ci"]
+    ci = f", 95% bootstrap CI [{lo:+.2f}, {hi:+.2f}]" if lo is not None else ""
+    strength = "agreed with" if a["p_value"] < 0.05 and a["rho"] > 0 else "did not clearly agree with"
+    return (
+        f"The training-free {LABELS[predictor]} {strength} training on this data: Spearman rho "
+        f"{a['rho']:+.2f} (permutation p = {a['p_value']:.3f}{ci}) over {a['n']} recipes."
+    )

@@ -1,0 +1,223 @@
+"""densify evaluate / run_audit end to end: the bundle, its consistency, resuming, refusals and densify compare."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from densify.audit import AuditSettings, read_report, run_audit, write_comparison
+from densify.cli import cli
+
+SMALL = dict(
+    data="fashion-mini",
+    recipes=("flip", "vflip"),
+    encoder="pixels:pca16",
+    train_size=300,
+    heldout_size=100,
+    k=3,
+    n_boot=100,
+    seeds=2,
+    steps=15,
+    batch=32,
+)
+CLI_SMALL = [
+    "--recipes", "flip,vflip", "--encoder", "pixels:pca16", "--train-size", "300", "--heldout-size", "100",
+    "-k", "3", "--seeds", "2", "--steps", "15", "--batch", "32",
+]  # fmt: skip
+
+
+def _stable(report: dict) -> dict:
+    report = dict(report)
+    report.pop("timings")
+    return report
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("audit") / "report"
+    report = run_audit(AuditSettings(**SMALL), out)
+    return out, report
+
+
+def _resolve(report: dict, path: str):
+    node = report
+    for part in path.split("/"):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def test_bundle_files_and_report_schema(bundle):
+    out, report = bundle
+    assert (
+        (out / "report.json").is_file()
+        and (out / "report.html").is_file()
+        and (out / "metrics.csv").is_file()
+    )
+    plots = {p.name for p in (out / "plots").glob("*.png")}
+    assert {"coverage-gain.png", "fidelity-plane.png", "class-gaps.png", "predictors-vs-gain.png",
+            "projection.png"} <= plots  # fmt: skip
+    assert {f"samples-{r}.png" for r in ("none", "flip", "vflip")} <= plots
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["schema"] == "densify.report/1" and on_disk["run_id"] == report["run_id"]
+    assert list(on_disk["coverage"]) == ["none", "flip", "vflip"]  # none added first as the baseline
+    assert on_disk["recipes"]["vflip"]["albumentations"]["transform"]["transforms"][0]["p"] == 0.5
+    assert on_disk["data"]["fingerprint"] and on_disk["versions"]["numpy"]
+    assert set(on_disk["training"]["recipes"]) == {"none", "flip", "vflip"}
+    assert on_disk["verdict"]["agreement"]["densification"]["n"] == 3
+    assert on_disk["settings"]["seeds"] == 2 and on_disk["encoder"]["name"].startswith("pixels")
+    assert oct((out / "report.json").stat().st_mode & 0o777) != "0o600"
+
+
+def test_metrics_csv_has_a_row_per_recipe_matching_the_json(bundle):
+    out, report = bundle
+    with (out / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["recipe"] for r in rows] == ["none", "flip", "vflip"]
+    for row in rows:
+        name = row["recipe"]
+        assert float(row["fidelity"]) == pytest.approx(
+            report["coverage"][name]["metrics"]["fidelity"]["value"]
+        )
+        assert float(row["accuracy"]) == pytest.approx(
+            report["training"]["recipes"][name]["accuracy"]["mean"]
+        )
+
+
+def test_html_is_self_contained_and_its_numbers_match_the_json(bundle):
+    out, report = bundle
+    page = (out / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    assert page.count('data-plot="') >= 5 + 3
+    cells = re.findall(r'<span data-path="([^"]+)" data-scale="([^"]+)"[^>]*>([^<]+)</span>', page)
+    assert len(cells) > 50
+    for path, scale, text in cells:
+        value = _resolve(report, path)
+        decimals = len(text.split(".")[1]) if "." in text else 0
+        assert float(text) == pytest.approx(float(scale) * value, abs=0.6 * 10**-decimals), path
+    for sentence in report["verdict"]["summary"]:
+        assert sentence.replace("'", "&#x27;") in page
+
+
+def test_rerun_same_settings_is_identical_and_resume_reuses_everything(bundle, tmp_path):
+    out, report = bundle
+    again = run_audit(AuditSettings(**SMALL), tmp_path / "fresh")
+    assert _stable(again) == _stable(report)
+    runs = sorted((out / ".densify" / "train" / "runs").glob("*.json"))
+    mtimes = [p.stat().st_mtime_ns for p in runs]
+    resumed = run_audit(AuditSettings(**SMALL), out, resume=True)
+    assert _stable(resumed) == _stable(report)
+    assert [p.stat().st_mtime_ns for p in runs] == mtimes  # no run retrained
+
+
+def test_a_changed_setting_recomputes_only_what_it_affects(tmp_path):
+    out = tmp_path / "r"
+    first = run_audit(AuditSettings(**SMALL), out)
+    runs = sorted((out / ".densify" / "train" / "runs").glob("*.json"))
+    mtimes = [p.stat().st_mtime_ns for p in runs]
+    views = sorted((out / ".densify" / "cache").glob("*.npz"))
+    changed = run_audit(AuditSettings(**{**SMALL, "k": 4}), out, resume=True)
+    assert changed["run_id"] != first["run_id"] and changed["settings"]["k"] == 4
+    assert [p.stat().st_mtime_ns for p in runs] == mtimes  # k does not touch training
+    assert changed["training"] == first["training"]
+    assert changed["coverage"]["flip"] != first["coverage"]["flip"]  # metrics recomputed
+    # the old embeddings are all still there (and were reused); only new metric entries were added
+    assert set(views) <= set((out / ".densify" / "cache").glob("*.npz"))
+
+
+def test_refusals_are_one_line_and_leave_nothing_behind(tmp_path, bundle):
+    runner = CliRunner()
+    out = tmp_path / "new"
+    cases = [
+        (["--recipes", "flp"], "did you mean 'flip'"),
+        (["--data", "idx:/nonexistent"], "/nonexistent"),
+        (["--projection", "cutout"], "--projection"),
+    ]
+    for extra, message in cases:
+        result = runner.invoke(cli, ["evaluate", *CLI_SMALL, *extra, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+        assert not out.exists()
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    result = runner.invoke(cli, ["evaluate", *CLI_SMALL, "--out", str(a_file / "sub")])
+    assert result.exit_code == 2 and "is a file" in result.output
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    result = runner.invoke(cli, ["evaluate", *CLI_SMALL, "--out", str(foreign)])
+    assert result.exit_code == 2 and "holds no densify report" in result.output
+    assert os.listdir(foreign) == ["notes.txt"]
+    # a bundle of a different run: refused without --resume/--force, untouched
+    existing, _ = bundle
+    before = (existing / "report.json").read_bytes()
+    result = runner.invoke(cli, ["evaluate", *CLI_SMALL, "--views", "3", "--out", str(existing)])
+    assert result.exit_code == 2, result.output
+    assert (
+        "different run" in result.output and "views 2 -> 3" in result.output and "--resume" in result.output
+    )
+    assert (existing / "report.json").read_bytes() == before
+
+
+def test_force_replaces_a_different_run(tmp_path):
+    out = tmp_path / "r"
+    run_audit(AuditSettings(**{**SMALL, "train": False}), out)
+    replaced = run_audit(AuditSettings(**{**SMALL, "train": False, "views": 1}), out, force=True)
+    assert read_report(out)["run_id"] == replaced["run_id"]
+
+
+def test_no_train_verdict_and_cli_output(tmp_path):
+    result = CliRunner().invoke(cli, ["evaluate", *CLI_SMALL, "--no-train", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "report.html" in result.output and "without training" in result.output
+    report = read_report(tmp_path / "r")
+    assert report["training"] is None and report["verdict"]["agreement"] == {}
+    assert "predictors-vs-gain.png" not in {p.name for p in (tmp_path / "r" / "plots").iterdir()}
+
+
+def test_killed_audit_resumes_to_the_same_report(tmp_path):
+    """SIGKILL while training, then --resume: the same report as an uninterrupted run."""
+    args = [sys.executable, "-m", "densify", "evaluate", *CLI_SMALL, "--steps", "80"]
+    env = {**os.environ, "DENSIFY_TORCH_THREADS": "1"}
+    reference = tmp_path / "reference"
+    subprocess.run([*args, "--out", str(reference)], env=env, check=True, capture_output=True)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [*args, "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    runs = out / ".densify" / "train" / "runs"
+    while time.time() < deadline and not (runs.is_dir() and len(list(runs.glob("*.json"))) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "report.json").exists()
+    subprocess.run([*args, "--out", str(out), "--resume"], env=env, check=True, capture_output=True)
+    assert _stable(read_report(out)) == _stable(read_report(reference))
+
+
+def test_compare_two_bundles(bundle, tmp_path):
+    out, report = bundle
+    other = tmp_path / "k4"
+    run_audit(AuditSettings(**{**SMALL, "k": 4, "train": False}), other)
+    result = CliRunner().invoke(cli, ["compare", str(out), str(other), "-o", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    comparison = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert len(comparison["runs"]) == 2
+    d = comparison["recipes"]["flip"]["densification"]
+    assert d["differences"][1] == pytest.approx(d["values"][1] - d["values"][0])
+    assert comparison["recipes"]["flip"]["measured_gain"]["values"][1] is None  # the second run did not train
+    for name in ("compare.html", "compare.csv", "plots/compare-densification.png"):
+        assert (tmp_path / "cmp" / name).is_file()
+    bad = CliRunner().invoke(cli, ["compare", str(out), str(tmp_path)])
+    assert bad.exit_code == 2 and "no report.json" in bad.output
+    assert write_comparison([out, other], tmp_path / "api")["runs"][0]["run_id"] == report["run_id"]

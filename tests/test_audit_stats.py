@@ -1,0 +1,148 @@
+"""Rank statistics of the verdict against scipy and closed-form cases, and the verdict's rules."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from densify.audit import bootstrap_rho, flags, permutation_p, predictor_value, ranks, spearman, verdict
+from densify.audit._stats import critical_rho
+
+scipy_stats = pytest.importorskip("scipy.stats")
+
+
+@given(st.lists(st.tuples(st.integers(-5, 5), st.integers(-5, 5)), min_size=3, max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_spearman_matches_scipy_with_ties(pairs):
+    x, y = (np.array(v, dtype=float) for v in zip(*pairs, strict=True))
+    ours = spearman(x, y)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        assert math.isnan(ours)
+        return
+    assert ours == pytest.approx(scipy_stats.spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_ranks_average_ties():
+    assert ranks([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+
+
+def test_permutation_p_closed_forms():
+    # n = 3, perfect order: 2 of the 6 orders reach |rho| = 1
+    assert permutation_p([1, 2, 3], [1, 2, 3]) == pytest.approx(2 / 6)
+    # n = 5, perfect: 2 of 120
+    assert permutation_p([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]) == pytest.approx(2 / 120)
+    # brute force on a tied example
+    x, y = [1, 2, 2, 4, 5, 7], [3, 1, 2, 2, 6, 5]
+    observed = abs(spearman(x, y))
+    perms = list(itertools.permutations(y))
+    expected = np.mean([abs(spearman(x, p)) >= observed - 1e-12 for p in perms])
+    assert permutation_p(x, y) == pytest.approx(expected)
+
+
+def test_permutation_p_monte_carlo_matches_scipy_for_larger_n():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20)
+    y = x + rng.normal(scale=1.5, size=20)
+    ours = permutation_p(x, y, n_perm=20_000, seed=1)
+    exact = scipy_stats.spearmanr(x, y).pvalue  # t approximation, close for n = 20
+    assert ours == pytest.approx(exact, abs=0.03)
+    assert permutation_p(x, x, n_perm=1000) == pytest.approx(1 / 1001)  # never 0
+
+
+def test_bootstrap_interval_brackets_rho_and_is_seeded():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=15)
+    y = x + rng.normal(scale=0.5, size=15)
+    lo, hi = bootstrap_rho(x, y, seed=2)
+    assert lo < spearman(x, y) < hi <= 1
+    assert bootstrap_rho(x, y, seed=2) == (lo, hi)
+
+
+def _m(value, low=None, high=None):
+    return {"value": value, "low": value if low is None else low, "high": value if high is None else high}
+
+
+REFERENCE = {"fidelity": _m(0.8, 0.78, 0.82), "label_consistency": _m(0.9, 0.88, 0.92)}
+
+
+def _recipe(dens, fid, lc, knn=0.0, cov=0.0, div=1.0, dens_low=None):
+    return {
+        "metrics": {
+            "densification": _m(dens, dens if dens_low is None else dens_low, dens + 0.01),
+            "fidelity": _m(fid, fid - 0.02, fid + 0.02),
+            "label_consistency": _m(lc, lc - 0.02, lc + 0.02),
+            "knn_accuracy_gain": _m(knn),
+            "coverage_gain": _m(cov),
+            "label_coverage_gain": _m(cov),
+            "diversity": _m(div),
+        }
+    }
+
+
+def test_flags_compare_views_with_heldout_images():
+    assert flags(_recipe(0.1, 0.9, 0.95)["metrics"], REFERENCE) == {}
+    off = flags(_recipe(0.1, 0.4, 0.95)["metrics"], REFERENCE)
+    assert (
+        set(off) == {"leaves_manifold"}
+        and "0.40" in off["leaves_manifold"]
+        and "0.80" in off["leaves_manifold"]
+    )
+    assert set(flags(_recipe(0.1, 0.9, 0.5)["metrics"], REFERENCE)) == {"changes_labels"}
+    assert set(flags(_recipe(0.0, 1.0, 1.0, dens_low=0.0)["metrics"], REFERENCE)) == {"adds_nothing"}
+    # within the interval of the reference: not flagged
+    assert flags(_recipe(0.1, 0.79, 0.95)["metrics"], REFERENCE) == {}
+
+
+def test_predictor_value_of_combinations():
+    m = _recipe(0.2, 0.5, 0.9, cov=0.1, div=2.0)["metrics"]
+    assert predictor_value(m, "fidelity_x_coverage_gain") == pytest.approx(0.05)
+    assert predictor_value(m, "consistency_x_diversity") == pytest.approx(1.8)
+    assert predictor_value({}, "densification") is None
+
+
+def test_verdict_trained_uses_measured_gain_and_explains_avoid():
+    recipes = {
+        "none": _recipe(0.0, 1.0, 1.0, dens_low=0.0),
+        "good": _recipe(0.2, 0.9, 0.95, knn=0.02),
+        "meh": _recipe(0.1, 0.85, 0.95, knn=0.01),
+        "bad": _recipe(0.15, 0.3, 0.5, knn=-0.03),
+    }
+    trained = {
+        "none": {"gain_over_none": {"mean": 0.0, "low": 0.0, "high": 0.0}},
+        "good": {"gain_over_none": {"mean": 0.02, "low": 0.01, "high": 0.03}},
+        "meh": {"gain_over_none": {"mean": 0.003, "low": -0.01, "high": 0.016}},
+        "bad": {"gain_over_none": {"mean": -0.05, "low": -0.07, "high": -0.03}},
+    }
+    v = verdict(recipes, REFERENCE, trained)
+    assert v["use"][0]["recipe"] == "good" and "+2.00 points" in v["use"][0]["reason"]
+    assert [a["recipe"] for a in v["avoid"]] == ["bad"]
+    assert "fidelity 0.30" in v["avoid"][0]["reason"] and "label consistency 0.50" in v["avoid"][0]["reason"]
+    assert v["ranking"]["measured_gain"] == ["good", "meh", "none", "bad"]
+    a = v["agreement"]["knn_accuracy_gain"]
+    assert a["rho"] == pytest.approx(1.0) and a["n"] == 4 and a["p_value"] == pytest.approx(2 / 24)
+    assert any(s.startswith("Use good") for s in v["summary"])
+
+
+def test_verdict_without_training_ranks_by_default_predictor_among_safe_recipes():
+    recipes = {
+        "none": _recipe(0.0, 1.0, 1.0, dens_low=0.0),
+        "safe": _recipe(0.1, 0.9, 0.95, knn=0.01),
+        "tempting": _recipe(0.3, 0.2, 0.4, knn=0.05),
+    }
+    v = verdict(recipes, REFERENCE, None)
+    assert not v["trained"] and v["agreement"] == {}
+    assert v["use"][0]["recipe"] == "safe"
+    assert [a["recipe"] for a in v["avoid"]] == ["tempting"]
+    assert v["ranking"]["knn_accuracy_gain"][0] == "tempting"  # the raw ranking is still reported
+
+
+def test_critical_rho():
+    assert critical_rho(3) == float("inf") and critical_rho(4) == float("inf")  # p >= 2/24 at best
+    assert critical_rho(7) == pytest.approx(0.786, abs=1e-3)  # the classic table value for n = 7, two-sided
+    assert critical_rho(5) == pytest.approx(1.0)
+    assert critical_rho(30) == pytest.approx(1.96 / 29**0.5, abs=1e-3)
