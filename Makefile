@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: demo test test-all lint format clean
+.PHONY: demo test test-fast browser lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,17 +15,24 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/densify data info fashion-mini
-	$(BIN)/densify coverage --data fashion-mini --recipe none --recipe flip --recipe vflip --recipe affine-light \
-		--recipe cutout --recipe randaugment --per-class --json densify-report/coverage.json
-	$(BIN)/densify recipes preview affine-light --data fashion-mini -o densify-report/affine-light-preview.png
+	$(BIN)/densify evaluate --resume
+	@echo "open densify-report/report.html in a browser (every number: densify-report/report.json)"
 
-test: $(STAMP)
+# The whole suite, the slow browser test of report.html included (it needs Debian's chromium: `make browser`).
+test: $(STAMP) browser
 	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m ''
+
+# Everything but the tests marked slow.
+test-fast: $(STAMP)
 	$(BIN)/python -m pytest
 
-test-all: $(STAMP)
-	$(BIN)/python -m pytest -m ''
+# Debian's chromium for the report test; installed when missing and apt-get is usable (root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	( SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null ) || \
+	echo "warning: chromium could not be installed; the browser test will be skipped (or fail under CI)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

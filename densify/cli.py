@@ -598,6 +598,18 @@ def train_command(
     Console().print(f"wrote {path}")
 
 
+def _parse_train_size(value: str) -> int | None:
+    if str(value).lower() == "all":
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number of images or 'all'") from None
+    if size < 2:
+        raise click.BadParameter(f"{value!r}: need at least 2 images")
+    return size
+
+
 def _split_recipes(
     ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
 ) -> tuple[str, ...] | None:
@@ -634,13 +646,21 @@ def _split_recipes(
     "--seeds", type=click.IntRange(min=2), default=3, show_default=True, help="Training seeds per recipe."
 )
 @click.option(
-    "--steps", type=click.IntRange(min=1), default=800, show_default=True, help="Optimiser steps per run."
+    "--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Optimiser steps per run."
 )
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True, help="Images per step.")
 @click.option(
     "--model", default="small-cnn", show_default=True, help="small-cnn | resnet18-small | torchvision:NAME"
 )
-@click.option("--train-size", type=click.IntRange(min=1), help="Stratified subset of the training split.")
+@click.option(
+    "--train-size",
+    default="2000",
+    show_default=True,
+    callback=lambda ctx, param, v: _parse_train_size(v),
+    metavar="N|all",
+    help="Audit a stratified subset of at most N training images (bounded cost, the low-data regime where "
+    "augmentation matters); 'all' for the whole training split.",
+)
 @click.option("--heldout-size", type=click.IntRange(min=1), help="Stratified subset of the held-out split.")
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of subsets, encoder, views, bootstrap."

@@ -221,3 +221,16 @@ def test_compare_two_bundles(bundle, tmp_path):
     bad = CliRunner().invoke(cli, ["compare", str(out), str(tmp_path)])
     assert bad.exit_code == 2 and "no report.json" in bad.output
     assert write_comparison([out, other], tmp_path / "api")["runs"][0]["run_id"] == report["run_id"]
+
+
+def test_train_size_is_an_upper_bound_and_all_means_every_image(tmp_path):
+    from densify.cli import _parse_train_size
+
+    assert _parse_train_size("all") is None and _parse_train_size("500") == 500
+    report = run_audit(
+        AuditSettings(**{**SMALL, "data": "digits", "train_size": 100_000, "heldout_size": None, "train": False}),
+        tmp_path / "r",
+    )
+    assert report["data"]["train"]["n"] == 1438  # every training image of digits (1,797 minus the carved 20%)
+    result = CliRunner().invoke(cli, ["evaluate", "--train-size", "lots", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "'lots' is not a number of images or 'all'" in result.output

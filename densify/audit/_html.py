@@ -111,7 +111,8 @@ def _command(settings: dict[str, Any]) -> str:
     args = ["densify", "evaluate", "--data", settings["data"], "--recipes", ",".join(settings["recipes"])]
     for key in ("encoder", "views", "k", "seed", "strength", "seeds", "steps", "batch", "model"):
         args += [f"--{key.replace('_', '-')}", str(settings[key])]
-    for key in ("train_size", "heldout_size", "weights", "projection"):
+    args += ["--train-size", "all" if settings.get("train_size") is None else str(settings["train_size"])]
+    for key in ("heldout_size", "weights", "projection"):
         if settings.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(settings[key])]
     if not settings["train"]:
