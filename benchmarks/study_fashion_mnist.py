@@ -37,7 +37,7 @@ SCALED = (
     "trivialaugment",
 )
 VARIANTS = (("none", 1.0), ("flip", 1.0), ("vflip", 1.0), *((r, s) for s in (1.0, 0.5) for r in SCALED))
-ENCODERS = ("reference", "random-cnn")
+ENCODERS = ("reference", "random-cnn", "reference+views")
 
 
 def variant_name(recipe: str, strength: float) -> str:
@@ -99,11 +99,18 @@ def _coverage(
     metrics: dict[str, dict] = {}
     reference = None
     start = time.perf_counter()
+    enc = encoder
+    if encoder == "reference+views":  # one encoder that has seen views of every variant, at both strengths
+        from densify.embed import get_encoder
+        from densify.loader import load_recipe
+
+        augmenters = [load_recipe(r, strength=s, seed=0, output="numpy") for r, s in VARIANTS if r != "none"]
+        enc = get_encoder(encoder, seed=0).see_views(augmenters, json.dumps([list(v) for v in VARIANTS]))
     for strength, recipes in _variants_by_strength().items():
         run = estimate_coverage(
             data,
             recipes,
-            encoder=encoder,
+            encoder=enc,
             views=views,
             k=k,
             seed=0,

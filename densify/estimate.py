@@ -183,7 +183,8 @@ def estimate_coverage(
     Args:
         data: the dataset; the encoder is fitted on ``data.train`` only.
         recipes: recipe names or files.
-        encoder: ``reference`` (default), ``random-cnn``, ``pixels``, ``pixels:pcaN``, ``torchvision:NAME``, or an
+        encoder: ``reference`` (default), ``reference+views`` (trained on the clean split plus views of every recipe
+            in ``recipes``, so none is unseen), ``random-cnn``, ``pixels``, ``pixels:pcaN``, ``torchvision:NAME``, or an
             :class:`~densify.embed.Encoder` instance (not yet fitted).
         weights: local weights file for ``torchvision:NAME``.
         views: augmented views per training image.
@@ -202,7 +203,6 @@ def estimate_coverage(
     set against the training set, and the encoder's held-out / training accuracy ratio (label consistency).
     """
     from densify.loader import load_recipe
-    from densify.recipes import to_albumentations
 
     if isinstance(views, bool) or not isinstance(views, int) or views < 1:
         raise CoverageError(f"views must be a positive integer, got {views!r}")
@@ -221,6 +221,11 @@ def estimate_coverage(
 
     start = time.perf_counter()
     enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
+    if getattr(enc, "name", "") == "reference+views" and not enc.views_seen:
+        descriptor = json.dumps(
+            sorted(json.dumps(_exported(a.recipe, strength), sort_keys=True) for a in augmenters)
+        )
+        enc.see_views([a for a in augmenters if a.recipe.pipeline], descriptor)
     note("fit encoder", 0, 1)
     state_key = digest("encoder-state", enc.fingerprint(), digest(train.images, train.labels))
     state = cache.get(state_key) if hasattr(enc, "load_state") else None
@@ -259,8 +264,7 @@ def estimate_coverage(
     for i, augmenter in enumerate(augmenters):
         start = time.perf_counter()
         name = augmenter.recipe.name
-        exported = to_albumentations(augmenter.recipe, strength)
-        exported.pop("densify", None)
+        exported = _exported(augmenter.recipe, strength)
         key = digest("views", fp, train_fp, json.dumps(exported, sort_keys=True), strength, views, seed)
         metrics_key = digest("metrics", key, heldout_key, k, n_boot, seed, __version__)
         note(f"views of {name}", i, len(augmenters))
@@ -314,6 +318,15 @@ def estimate_coverage(
         reference=reference,
         samples=kept,
     )
+
+
+def _exported(recipe, strength: float) -> dict:
+    """The recipe's resolved albumentations pipeline (its identity in cache keys; names and notes excluded)."""
+    from densify.recipes import to_albumentations
+
+    exported = to_albumentations(recipe, strength)
+    exported.pop("densify", None)
+    return exported
 
 
 def _reference_metrics(base, heldout_correct, clean_correct, n_boot: int, seed: int) -> dict[str, Metric]:

@@ -228,7 +228,9 @@ def test_train_size_is_an_upper_bound_and_all_means_every_image(tmp_path):
 
     assert _parse_train_size("all") is None and _parse_train_size("500") == 500
     report = run_audit(
-        AuditSettings(**{**SMALL, "data": "digits", "train_size": 100_000, "heldout_size": None, "train": False}),
+        AuditSettings(
+            **{**SMALL, "data": "digits", "train_size": 100_000, "heldout_size": None, "train": False}
+        ),
         tmp_path / "r",
     )
     assert report["data"]["train"]["n"] == 1438  # every training image of digits (1,797 minus the carved 20%)

@@ -154,3 +154,28 @@ def test_reference_scores_and_samples(small, tmp_path: Path):
         small, ["none", "vflip"], encoder="pixels:pca16", k=3, n_boot=50, cache_dir=tmp_path, samples=30
     )
     assert np.array_equal(cached.samples["views:vflip"], run.samples["views:vflip"])
+
+
+def test_reference_plus_views_encoder_sees_every_audited_recipe(small, tmp_path: Path):
+    """reference+views trains on clean images and views of the audited recipes; the recipe set is part of its
+    identity (a different set is a different encoder), and its training views never reuse the measured epoch."""
+    from densify.embed import get_encoder
+    from densify.embed._cnn import ReferenceEncoder
+
+    assert get_encoder("reference+views").name == "reference+views"
+
+    def encoder():
+        enc = ReferenceEncoder(seed=0, steps=20, batch=16)
+        enc.name = "reference+views"
+        return enc
+
+    kwargs = dict(k=3, n_boot=50, cache_dir=tmp_path)
+    a = estimate_coverage(small, ["none", "vflip"], encoder=encoder(), **kwargs)
+    b = estimate_coverage(small, ["none", "flip"], encoder=encoder(), **kwargs)
+    plain = ReferenceEncoder(seed=0, steps=20, batch=16)
+    c = estimate_coverage(small, ["none", "vflip"], encoder=plain, **kwargs)
+    assert a.encoder == "reference+views" and c.encoder == "reference"
+    assert len({a.encoder_fingerprint, b.encoder_fingerprint, c.encoder_fingerprint}) == 3
+    again = estimate_coverage(small, ["none", "vflip"], encoder=encoder(), **kwargs)
+    assert again.encoder_fingerprint == a.encoder_fingerprint
+    assert again.results[1].metrics["fidelity"] == a.results[1].metrics["fidelity"]

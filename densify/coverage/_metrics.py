@@ -227,9 +227,13 @@ def recipe_metrics(
         view_correct = np.asarray(view_correct, dtype=float)
         clean_correct = np.asarray(clean_correct, dtype=float)
         value, low, high = ratio_ci(view_correct, clean_correct, n_boot, seed)
-        per_class = per_class_means(view_correct, view_labels, c) / per_class_means(
-            clean_correct, base.train_labels, c
-        )
+        with np.errstate(
+            divide="ignore", invalid="ignore"
+        ):  # a class the classifier never gets right: NaN/inf
+            per_class = per_class_means(view_correct, view_labels, c) / per_class_means(
+                clean_correct, base.train_labels, c
+            )
+        per_class = np.where(np.isfinite(per_class), per_class, np.nan)
         out["label_consistency"] = Metric(value, low, high, tuple(float(v) for v in per_class))
     return out
 

@@ -7,14 +7,15 @@ from pathlib import Path
 from densify.embed._base import Encoder, digest
 from densify.errors import EncoderError
 
-ENCODERS = ("reference", "random-cnn", "pixels", "torchvision:NAME")
+ENCODERS = ("reference", "reference+views", "random-cnn", "pixels", "torchvision:NAME")
 DEFAULT_ENCODER = "reference"
 
 
 def get_encoder(spec: str = DEFAULT_ENCODER, *, seed: int = 0, weights: str | Path | None = None) -> Encoder:
     """An encoder from its name.
 
-    Grammar: ``reference`` | ``random-cnn`` | ``pixels`` | ``pixels:pcaN`` (N principal components) |
+    Grammar: ``reference`` | ``reference+views`` (also trained on views of the audited recipes; estimate_coverage
+    supplies them) | ``random-cnn`` | ``pixels`` | ``pixels:pcaN`` (N principal components) |
     ``torchvision:MODEL`` (needs ``weights``, a local state dict). Unknown names raise :class:`EncoderError`.
     """
     from densify.embed._cnn import RandomCNNEncoder, ReferenceEncoder
@@ -25,6 +26,10 @@ def get_encoder(spec: str = DEFAULT_ENCODER, *, seed: int = 0, weights: str | Pa
         raise EncoderError(f"--weights applies to torchvision:NAME encoders, not '{spec}'")
     if spec == "reference":
         return ReferenceEncoder(seed=seed)
+    if spec == "reference+views":
+        encoder = ReferenceEncoder(seed=seed)
+        encoder.name = "reference+views"  # its views are supplied by estimate_coverage (see_views)
+        return encoder
     if spec == "random-cnn":
         return RandomCNNEncoder(seed=seed)
     if spec == "pixels":

@@ -83,6 +83,22 @@ class ReferenceEncoder:
         self._features = self._head = None
         self._data_digest = ""
         self.train_seconds = 0.0
+        self._views: list = []  # augmenters whose views join the training batches (reference+views)
+        self._views_digest = ""
+
+    @property
+    def views_seen(self) -> bool:
+        return bool(self._views)
+
+    def see_views(self, augmenters, descriptor: str) -> ReferenceEncoder:
+        """Train on the clean split *plus* views of these recipes (the ``reference+views`` encoder): each image of
+        a batch is, with equal probability, clean or a view of one of the recipes, so no audited recipe is unseen
+        by the encoder and none is favoured. The views come from epochs >= 1, never the epoch-0 views that the
+        coverage metrics measure. ``descriptor`` identifies the recipes (it enters the fingerprint)."""
+        self._views = list(augmenters)
+        self._views_digest = digest(descriptor)
+        self.name = "reference+views"
+        return self
 
     def _build(self, channels: int, n_classes: int):
         import torch
@@ -116,12 +132,20 @@ class ReferenceEncoder:
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            for _ in range(self.steps):
+            for step in range(self.steps):
                 if cursor + self.batch > len(order):
                     order, cursor = rng.permutation(len(images)), 0
                 idx = np.sort(order[cursor : cursor + self.batch])
                 cursor += self.batch
-                x = to_tensor(images[idx], dev)
+                batch = images[idx]
+                if self._views:
+                    batch = batch.copy()
+                    pick = rng.integers(0, len(self._views) + 1, size=len(idx))  # 0: clean
+                    for j in np.flatnonzero(pick):
+                        batch[j] = self._views[pick[j] - 1].augment(
+                            images[idx[j]], index=int(idx[j]), view=0, epoch=1 + step
+                        )
+                x = to_tensor(batch, dev)
                 y = torch.from_numpy(labels[idx]).to(dev)
                 loss = loss_fn(self._head(self._features(x)), y)
                 if not torch.isfinite(loss):
@@ -155,9 +179,10 @@ class ReferenceEncoder:
         return self.encode_and_predict(images)[0]
 
     def fingerprint(self) -> str:
-        return digest(
-            self.name, self.seed, self.steps, self.width, self.embed_dim, self.batch, self._data_digest
-        )
+        parts = [self.name, self.seed, self.steps, self.width, self.embed_dim, self.batch, self._data_digest]
+        if self._views:
+            parts.append(self._views_digest)
+        return digest(*parts)
 
     def state(self) -> dict[str, np.ndarray]:
         """The trained weights as numpy arrays (to cache a trained encoder)."""
