@@ -312,7 +312,7 @@ def _fmt(metric, signed: bool = False) -> str:
     "--encoder",
     default="reference",
     show_default=True,
-    help="reference | random-cnn | pixels | pixels:pcaN | torchvision:NAME",
+    help="reference | reference+views | random-cnn | pixels | pixels:pcaN | torchvision:NAME",
 )
 @click.option(
     "--weights", type=click.Path(dir_okay=False), help="Local weights (state dict) for torchvision:NAME."
@@ -632,7 +632,7 @@ def _split_recipes(
     "--encoder",
     default="reference",
     show_default=True,
-    help="reference | random-cnn | pixels | pixels:pcaN | torchvision:NAME",
+    help="reference | reference+views | random-cnn | pixels | pixels:pcaN | torchvision:NAME",
 )
 @click.option(
     "--weights", type=click.Path(dir_okay=False), help="Local weights (state dict) for torchvision:NAME."

@@ -37,8 +37,16 @@ def tv_weights(tmp_path_factory) -> Path:
 
 
 # One entry per encoder family (a test fails when ENCODERS gains one without an entry): how to build it for tests.
+def _reference_plus_views():
+    from densify.loader import load_recipe
+
+    views = [load_recipe(r, output="numpy") for r in ("flip", "affine-light")]
+    return ReferenceEncoder(seed=0, steps=15, batch=16).see_views(views, "flip,affine-light")
+
+
 ENCODER_TABLE = {
     "reference": lambda w: ReferenceEncoder(seed=0, steps=15, batch=16),
+    "reference+views": lambda w: _reference_plus_views(),
     "random-cnn": lambda w: get_encoder("random-cnn", seed=0),
     "pixels": lambda w: get_encoder("pixels:pca8"),
     "torchvision:NAME": lambda w: get_encoder("torchvision:mobilenet_v3_small", weights=w),
