@@ -179,6 +179,34 @@ def _accuracies(args, n: int) -> dict[str, dict[int, float]]:
     return out
 
 
+#: the verdict's training-free rule: rank by a predictor, recipes flagged as leaving the manifold or changing
+#: labels (against the held-out images' own scores) ranked below every unflagged one
+GUARDED = ("densification", "label_coverage_gain", "coverage_gain")
+
+
+def _all_predictors():
+    from densify.audit import PREDICTORS
+
+    return (*PREDICTORS, *(f"{p}|guarded" for p in GUARDED))
+
+
+def _label(p: str) -> str:
+    from densify.audit._verdict import LABELS
+
+    return LABELS[p] if p in LABELS else f"{LABELS[p.split('|')[0]]}, flagged last"
+
+
+def _predictor(metrics: dict, reference: dict, p: str):
+    from densify.audit import flags, predictor_value
+
+    base, _, guard = p.partition("|")
+    value = predictor_value(metrics, base)
+    if value is None or not guard:
+        return value
+    flagged = set(flags(metrics, reference)) - {"adds_nothing"}
+    return value - 1e6 if flagged else value
+
+
 def _rho_row(x, y, seed: int = 0) -> dict:
     from densify.audit import bootstrap_rho, permutation_p, spearman
 
@@ -192,11 +220,10 @@ def analyse(args) -> None:
 
     import numpy as np
 
-    from densify.audit import PREDICTORS, predictor_value
-    from densify.audit._verdict import LABELS
     from densify.train import mean_t_ci
     from densify.train._scaling import effective_multiplier
 
+    ALL_PREDICTORS = _all_predictors()
     results: dict = {"sizes": args.sizes, "variants": [variant_name(r, s) for r, s in VARIANTS], "cells": {}}
     acc = {n: _accuracies(args, n) for n in args.sizes}
     gains: dict[int, dict[str, tuple[float, float, float]]] = {}
@@ -238,13 +265,14 @@ def analyse(args) -> None:
             path = args.out / "coverage" / f"n{n}-{encoder}.json"
             if not path.is_file() or not gains[n]:
                 continue
-            cov = json.loads(path.read_text())["metrics"]
+            loaded = json.loads(path.read_text())
+            cov, reference = loaded["metrics"], loaded["reference"]
             names = [v for v in results["variants"] if v in gains[n] and v in cov]
             y = [gains[n][v][0] for v in names]
             best = max(names, key=lambda v: gains[n][v][0])
             cell = {}
-            for p in PREDICTORS:
-                x = [predictor_value(cov[v], p) for v in names]
+            for p in ALL_PREDICTORS:
+                x = [_predictor(cov[v], reference, p) for v in names]
                 if any(val is None for val in x):
                     continue
                 row = _rho_row(x, y)
@@ -268,7 +296,7 @@ def analyse(args) -> None:
     ]
     lines += ["| --- | " + " | ".join("---:" for _ in cells_done) + " | ---: | ---: |"]
     summary = {}
-    for p in PREDICTORS:
+    for p in ALL_PREDICTORS:
         rows = [results["cells"][f"n{n}-{e}"].get(p) for n, e in cells_done]
         if not rows or any(r is None for r in rows):
             continue
@@ -278,14 +306,14 @@ def analyse(args) -> None:
             f"{r['rho']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]{'*' if r['p'] < 0.05 else ''}" for r in rows
         ]
         lines.append(
-            f"| {LABELS[p]} | " + " | ".join(cells) + f" | {min(rhos):+.2f} | {np.mean(rhos):+.2f} |"
+            f"| {_label(p)} | " + " | ".join(cells) + f" | {min(rhos):+.2f} | {np.mean(rhos):+.2f} |"
         )
     lines += ["", "\\* permutation p < 0.05.", ""]
     if summary:
         chosen = max(summary, key=lambda p: (summary[p]["min"], summary[p]["mean"]))
         results["chosen"] = chosen
         lines += [
-            f"Highest worst-case rho (maximin over the {len(cells_done)} conditions): **{LABELS[chosen]}** "
+            f"Highest worst-case rho (maximin over the {len(cells_done)} conditions): **{_label(chosen)}** "
             f"(min {summary[chosen]['min']:+.2f}, mean {summary[chosen]['mean']:+.2f}).",
             "",
         ]
@@ -301,7 +329,7 @@ def analyse(args) -> None:
             r = results["cells"][f"n{n}-{e}"][p]
             mark = "yes" if r["within_noise"] else "**no**"
             cells.append(f"{r['top']} ({mark}, {100 * -r['gap']:+.2f})")
-        lines.append(f"| {LABELS[p]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(p)} | " + " | ".join(cells) + " |")
     best_row = (
         [results["cells"][f"n{n}-{e}"][next(iter(summary))]["best"] for n, e in cells_done] if summary else []
     )
@@ -331,6 +359,7 @@ def analyse(args) -> None:
     shown = [
         p
         for p in (
+            "densification|guarded",
             "densification",
             "knn_accuracy_gain",
             "label_coverage_gain",
@@ -343,20 +372,21 @@ def analyse(args) -> None:
     ]
     if gains.get(n_s):
         lines += [f"### Sensitivity (n = {n_s:,}, reference encoder): rho against the measured gain", ""]
-        lines += ["| setting | " + " | ".join(LABELS[p] for p in shown) + " |"]
+        lines += ["| setting | " + " | ".join(_label(p) for p in shown) + " |"]
         lines += ["| --- | " + " | ".join("---:" for _ in shown) + " |"]
         results["sensitivity"] = {}
         for label, path in sens_rows:
             if not path.is_file():
                 continue
-            cov = json.loads(path.read_text())["metrics"]
+            loaded = json.loads(path.read_text())
+            cov, reference = loaded["metrics"], loaded["reference"]
             names = [v for v in results["variants"] if v in gains[n_s] and v in cov]
             y = [gains[n_s][v][0] for v in names]
             row = {}
             for p in shown:
                 from densify.audit import spearman
 
-                row[p] = spearman([predictor_value(cov[v], p) for v in names], y)
+                row[p] = spearman([_predictor(cov[v], reference, p) for v in names], y)
             results["sensitivity"][label] = row
             lines.append(f"| {label} | " + " | ".join(f"{row[p]:+.2f}" for p in shown) + " |")
         lines.append("")
@@ -430,8 +460,6 @@ def _plots(args, results, gains, cells_done) -> None:
     import numpy as np
 
     from densify._io import write_bytes_atomic
-    from densify.audit import predictor_value
-    from densify.audit._verdict import LABELS
     from densify.plots import OKABE_ITO, _plt, _png
 
     plt = _plt()
@@ -458,7 +486,7 @@ def _plots(args, results, gains, cells_done) -> None:
         )
         ax.errorbar(x, rho, yerr=[rho - lo, hi - rho], fmt="none", ecolor="black", lw=0.7, capsize=1.5)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(range(len(preds)), [LABELS[p] for p in preds], rotation=30, ha="right")
+    ax.set_xticks(range(len(preds)), [_label(p) for p in preds], rotation=30, ha="right")
     ax.set_ylabel("Spearman rho vs measured gain")
     ax.set_ylim(-1, 1)
     ax.legend(fontsize=7, ncol=3)
@@ -473,16 +501,17 @@ def _plots(args, results, gains, cells_done) -> None:
         path = args.out / "coverage" / f"n{n}-reference.json"
         if not path.is_file() or not gains[n]:
             continue
-        cov = json.loads(path.read_text())["metrics"]
+        loaded = json.loads(path.read_text())
+        cov, reference = loaded["metrics"], loaded["reference"]
         names = [v for v in results["variants"] if v in gains[n] and v in cov]
-        x = [predictor_value(cov[v], chosen) for v in names]
+        x = [_predictor(cov[v], reference, chosen) for v in names]
         y = [100 * gains[n][v][0] for v in names]
         ax.scatter(x, y, color=OKABE_ITO[0], edgecolor="black", lw=0.5)
         for xi, yi, v in zip(x, y, names, strict=True):
             ax.annotate(v, (xi, yi), fontsize=6, textcoords="offset points", xytext=(3, 2))
         r = results["cells"][f"n{n}-reference"][chosen]["rho"]
         ax.set_title(f"n = {n:,}: rho = {r:+.2f}")
-        ax.set_xlabel(f"{LABELS[chosen]} (reference encoder)")
+        ax.set_xlabel(f"{_label(chosen)} (reference encoder)")
         ax.axhline(0, color="grey", lw=0.7)
     axes[0][0].set_ylabel("measured gain over none (points)")
     write_bytes_atomic(args.docs / "study" / "scatter.png", _png(fig))

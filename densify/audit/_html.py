@@ -29,7 +29,8 @@ th{background:#fafafa;position:sticky;top:0}td:first-child,th:first-child{text-a
 figure{margin:16px 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:13px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
 .grid figure{margin:0}code,pre{background:#f6f6f6;border-radius:3px;padding:1px 4px;font-size:12px}
-pre{padding:8px;overflow-x:auto}details{margin:8px 0}
+pre{padding:8px;overflow-x:auto}details{margin:8px 0}.scroll{overflow-x:auto;max-width:100%}
+td.flags{text-align:left;white-space:normal;min-width:120px}
 """
 
 SCRIPT = """
@@ -161,7 +162,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     parts.append("</ul></div>")
 
     # the recipes table
-    parts.append("<h2>Recipes</h2><table id=recipes><tr><th>recipe</th>")
+    parts.append("<h2>Recipes</h2><div class=scroll><table id=recipes><tr><th>recipe</th>")
     if trained:
         parts.append("<th>held-out accuracy<br>[95% CI]</th><th>gain over none<br>(points) [95% CI]</th>")
     cols = (
@@ -180,7 +181,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
         )
         row = f"<tr data-recipe={_e(r)}><td><b>{_e(r)}</b></td>{_trained_cells(report, r)}"
         row += "".join(_metric_cell(report, r, c, f, s) for c, f, s in cols)
-        parts.append(row + f"<td style='text-align:left'>{flags}</td></tr>")
+        parts.append(row + f"<td class=flags>{flags}</td></tr>")
     ref = report.get("reference") or {}
     parts.append(
         "<tr><td><i>held-out images (reference)</i></td>" + ("<td></td><td></td>" if trained else "")
@@ -189,7 +190,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     for key in ("fidelity", "label_consistency"):
         m = ref.get(key) or {}
         parts.append(f"<td>{_num(m.get('value'), f'reference/{key}/value', '.2f')}</td>")
-    parts.append("<td></td><td></td></tr></table>")
+    parts.append("<td></td><td></td></tr></table></div>")
     parts.append(
         '<p class="meta">Intervals are 95%: bootstrap over held-out points (coverage metrics) or views (fidelity, '
         "label consistency, diversity); Student t over seeds, paired by seed against none (training). Flags compare "
@@ -226,6 +227,23 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
             f"coarse: with {n} recipes, p &lt; 0.05 needs {need}. Audit more recipes (or strength levels) "
             "for a sharper test.</p>"
         )
+
+    # every ranking side by side
+    order = (["measured_gain"] if "measured_gain" in v["ranking"] else []) + [
+        p for p in PREDICTORS if p in v["ranking"]
+    ]
+    parts.append(
+        "<h2>Rankings</h2><p class=meta>Recipes ranked by the measured gain and by every training-free predictor "
+        "(best first).</p><div class=scroll><table id=rankings><tr><th>rank</th>"
+        + "".join(f"<th>{_e(LABELS[p])}</th>" for p in order)
+        + "</tr>"
+    )
+    for i in range(len(names)):
+        cells = "".join(
+            f"<td>{_e(v['ranking'][p][i]) if i < len(v['ranking'][p]) else ''}</td>" for p in order
+        )
+        parts.append(f"<tr><td>{i + 1}</td>{cells}</tr>")
+    parts.append("</table></div>")
 
     parts.append("<h2>Plots</h2>")
     for name, caption in CAPTIONS.items():
