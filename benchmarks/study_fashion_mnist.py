@@ -319,6 +319,42 @@ def analyse(args) -> None:
         ]
     results["summary"] = summary
 
+    # 2b. do the verdict's flags pick out the variants that hurt?
+    lines += [
+        "### The flags (views scored against the held-out images' own fidelity and label consistency)",
+        "",
+        "| condition | flagged variants: mean gain; hurt (CI < 0) / helped (CI > 0) | unflagged: mean gain; "
+        "hurt / helped | flagged |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    from densify.audit import flags as flag_fn
+
+    results["flags"] = {}
+    for n, e in cells_done:
+        loaded = json.loads((args.out / "coverage" / f"n{n}-{e}.json").read_text())
+        cov, reference = loaded["metrics"], loaded["reference"]
+        groups = {True: [], False: []}
+        for v in results["variants"]:
+            if v == "none" or v not in gains[n] or v not in cov:
+                continue
+            flagged = bool(set(flag_fn(cov[v], reference)) - {"adds_nothing"})
+            groups[flagged].append(v)
+        results["flags"][f"n{n}-{e}"] = groups[True]
+
+        def describe(vs, n=n):
+            if not vs:
+                return "-"
+            g = [gains[n][v] for v in vs]
+            hurt = sum(x[2] < 0 for x in g)
+            helped = sum(x[1] > 0 for x in g)
+            return f"{100 * np.mean([x[0] for x in g]):+.2f} ({len(vs)}); {hurt} / {helped}"
+
+        lines.append(
+            f"| n={n:,}, {e} | {describe(groups[True])} | {describe(groups[False])} | "
+            f"{', '.join(groups[True]) or '-'} |"
+        )
+    lines.append("")
+
     # 3. top-1 by predictor vs best trained
     lines += ["### Is the top variant by each predictor within seed noise of the best trained variant?", ""]
     lines += ["| predictor | " + " | ".join(f"n={n:,}, {e}" for n, e in cells_done) + " |"]
