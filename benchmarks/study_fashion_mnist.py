@@ -129,7 +129,7 @@ def _coverage(
 def coverage_phase(args) -> None:
     """Every predictor for every variant: both encoders at every size (k=5, 2 views, 2,000 held-out), and the
     sensitivity grid (reference encoder, n=2,000): k, views and held-out size varied one at a time."""
-    timings = _read(args.out / "timings.json") or {}
+    timings = _read(args.out / "timings-coverage.json") or {}
     for n in args.sizes:
         data = load(n)
         for encoder in ENCODERS:
@@ -139,7 +139,7 @@ def coverage_phase(args) -> None:
             result, took = _coverage(data, encoder, args)
             timings[f"coverage n={n} encoder={encoder}"] = {"wall": took}
             _write(path, result)
-            _write(args.out / "timings.json", timings)
+            _write(args.out / "timings-coverage.json", timings)
             print(f"coverage n={n} {encoder}: {took:.0f} s", flush=True)
     n = 2000 if 2000 in args.sizes else args.sizes[0]
     grid = [("k", k, dict(k=k)) for k in (1, 3, 10, 20)]
@@ -464,7 +464,7 @@ def analyse(args) -> None:
         ]
 
     # 6. cost
-    timings = _read(args.out / "timings.json") or {}
+    timings = {**(_read(args.out / "timings.json") or {}), **(_read(args.out / "timings-coverage.json") or {})}
     lines += ["### Cost on this 2-vCPU machine (wall seconds)", ""]
     lines += [
         "| n | training (21 variants x 3 seeds) | coverage, reference encoder | coverage, random-cnn | "
