@@ -196,7 +196,10 @@ def _label(p: str) -> str:
     return LABELS[p] if p in LABELS else f"{LABELS[p.split('|')[0]]}, flagged last"
 
 
-def _predictor(metrics: dict, reference: dict, p: str):
+SUPERVISED = {"reference": True, "reference+views": True, "random-cnn": False}
+
+
+def _predictor(metrics: dict, reference: dict | None, p: str):
     from densify.audit import flags, predictor_value
 
     base, _, guard = p.partition("|")
@@ -272,7 +275,7 @@ def analyse(args) -> None:
             best = max(names, key=lambda v: gains[n][v][0])
             cell = {}
             for p in ALL_PREDICTORS:
-                x = [_predictor(cov[v], reference, p) for v in names]
+                x = [_predictor(cov[v], reference if SUPERVISED[encoder] else None, p) for v in names]
                 if any(val is None for val in x):
                     continue
                 row = _rho_row(x, y)
@@ -333,6 +336,9 @@ def analyse(args) -> None:
     for n, e in cells_done:
         loaded = json.loads((args.out / "coverage" / f"n{n}-{e}.json").read_text())
         cov, reference = loaded["metrics"], loaded["reference"]
+        if not SUPERVISED[e]:
+            lines.append(f"| n={n:,}, {e} | n/a: no flags for an encoder not fitted to the labels | | |")
+            continue
         groups = {True: [], False: []}
         for v in results["variants"]:
             if v == "none" or v not in gains[n] or v not in cov:
@@ -464,7 +470,10 @@ def analyse(args) -> None:
         ]
 
     # 6. cost
-    timings = {**(_read(args.out / "timings.json") or {}), **(_read(args.out / "timings-coverage.json") or {})}
+    timings = {
+        **(_read(args.out / "timings.json") or {}),
+        **(_read(args.out / "timings-coverage.json") or {}),
+    }
     lines += ["### Cost on this 2-vCPU machine (wall seconds)", ""]
     lines += [
         "| n | training (21 variants x 3 seeds) | coverage, reference encoder | coverage, random-cnn | "

@@ -65,6 +65,7 @@ class CoverageRun:
     timings: dict[str, float]
     cache: dict[str, int]
     reference: dict[str, Metric] = field(default_factory=dict)
+    supervised: bool = False  # the encoder was fitted to the training labels (it has a classification head)
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +78,11 @@ class CoverageRun:
                 "n_heldout": self.n_heldout,
                 "classes": list(self.classes),
             },
-            "encoder": {"name": self.encoder, "fingerprint": self.encoder_fingerprint},
+            "encoder": {
+                "name": self.encoder,
+                "fingerprint": self.encoder_fingerprint,
+                "supervised": self.supervised,
+            },
             "k": self.k,
             "views": self.views,
             "seed": self.seed,
@@ -306,6 +311,7 @@ def estimate_coverage(
         data_fingerprint=data_fp,
         encoder=enc.name,
         encoder_fingerprint=fp,
+        supervised=embed.has_head,
         k=k,
         views=views,
         seed=seed,

@@ -128,21 +128,19 @@ def test_verdict_trained_uses_measured_gain_and_explains_avoid():
     assert any(s.startswith("Use good") for s in v["summary"])
 
 
-def test_verdict_without_training_ranks_by_default_predictor_among_safe_recipes():
+def test_verdict_without_training_ranks_by_the_default_predictor_and_flags_cautions():
     recipes = {
         "none": _recipe(0.0, 1.0, 1.0, dens_low=0.0),
-        "safe": _recipe(0.1, 0.9, 0.95, knn=0.01),
-        "tempting": _recipe(0.3, 0.2, 0.4, knn=0.05),
+        "safe": _recipe(0.2, 0.9, 0.95),
+        "doubtful": _recipe(0.25, 0.3, 0.95),  # leaves the manifold only
+        "harmful": _recipe(0.1, 0.2, 0.4),  # both flags
     }
-    v = verdict(recipes, REFERENCE, None)
+    v = verdict(recipes, REFERENCE, None, default_predictor="densification")
     assert not v["trained"] and v["agreement"] == {}
-    assert v["use"][0]["recipe"] == "safe"
-    assert [a["recipe"] for a in v["avoid"]] == ["tempting"]
-    assert v["ranking"]["knn_accuracy_gain"][0] == "tempting"  # the raw ranking is still reported
-
-
-def test_critical_rho():
-    assert critical_rho(3) == float("inf") and critical_rho(4) == float("inf")  # p >= 2/24 at best
-    assert critical_rho(7) == pytest.approx(0.786, abs=1e-3)  # the classic table value for n = 7, two-sided
-    assert critical_rho(5) == pytest.approx(1.0)
-    assert critical_rho(30) == pytest.approx(1.96 / 29**0.5, abs=1e-3)
+    assert v["use"][0]["recipe"] == "doubtful"  # the predictor decides; flags do not veto
+    assert [a["recipe"] for a in v["avoid"]] == ["harmful"] and "likely to hurt" in v["avoid"][0]["reason"]
+    assert any(s.startswith("Check with training before using: doubtful") for s in v["summary"])
+    assert v["ranking"]["densification"] == ["doubtful", "safe", "harmful", "none"]
+    unsupervised = verdict(recipes, REFERENCE, None, default_predictor="densification", supervised=False)
+    assert unsupervised["avoid"] == [] and unsupervised["flags"]["harmful"] == {}
+    assert unsupervised["flags"]["none"] == {"adds_nothing": "densification 0.000"}

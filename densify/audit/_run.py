@@ -200,7 +200,13 @@ def run_audit(
     coverage_dict = coverage.to_dict()
     recipes_cov = {r["recipe"]: {"metrics": r["metrics"]} for r in coverage_dict["recipes"].values()}
     reference = coverage_dict["reference"]
-    result = verdict(recipes_cov, reference, training["recipes"] if training else None, seed=settings.seed)
+    result = verdict(
+        recipes_cov,
+        reference,
+        training["recipes"] if training else None,
+        seed=settings.seed,
+        supervised=coverage.supervised,
+    )
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "run_id": run_id,

@@ -7,6 +7,14 @@ constants fitted to one dataset:
 - *leaves the manifold*: its fidelity's 95% upper bound is below the held-out images' fidelity;
 - *changes labels*: its label consistency's upper bound is below the held-out / training accuracy ratio;
 - *adds nothing*: its densification's lower bound is 0 (no held-out point got measurably closer).
+The first two need an encoder fitted to the training labels (``reference``, ``reference+views``): for an unfitted
+one (``random-cnn``, ``pixels``) held-out images are no more "unseen" than training images, the yardstick is
+degenerate, and those flags are not raised.
+
+With training, a recipe is to be avoided when its measured gain is below 0 (95% interval); flags explain why.
+Without training, recipes are ranked by ``DEFAULT_PREDICTOR``; a recipe flagged both ways is "likely to hurt",
+one flagged once gets a caution. (Flags are evidence, not proof: in the Fashion-MNIST study flagged variants
+lost 1.7 to 2.6 points on average, but a few of them helped; docs/study-fashion-mnist.md.)
 """
 
 from __future__ import annotations
@@ -63,9 +71,10 @@ def predictor_value(metrics: dict[str, dict], name: str) -> float | None:
     return value
 
 
-def flags(metrics: dict[str, dict], reference: dict[str, dict]) -> dict[str, str]:
-    """{flag: reason} of one recipe (see the module docstring)."""
+def flags(metrics: dict[str, dict], reference: dict[str, dict] | None) -> dict[str, str]:
+    """{flag: reason} of one recipe (see the module docstring); ``reference`` None: only *adds nothing*."""
     out = {}
+    reference = reference or {}
     fid, ref_fid = metrics.get("fidelity"), reference.get("fidelity")
     if fid and ref_fid and fid.get("high") is not None and ref_fid.get("value") is not None:  # noqa: SIM102
         if fid["high"] < ref_fid["value"]:
@@ -93,6 +102,7 @@ def verdict(
     *,
     seed: int = 0,
     default_predictor: str = DEFAULT_PREDICTOR,
+    supervised: bool = True,
 ) -> dict[str, Any]:
     """The audit's verdict.
 
@@ -100,6 +110,7 @@ def verdict(
         recipes: {recipe: {"metrics": {metric: {"value", "low", "high", ...}}}} (``report.json["coverage"]``).
         reference: the held-out images' fidelity and label consistency.
         trained: {recipe: {"gain_over_none": {"mean", "low", "high"} | None, ...}} or None without training.
+        supervised: whether the encoder was fitted to the training labels (else no manifold / label flags).
     """
     names = list(recipes)
     values = {p: {r: predictor_value(recipes[r]["metrics"], p) for r in names} for p in PREDICTORS}
@@ -108,7 +119,7 @@ def verdict(
         for p, v in values.items()
         if all(v[r] is not None for r in names)
     }
-    recipe_flags = {r: flags(recipes[r]["metrics"], reference) for r in names}
+    recipe_flags = {r: flags(recipes[r]["metrics"], reference if supervised else None) for r in names}
     out: dict[str, Any] = {
         "default_predictor": default_predictor,
         "trained": trained is not None,
@@ -219,20 +230,27 @@ def _advice(recipes, reference, trained, values, recipe_flags, default_predictor
             )
     else:
         pv = values[default_predictor]
-        ok = [r for r in names if pv[r] is not None and not (set(recipe_flags[r]) - {"adds_nothing"})]
-        if ok:
-            top = max(ok, key=lambda r: pv[r])
+        ranked = sorted((r for r in names if pv[r] is not None), key=lambda r: -pv[r])
+        if ranked:
+            top = ranked[0]
             use.append(
                 {
                     "recipe": top,
-                    "reason": f"highest {LABELS[default_predictor]} ({pv[top]:+.4f}) "
-                    f"among recipes that stay on the manifold and keep labels; {describe(top)}",
+                    "reason": f"highest {LABELS[default_predictor]} ({pv[top]:.4f}); {describe(top)}",
                 }
             )
             summary.append(f"Use {top} (not confirmed by training): {use[0]['reason']}.")
-        for r in names:
-            if set(recipe_flags[r]) - {"adds_nothing"}:
-                avoid.append({"recipe": r, "reason": why_flagged(r)})
+        cautions = []
+        for r in ranked:
+            raised = set(recipe_flags[r]) - {"adds_nothing"}
+            if len(raised) == 2:
+                avoid.append(
+                    {"recipe": r, "reason": f"likely to hurt (not confirmed by training): {why_flagged(r)}"}
+                )
+            elif raised:
+                cautions.append(f"{r} ({why_flagged(r)})")
+        if cautions:
+            summary.append("Check with training before using: " + "; ".join(cautions) + ".")
     for a in avoid:
         summary.append(f"Avoid {a['recipe']}: {a['reason']}.")
     idle = [r for r in names if "adds_nothing" in recipe_flags[r]]
