@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from densify.audit import bootstrap_rho, flags, permutation_p, predictor_value, ranks, spearman, verdict
-from densify.audit._stats import critical_rho
 
 scipy_stats = pytest.importorskip("scipy.stats")
 
