@@ -15,17 +15,11 @@ import argparse
 import os
 import time
 
-import numpy as np
-
+from densify.audit import spearman
 from densify.data import load_data
 from densify.train import TrainConfig, train_recipes
 
 RECIPES = "none,flip,affine-light,crop-pad,cutout,randaugment"
-
-
-def spearman(a, b) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def fmt(t, signed=False):
