@@ -75,7 +75,7 @@ def _legend(fig) -> None:
         Patch(color=GREY, label="none (baseline)"),
     ]
     fig.legend(
-        handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.08), fontsize=8
+        handles=handles, loc="upper center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 0.97), fontsize=8
     )
 
 
