@@ -401,6 +401,7 @@ def analyse(args) -> None:
     shown = [
         p
         for p in (
+            "fidelity_x_coverage_gain",
             "densification|guarded",
             "densification",
             "knn_accuracy_gain",

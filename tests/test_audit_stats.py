@@ -143,3 +143,13 @@ def test_verdict_without_training_ranks_by_the_default_predictor_and_flags_cauti
     unsupervised = verdict(recipes, REFERENCE, None, default_predictor="densification", supervised=False)
     assert unsupervised["avoid"] == [] and unsupervised["flags"]["harmful"] == {}
     assert unsupervised["flags"]["none"] == {"adds_nothing": "densification 0.000"}
+
+
+def test_verdict_warns_when_heldout_coverage_is_saturated():
+    recipes = {"none": _recipe(0.0, 1.0, 1.0, dens_low=0.0), "flip": _recipe(0.1, 0.9, 0.95)}
+    for r in recipes.values():
+        r["metrics"]["coverage_clean"] = _m(0.995)
+    v = verdict(recipes, REFERENCE, None)
+    assert any("saturated" in s and "99.5%" in s for s in v["summary"])
+    recipes["flip"]["metrics"]["coverage_clean"] = recipes["none"]["metrics"]["coverage_clean"] = _m(0.6)
+    assert not any("saturated" in s for s in verdict(recipes, REFERENCE, None)["summary"])

@@ -41,8 +41,12 @@ COMBINED = {
     "consistency_x_diversity": ("label_consistency", "diversity"),  # affinity x diversity (Gontijo-Lopes)
 }
 PREDICTORS = (*BASE_PREDICTORS, *COMBINED)
-#: what `densify evaluate` ranks by when it does not train (chosen by docs/study-fashion-mnist.md)
-DEFAULT_PREDICTOR = "knn_accuracy_gain"
+#: what `densify evaluate` ranks by when it does not train: the predictor with the best worst-case Spearman rho
+#: against trained gains over 3 training sizes x 3 encoders in docs/study-fashion-mnist.md (a maximin rule fixed
+#: before the results were seen)
+DEFAULT_PREDICTOR = "fidelity_x_coverage_gain"
+#: held-out coverage of the clean set above which coverage gains cannot separate recipes
+SATURATED = 0.98
 
 LABELS = {
     "coverage_gain": "coverage gain",
@@ -253,6 +257,13 @@ def _advice(recipes, reference, trained, values, recipe_flags, default_predictor
             summary.append("Check with training before using: " + "; ".join(cautions) + ".")
     for a in avoid:
         summary.append(f"Avoid {a['recipe']}: {a['reason']}.")
+    clean = [(recipes[r]["metrics"].get("coverage_clean") or {}).get("value") for r in recipes]
+    clean = [c for c in clean if c is not None]
+    if clean and max(clean) >= SATURATED:
+        summary.append(
+            f"Held-out coverage is saturated (the clean training set already covers {100 * max(clean):.1f}% of "
+            "held-out points), so coverage gains cannot separate recipes; read densification instead, or train."
+        )
     idle = [r for r in names if "adds_nothing" in recipe_flags[r]]
     if idle:
         summary.append("Add nothing near held-out data (densification 0): " + ", ".join(idle) + ".")
