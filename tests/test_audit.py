@@ -42,6 +42,11 @@ def _stable(report: dict) -> dict:
     return report
 
 
+def test_report_records_the_environment(bundle):
+    _, report = bundle
+    assert report["environment"]["device"] in ("cpu", "cuda") and report["environment"]["torch_threads"] >= 1
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("audit") / "report"

@@ -104,6 +104,21 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _environment() -> dict[str, Any]:
+    """Where the numbers were computed. torch's CPU results depend on its thread count (float reductions are
+    split across threads), so an audit reproduces bit for bit on the same device with the same thread count."""
+    import os
+
+    from densify.embed._base import device, torch_threads
+
+    return {
+        "device": str(device()),
+        "torch_threads": torch_threads(),
+        "faiss_threads": int(os.environ.get("DENSIFY_FAISS_THREADS", 0)) or (os.cpu_count() or 1),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def run_audit(
     settings: AuditSettings,
     out: str | Path = "densify-report",
@@ -227,6 +242,7 @@ def run_audit(
         "training": training,
         "verdict": result,
         "versions": _versions(),
+        "environment": _environment(),
         "timings": {**{k: round(v, 2) for k, v in timings.items()}, **coverage_dict["timings"]},
     }
     note("writing the report", 0, 1)
