@@ -241,3 +241,12 @@ def test_train_size_is_an_upper_bound_and_all_means_every_image(tmp_path):
     assert report["data"]["train"]["n"] == 1438  # every training image of digits (1,797 minus the carved 20%)
     result = CliRunner().invoke(cli, ["evaluate", "--train-size", "lots", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "'lots' is not a number of images or 'all'" in result.output
+
+
+def test_resolve_recipes_all_dedupes_and_puts_none_first():
+    from densify.audit import resolve_recipes
+    from densify.recipes import known_names
+
+    assert resolve_recipes(["flip", "vflip", "flip"]) == ["none", "flip", "vflip"]
+    everything = resolve_recipes(["all"])
+    assert everything[0] == "none" and sorted(everything) == sorted(known_names()) and len(everything) >= 14
