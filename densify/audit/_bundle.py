@@ -115,7 +115,3 @@ def read_report(folder: str | Path) -> dict[str, Any]:
     if not isinstance(report, dict) or not str(report.get("schema", "")).startswith("densify.report/"):
         raise DensifyError(f"{path}: not a densify report (no 'schema': 'densify.report/N')")
     return report
-
-
-def write_text(out: Path, name: str, text: str) -> None:
-    write_text_atomic(out / name, text)

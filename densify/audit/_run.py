@@ -8,10 +8,11 @@ import json
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from densify._io import write_text_atomic
 from densify._version import __version__
 from densify.audit import _bundle
 from densify.audit._verdict import PREDICTORS, verdict
@@ -251,7 +252,7 @@ def run_audit(
     _bundle.write_bundle(out, files)
     note("writing the report", 1, 1)
     report["timings"]["report"] = round(time.perf_counter() - start, 2)
-    _bundle.write_text(out, _bundle.REPORT, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(out / _bundle.REPORT, json.dumps(report, indent=2, allow_nan=False) + "\n")
     return report
 
 
@@ -315,7 +316,3 @@ def render_bundle(report, data, augmenters, samples) -> dict[str, bytes]:
         report, {k: v for k, v in files.items() if k.endswith(".png")}
     ).encode()
     return files
-
-
-def with_settings(settings: AuditSettings, **changes) -> AuditSettings:
-    return replace(settings, **changes)
