@@ -72,6 +72,30 @@ def data_options(func):
     return func
 
 
+def _progress_bar(console):
+    """A transient rich progress display on ``console`` (stderr): description, bar, count, elapsed time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _stage_progress(bar, first: str):
+    """A ``progress(stage, done, total)`` callback that shows the current stage on one task of ``bar``."""
+    task = bar.add_task(first, total=1)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar.update(task, description=stage, completed=done, total=total)
+
+    return progress
+
+
 def _load(spec: str, train_size, heldout_size, seed, resize, channels):
     from densify.data import load_data
 
@@ -354,7 +378,6 @@ def coverage(
     Prints, per recipe, the coverage metrics with 95% bootstrap intervals over held-out points (or views).
     """
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from densify._io import write_text_atomic
@@ -364,14 +387,8 @@ def coverage(
 
     data = load_data(spec, train_size=train_size, heldout_size=heldout_size, seed=seed)
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True
-    ) as bar:
-        task = bar.add_task("starting", total=1)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
-
+    with _progress_bar(console) as bar:
+        progress = _stage_progress(bar, "starting")
         run = estimate_coverage(
             data,
             expand_recipe_refs(recipes),
@@ -479,7 +496,6 @@ def train_command(
     """Train a model with each recipe for an equal number of steps, over several seeds; report held-out accuracy
     (mean and 95% t-interval) and each recipe's gain over 'none', paired by seed."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from densify._io import write_text_atomic
@@ -498,14 +514,7 @@ def train_command(
         workers=workers,
     )
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _progress_bar(console) as bar:
         tasks: dict[tuple[str, int], Any] = {}
 
         def progress(recipe: str, seed: int, step: int, total: int) -> None:
@@ -565,13 +574,7 @@ def train_command(
     if scaling:
         from densify.train import scaling_study
 
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with _progress_bar(console) as bar:
             tasks.clear()
             study = scaling_study(
                 data,
@@ -685,7 +688,6 @@ def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, bat
     """Audit recipes: coverage of held-out data (training-free), trained confirmation over seeds, a verdict,
     and a report bundle (report.json, metrics.csv, plots/, report.html) in --out."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from densify.audit import DEFAULT_RECIPES, AuditSettings, run_audit
 
@@ -708,19 +710,8 @@ def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, bat
         projection=projection,
     )
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("loading", total=1)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
-
+    with _progress_bar(console) as bar:
+        progress = _stage_progress(bar, "loading")
         report = run_audit(settings, out, resume=resume, force=force, progress=progress)
     _print_report(report)
     Console().print(
