@@ -313,6 +313,37 @@ _recipes_option = click.option(
     help="Recipe name, file or folder of recipe files (repeatable); include 'none' as the baseline.",
 )
 
+
+def _coverage_options(func):
+    """The coverage-estimate options that ``coverage`` and ``evaluate`` share: --encoder, --weights, --views, -k."""
+    options = [
+        click.option(
+            "--encoder",
+            default="reference",
+            show_default=True,
+            help="reference | reference+views | random-cnn | pixels | pixels:pcaN | torchvision:NAME",
+        ),
+        click.option(
+            "--weights",
+            type=click.Path(dir_okay=False),
+            help="Local weights (state dict) for torchvision:NAME.",
+        ),
+        click.option(
+            "--views",
+            type=click.IntRange(min=1),
+            default=2,
+            show_default=True,
+            help="Views per training image.",
+        ),
+        click.option(
+            "-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbourhood size."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 SUMMARY_METRICS = (
     ("coverage_gain", "cov. gain"),
     ("densification", "densif."),
@@ -332,19 +363,7 @@ def _fmt(metric, signed: bool = False) -> str:
 @cli.command("coverage")
 @_data_option
 @_recipes_option
-@click.option(
-    "--encoder",
-    default="reference",
-    show_default=True,
-    help="reference | reference+views | random-cnn | pixels | pixels:pcaN | torchvision:NAME",
-)
-@click.option(
-    "--weights", type=click.Path(dir_okay=False), help="Local weights (state dict) for torchvision:NAME."
-)
-@click.option(
-    "--views", type=click.IntRange(min=1), default=2, show_default=True, help="Views per training image."
-)
-@click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbourhood size.")
+@_coverage_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of encoder, views and bootstrap.")
 @_strength_option
 @click.option("--train-size", type=click.IntRange(min=1), help="Stratified subset of the training split.")
@@ -631,19 +650,7 @@ def _split_recipes(
     help="Recipes to audit: names, files or folders, comma-separated or repeated; 'all' for every known recipe "
     "[default: none,flip,vflip,crop-pad,affine-light,affine-heavy,cutout]. 'none' is always added as the baseline.",
 )
-@click.option(
-    "--encoder",
-    default="reference",
-    show_default=True,
-    help="reference | reference+views | random-cnn | pixels | pixels:pcaN | torchvision:NAME",
-)
-@click.option(
-    "--weights", type=click.Path(dir_okay=False), help="Local weights (state dict) for torchvision:NAME."
-)
-@click.option(
-    "--views", type=click.IntRange(min=1), default=2, show_default=True, help="Views per training image."
-)
-@click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbourhood size.")
+@_coverage_options
 @click.option("--train/--no-train", default=True, show_default=True, help="Confirm with trained models.")
 @click.option(
     "--seeds", type=click.IntRange(min=2), default=3, show_default=True, help="Training seeds per recipe."
