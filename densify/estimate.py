@@ -153,6 +153,38 @@ class _Embedder:
         self.cache.put(key, arrays)
         return arrays["embeddings"], arrays.get("predictions")
 
+    def views(self, key: str, batches, train: ImageSet, views: int, t_emb, t_pred):
+        """Embeddings (and predictions) of a recipe's views; a view identical to its source image gets the
+        source's embedding (an image's embedding must not depend on the batch it was encoded in: BLAS blocking
+        would otherwise make ``none`` differ from the clean set in the last bits)."""
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit["embeddings"], hit.get("predictions")
+        embeddings = np.empty((len(train) * views, t_emb.shape[1]), np.float32)
+        predictions = np.empty(len(embeddings), np.int64) if self.has_head else None
+        start = 0
+        for batch in batches:
+            rows = np.arange(start, start + len(batch))
+            source = rows // views
+            same = (batch == train.images[source]).reshape(len(batch), -1).all(axis=1)
+            embeddings[rows[same]] = t_emb[source[same]]
+            if predictions is not None:
+                predictions[rows[same]] = t_pred[source[same]]
+            if not same.all():
+                fresh = batch[~same]
+                if self.has_head:
+                    e, p = self.encoder.encode_and_predict(fresh)
+                    predictions[rows[~same]] = p
+                else:
+                    e = self.encoder.encode(fresh)
+                embeddings[rows[~same]] = np.asarray(e, dtype=np.float32)
+            start += len(batch)
+        arrays = {"embeddings": embeddings}
+        if predictions is not None:
+            arrays["predictions"] = predictions
+        self.cache.put(key, arrays)
+        return embeddings, predictions
+
 
 def view_batches(train: ImageSet, augmenter, views: int, batch: int = VIEW_BATCH):
     """uint8 batches of the views, in order (image 0 view 0, image 0 view 1, ...), each a pure function of
@@ -277,7 +309,9 @@ def estimate_coverage(
         if cached is not None:
             metrics = _metrics_from_arrays(cached)
         if cached is None or samples:
-            a_emb, a_pred = embed(key, view_batches(train, augmenter, views))
+            a_emb, a_pred = embed.views(
+                key, view_batches(train, augmenter, views), train, views, t_emb, t_pred
+            )
         if cached is None:
             if a_pred is None:
                 a_pred = nearest_centroid_predict(t_emb, train.labels, a_emb, n_classes)

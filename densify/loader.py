@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -135,12 +134,55 @@ class Augmenter:
     def _apply(self, image: np.ndarray, key: int) -> np.ndarray:
         self._rng.reseed(key)
         out = self._compose(image=image)["image"]
+        if out.dtype != np.uint8:
+            raise RecipeError(
+                f"recipe '{self.recipe.name}' turned uint8 images into {out.dtype}; densify recipes must keep uint8"
+            )
         if out.shape != image.shape:
             raise RecipeError(
                 f"recipe '{self.recipe.name}' changed the image shape from {image.shape} to {out.shape}; "
                 "densify recipes must keep the shape"
             )
         return out
+
+    def check_shape(self, shape: tuple[int, int, int], tries: int = 8) -> None:
+        """Raise a one-line :class:`RecipeError` unless this recipe works on uint8 images of ``shape`` (H, W, C).
+
+        Every transform runs once with p=1 (so one that fails only when drawn is found now, not mid-audit), then
+        the whole recipe on ``tries`` keys; each must return a uint8 image of the same shape.
+        """
+        from densify.recipes import compile_recipe
+        from densify.recipes._albu import albumentations
+
+        A = albumentations()
+        h, w, c = shape
+        image = np.random.default_rng(0).integers(0, 256, (h, w, c), dtype=np.uint8)
+        for where, transform in _leaves(compile_recipe(self.recipe, self.strength).transforms, "pipeline"):
+            probe = transform
+            probe.p = 1.0
+            try:
+                out = A.Compose([probe], p=1.0, seed=0)(image=image)["image"]
+            except Exception as exc:  # third-party code: any failure is the recipe's misfit to this data
+                message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise RecipeError(
+                    f"recipe '{self.recipe.name}': {where}.{type(transform).__name__} fails on {h}x{w}x{c} "
+                    f"images: {message}"
+                ) from None
+            if out.dtype != np.uint8 or out.ndim != 3 or out.shape[2] != c:
+                raise RecipeError(
+                    f"recipe '{self.recipe.name}': {where}.{type(transform).__name__} turns {h}x{w}x{c} uint8 "
+                    f"images into {out.dtype} {out.shape}; recipe steps must keep uint8 and the channel count"
+                )
+        for key in range(tries):
+            try:
+                self.augment(image, index=key)
+            except RecipeError:
+                raise
+            except Exception as exc:
+                message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise RecipeError(
+                    f"recipe '{self.recipe.name}' fails on {h}x{w}x{c} images: {message}"
+                ) from None
 
     def augment(self, image: np.ndarray, index: int, view: int = 0, epoch: int = 0) -> np.ndarray:
         """The view ``view`` of item ``index`` in epoch ``epoch``: uint8 (H, W, C), a pure function of the key."""
@@ -159,17 +201,29 @@ class Augmenter:
         )
 
 
-def load_recipe(
-    name_or_path: str | Path, strength: float = 1.0, seed: int = 0, output: Output = "tensor"
-) -> Augmenter:
-    """Load a recipe (built-in name, YAML file, or albumentations JSON/YAML) as a seeded :class:`Augmenter`.
+def _leaves(transforms, where: str):
+    """(key path, transform) of every leaf transform of a Compose's transform list (blocks descended)."""
+    for i, t in enumerate(transforms):
+        children = getattr(t, "transforms", None)
+        if children is not None and type(t).__name__ in ("OneOf", "SomeOf", "Sequential", "SomeOfBlock"):
+            yield from _leaves(
+                children, f"{where}[{i}].{'one_of' if type(t).__name__ == 'OneOf' else 'some_of'}.transforms"
+            )
+        else:
+            yield f"{where}[{i}]", t
+
+
+def load_recipe(name_or_path, strength: float = 1.0, seed: int = 0, output: Output = "tensor") -> Augmenter:
+    """Load a recipe (built-in name, YAML file, albumentations JSON/YAML, or an already-read
+    :class:`~densify.recipes.Recipe`) as a seeded :class:`Augmenter`.
 
     >>> from torchvision.datasets import FashionMNIST                       # doctest: +SKIP
     >>> train = FashionMNIST(root, transform=densify.load_recipe("affine-light", seed=0))  # doctest: +SKIP
     """
-    from densify.recipes import read_recipe
+    from densify.recipes import Recipe, read_recipe
 
-    return Augmenter(read_recipe(name_or_path), strength=strength, seed=seed, output=output)
+    recipe = name_or_path if isinstance(name_or_path, Recipe) else read_recipe(name_or_path)
+    return Augmenter(recipe, strength=strength, seed=seed, output=output)
 
 
 class DensifiedDataset:

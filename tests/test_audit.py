@@ -145,7 +145,7 @@ def test_refusals_are_one_line_and_leave_nothing_behind(tmp_path, bundle):
     cases = [
         (["--recipes", "flp"], "did you mean 'flip'"),
         (["--data", "idx:/nonexistent"], "/nonexistent"),
-        (["--projection", "cutout"], "--projection"),
+        (["--projection", "cutout"], "projection 'cutout'"),
     ]
     for extra, message in cases:
         result = runner.invoke(cli, ["evaluate", *CLI_SMALL, *extra, "--out", str(out)])
@@ -247,6 +247,6 @@ def test_resolve_recipes_all_dedupes_and_puts_none_first():
     from densify.audit import resolve_recipes
     from densify.recipes import known_names
 
-    assert resolve_recipes(["flip", "vflip", "flip"]) == ["none", "flip", "vflip"]
-    everything = resolve_recipes(["all"])
+    assert [r.name for r in resolve_recipes(["flip", "vflip", "flip"])] == ["none", "flip", "vflip"]
+    everything = [r.name for r in resolve_recipes(["all"])]
     assert everything[0] == "none" and sorted(everything) == sorted(known_names()) and len(everything) >= 14

@@ -115,7 +115,9 @@ def test_folder_without_split_subfolders_carves(folder_tree: Path):
 
 def test_folder_mixed_sizes_are_reported_and_resized_on_request(folder_tree: Path):
     write_png(folder_tree / "train" / "dog" / "big.png", make_images(1, 9, 9, 3)[0])
-    with pytest.raises(DataError, match=r"different sizes \(HxW\): 6x6 \(18 files.*9x9 \(1 files.*--resize"):
+    with pytest.raises(
+        DataError, match=r"different sizes \(HxW\): 6x6 \(18 files.*9x9 \(1 files.*resize \(H, W\)"
+    ):
         load_data(f"folder:{folder_tree}")
     data = load_data(f"folder:{folder_tree}", resize=(8, 8))
     assert data.train.shape == (8, 8, 3)
@@ -123,7 +125,7 @@ def test_folder_mixed_sizes_are_reported_and_resized_on_request(folder_tree: Pat
 
 def test_folder_mixed_channels_are_reported_and_converted_on_request(folder_tree: Path):
     write_png(folder_tree / "train" / "dog" / "gray.png", make_images(1, 6, 6)[0])
-    with pytest.raises(DataError, match=r"different channel counts.*--channels"):
+    with pytest.raises(DataError, match=r"different channel counts.*set channels"):
         load_data(f"folder:{folder_tree}")
     assert load_data(f"folder:{folder_tree}", channels=1).train.shape == (6, 6, 1)
 

@@ -93,9 +93,9 @@ def test_pixels_without_pca_is_the_flat_image():
     [
         ("resnet", {}, "unknown encoder 'resnet'"),
         ("pixels:pcaX", {}, "pixels:pcaN with an integer N"),
-        ("torchvision:resnet18", {}, "pass --weights FILE"),
+        ("torchvision:resnet18", {}, "set weights to a local state-dict file"),
         ("torchvision:resnet18", {"weights": "/nope.pt"}, "/nope.pt: weights file not found"),
-        ("random-cnn", {"weights": "x.pt"}, "--weights applies to torchvision"),
+        ("random-cnn", {"weights": "x.pt"}, "weights apply to torchvision"),
     ],
 )
 def test_encoder_errors(spec, kwargs, message):

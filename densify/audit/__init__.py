@@ -3,7 +3,8 @@ and ``densify compare`` of several bundles."""
 
 from densify.audit._bundle import OutError, read_report
 from densify.audit._compare import compare_reports, write_comparison
-from densify.audit._run import DEFAULT_RECIPES, SCHEMA, AuditSettings, metrics_csv, resolve_recipes, run_audit
+from densify.audit._plan import AuditPlan, plan_audit, resolve_recipes
+from densify.audit._run import DEFAULT_RECIPES, SCHEMA, AuditSettings, metrics_csv, run_audit
 from densify.audit._stats import bootstrap_rho, permutation_p, ranks, spearman
 from densify.audit._verdict import DEFAULT_PREDICTOR, PREDICTORS, flags, predictor_value, verdict
 
@@ -12,6 +13,7 @@ __all__ = [
     "DEFAULT_RECIPES",
     "PREDICTORS",
     "SCHEMA",
+    "AuditPlan",
     "AuditSettings",
     "OutError",
     "bootstrap_rho",
@@ -19,6 +21,7 @@ __all__ = [
     "flags",
     "metrics_csv",
     "permutation_p",
+    "plan_audit",
     "predictor_value",
     "ranks",
     "read_report",

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,9 @@ def check_writable(out: Path) -> None:
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise OutError(f"--out {out}: {probe} is a file, not a folder")
+        raise OutError(f"out folder {out}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutError(f"--out {out}: {probe} is not writable")
+        raise OutError(f"out folder {out}: {probe} is not writable")
 
 
 def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -53,12 +55,8 @@ def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
-def claim(out: Path, run_id: str, settings: dict[str, Any], *, resume: bool, force: bool) -> None:
-    """Make ``out`` this run's folder, or refuse with a one-line :class:`OutError`.
-
-    Without ``resume`` the cache of finished steps is cleared (a fresh run); with it, kept (steps whose inputs
-    are unchanged are reused; the cache keys hold every input, so a changed setting recomputes what it affects).
-    """
+def check_claim(out: Path, run_id: str, settings: dict[str, Any], *, resume: bool, force: bool) -> None:
+    """Refuse with a one-line :class:`OutError` unless ``out`` may become this run's folder; writes nothing."""
     state = out / STATE
     previous = None
     for candidate in (state / "run.json", out / REPORT):
@@ -69,14 +67,26 @@ def claim(out: Path, run_id: str, settings: dict[str, Any], *, resume: bool, for
                 previous = {}
             break
     if out.exists() and not out.is_dir():
-        raise OutError(f"--out {out} is a file, not a folder")
-    if previous is None and out.is_dir() and any(out.iterdir()):
-        raise OutError(f"--out {out} is not empty and holds no densify report; choose a new or empty folder")
+        raise OutError(f"out folder {out} is a file, not a folder")
+    if previous is None and out.is_dir() and any(p.name != STATE for p in out.iterdir()):
+        raise OutError(
+            f"out folder {out} is not empty and holds no densify report; choose a new or empty folder"
+        )
     if previous is not None and previous.get("run_id") != run_id and not (resume or force):
         raise OutError(
-            f"--out {out} holds a report of a different run ({_describe_difference(previous.get('settings', {}), settings)});"
-            " pass --resume to update it, --force to replace it, or choose another --out"
+            f"out folder {out} holds a report of a different run ({_describe_difference(previous.get('settings', {}), settings)});"
+            " resume to update it (--resume), force to replace it (--force), or choose another folder"
         )
+
+
+def claim(out: Path, run_id: str, settings: dict[str, Any], *, resume: bool, force: bool) -> None:
+    """Make ``out`` this run's folder (call it holding :func:`lock`), or refuse as :func:`check_claim` does.
+
+    Without ``resume`` the cache of finished steps is cleared (a fresh run); with it, kept (steps whose inputs
+    are unchanged are reused; the cache keys hold every input, so a changed setting recomputes what it affects).
+    """
+    check_claim(out, run_id, settings, resume=resume, force=force)
+    state = out / STATE
     if state.is_dir() and not resume:
         shutil.rmtree(state / "cache", ignore_errors=True)
         shutil.rmtree(state / "train", ignore_errors=True)
@@ -86,17 +96,66 @@ def claim(out: Path, run_id: str, settings: dict[str, Any], *, resume: bool, for
     )
 
 
+@contextmanager
+def lock(out: Path) -> Iterator[None]:
+    """Hold ``out``'s advisory lock (``.densify/lock``) for one audit; a second one is refused at once.
+
+    The lock is the operating system's (``flock``): it is released when the process ends, even when killed,
+    so a crashed audit never leaves the folder locked.
+    """
+    import fcntl
+
+    state = out / STATE
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        handle = open(state / "lock", "a+")  # noqa: SIM115 (held for the whole audit)
+    except OSError as exc:
+        raise OutError(f"out folder {out}: cannot create its lock file ({exc.strerror or exc})") from exc
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise OutError(
+                f"out folder {out} is in use by another densify audit ({holder}); wait for it or choose another folder"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 def write_bundle(out: Path, files: dict[str, bytes]) -> list[Path]:
-    """Write the bundle's files (relative path -> bytes), each atomically, ``report.json`` last; the old
-    ``report.json`` is removed first so a bundle interrupted while being written reads as incomplete."""
-    (out / REPORT).unlink(missing_ok=True)
-    written = []
-    stale = {p for p in (out / "plots").glob("*.png")} if (out / "plots").is_dir() else set()
-    for name, data in sorted(files.items(), key=lambda kv: kv[0] == REPORT):
-        path = out / name
-        write_bytes_atomic(path, data)
-        stale.discard(path)
-        written.append(path)
+    """Replace the bundle in ``out`` by ``files`` (relative path -> bytes) without ever losing a complete one.
+
+    Every file is first written in full to a staging folder beside the bundle (``.densify/staging``): a failure
+    there (a full disk, an error, a kill) leaves the previous bundle untouched, and the staging folder is removed.
+    Only then are the files moved into place by renames within one file system (no new space needed),
+    ``report.json`` last, and plots of recipes no longer in the run removed.
+    """
+    staging = out / STATE / f"staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for name, data in files.items():
+            write_bytes_atomic(staging / name, data)
+        stale = set((out / "plots").glob("*.png")) if (out / "plots").is_dir() else set()
+        written = []
+        for name in sorted(files, key=lambda n: n == REPORT):
+            path = out / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, path)
+            stale.discard(path)
+            written.append(path)
+    except OSError as exc:
+        raise OutError(
+            f"out folder {out}: cannot write the report ({exc.strerror or exc}); the previous report is kept"
+        ) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     for path in stale:  # plots of recipes no longer in the run
         path.unlink(missing_ok=True)
     return written

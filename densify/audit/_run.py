@@ -7,17 +7,15 @@ import io
 import json
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from densify._io import write_text_atomic
 from densify._version import __version__
 from densify.audit import _bundle
+from densify.audit._plan import AuditPlan, plan_audit
 from densify.audit._verdict import PREDICTORS, verdict
-from densify.embed._base import digest
-from densify.errors import DensifyError
 
 SCHEMA = "densify.report/1"
 #: the recipes `densify evaluate` audits by default: the baseline, two safe geometric recipes, one occlusion
@@ -68,23 +66,6 @@ class AuditSettings:
         return d
 
 
-def resolve_recipes(refs: Sequence[str]) -> list[str]:
-    """Recipe references with ``all`` expanded to every known recipe and folders to their files, deduplicated,
-    ``none`` first (the baseline every gain is measured against); each one is read and validated."""
-    from densify.loader import load_recipe
-    from densify.recipes import expand_recipe_refs, known_names
-
-    refs = [r for ref in refs for r in ([*known_names()] if ref == "all" else [ref])]
-    expanded = expand_recipe_refs(refs)
-    seen, out = set(), []
-    for ref in ["none", *expanded]:
-        name = load_recipe(ref).recipe.name
-        if name not in seen:
-            seen.add(name)
-            out.append(ref)
-    return out
-
-
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -130,54 +111,43 @@ def run_audit(
 ) -> dict[str, Any]:
     """Run an audit and write its bundle to ``out``; returns the report (the content of ``report.json``).
 
-    Every input is validated (recipes, data, ``out``) before anything is written. With ``resume``, finished
-    steps cached in ``out/.densify`` (embeddings, metrics, trained runs) are reused and unfinished training
-    runs continue from their checkpoints; the report is the same as an uninterrupted run's (timings aside).
+    Every input is validated (recipes, data, settings, ``out``) before anything is written: a refused audit
+    leaves ``out`` as it was. One audit at a time writes to an ``out`` folder (a second one is refused). The new
+    bundle is built aside and moved into place only when complete, so a failure at any point (a full disk
+    included) leaves the previous report readable. With ``resume``, finished steps cached in ``out/.densify``
+    (embeddings, metrics, trained runs) are reused and unfinished training runs continue from their checkpoints;
+    the report is the same as an uninterrupted run's (timings aside).
     """
-    from densify.data import load_data
-    from densify.data._info import summarise
-    from densify.estimate import estimate_coverage
-    from densify.loader import load_recipe
-    from densify.recipes import to_albumentations
-
     out = Path(out)
     note = progress or (lambda stage, done, total: None)
     _bundle.check_writable(out)
-    refs = resolve_recipes(settings.recipes)
-    augmenters = [load_recipe(r, strength=settings.strength, seed=settings.seed) for r in refs]
-    names = [a.recipe.name for a in augmenters]
-    if settings.projection is not None and settings.projection not in names:
-        raise DensifyError(
-            f"--projection {settings.projection!r} is not one of the audited recipes: {', '.join(names)}"
-        )
-    if settings.train and settings.seeds < 2:
-        raise DensifyError(
-            f"--seeds {settings.seeds}: training needs at least 2 seeds for a confidence interval"
-        )
-    data = load_data(settings.data, heldout_size=settings.heldout_size, seed=settings.seed)
-    if settings.train_size is not None and len(data.train) > settings.train_size:
-        from densify.data import DataSplits, stratified_subset
+    plan = plan_audit(settings)
+    _bundle.check_claim(out, plan.run_id, plan.identity, resume=resume, force=force)
+    with _bundle.lock(out):
+        _bundle.claim(out, plan.run_id, plan.identity, resume=resume, force=force)
+        report, samples = _compute(plan, out / _bundle.STATE, note)
+        note("writing the report", 0, 1)
+        start = time.perf_counter()
+        files = render_bundle(report, plan.data, plan.augmenters, samples)
+        report["timings"]["report"] = round(time.perf_counter() - start, 2)
+        files[_bundle.REPORT] = (json.dumps(report, indent=2, allow_nan=False) + "\n").encode()
+        _bundle.write_bundle(out, files)
+        note("writing the report", 1, 1)
+    return report
 
-        data = DataSplits(
-            name=data.name,
-            train=stratified_subset(data.train, settings.train_size, settings.seed),
-            heldout=data.heldout,
-            source=data.source,
-            heldout_origin=data.heldout_origin,
-        )
-    data_fp = digest(
-        data.train.images, data.train.labels, data.heldout.images, data.heldout.labels, data.classes
-    )
-    identity = settings.identity()
-    run_id = digest(json.dumps(identity, sort_keys=True), data_fp, __version__)[:16]
-    _bundle.claim(out, run_id, identity, resume=resume, force=force)
-    state = out / _bundle.STATE
+
+def _compute(plan: AuditPlan, state: Path, note: Progress) -> tuple[dict[str, Any], Any]:
+    """Coverage, training and verdict of a planned audit: (the report, the projection samples)."""
+    from densify.data._info import summarise
+    from densify.estimate import estimate_coverage
+    from densify.recipes import to_albumentations
+
+    settings, data = plan.settings, plan.data
     timings: dict[str, float] = {}
-
     start = time.perf_counter()
     coverage = estimate_coverage(
         data,
-        refs,
+        plan.recipes,
         encoder=settings.encoder,
         weights=settings.weights,
         views=settings.views,
@@ -190,28 +160,11 @@ def run_audit(
         samples=PROJECTION_POINTS,
     )
     timings["coverage"] = time.perf_counter() - start
-
     training = None
     if settings.train:
-        from densify.train import TrainConfig, train_recipes
-
         start = time.perf_counter()
-        config = TrainConfig(steps=settings.steps, batch=settings.batch, model=settings.model)
-        summaries = train_recipes(
-            data,
-            refs,
-            range(settings.seeds),
-            config,
-            strength=settings.strength,
-            out=state / "train",
-            progress=(lambda recipe, seed, step, total: note(f"training {recipe} seed {seed}", step, total)),
-        )
+        training = _train(plan, state, note)
         timings["training"] = time.perf_counter() - start
-        training = {
-            "config": asdict(config),
-            "seeds": list(range(settings.seeds)),
-            "recipes": {s.recipe: _strip_runs(s.to_dict()) for s in summaries},
-        }
 
     coverage_dict = coverage.to_dict()
     recipes_cov = {r["recipe"]: {"metrics": r["metrics"]} for r in coverage_dict["recipes"].values()}
@@ -225,18 +178,18 @@ def run_audit(
     )
     report: dict[str, Any] = {
         "schema": SCHEMA,
-        "run_id": run_id,
+        "run_id": plan.run_id,
         "densify_version": __version__,
-        "settings": {**identity, "extra": settings.extra},
-        "data": {**summarise(data), "spec": settings.data, "fingerprint": data_fp},
+        "settings": {**plan.identity, "extra": settings.extra},
+        "data": {**summarise(data), "spec": settings.data, "fingerprint": plan.data_fingerprint},
         "encoder": coverage_dict["encoder"],
         "recipes": {
-            a.recipe.name: {
-                "intent": a.recipe.intent,
-                "source": str(a.recipe.source) if a.recipe.source else None,
-                "albumentations": to_albumentations(a.recipe, settings.strength),
+            r.name: {
+                "intent": r.intent,
+                "source": str(r.source) if r.source else None,
+                "albumentations": to_albumentations(r, settings.strength),
             }
-            for a in augmenters
+            for r in plan.recipes
         },
         "reference": reference,
         "coverage": recipes_cov,
@@ -246,14 +199,28 @@ def run_audit(
         "environment": _environment(),
         "timings": {**{k: round(v, 2) for k, v in timings.items()}, **coverage_dict["timings"]},
     }
-    note("writing the report", 0, 1)
-    start = time.perf_counter()
-    files = render_bundle(report, data, augmenters, coverage.samples)
-    _bundle.write_bundle(out, files)
-    note("writing the report", 1, 1)
-    report["timings"]["report"] = round(time.perf_counter() - start, 2)
-    write_text_atomic(out / _bundle.REPORT, json.dumps(report, indent=2, allow_nan=False) + "\n")
-    return report
+    return report, coverage.samples
+
+
+def _train(plan: AuditPlan, state: Path, note: Progress) -> dict[str, Any]:
+    from densify.train import TrainConfig, train_recipes
+
+    settings = plan.settings
+    config = TrainConfig(steps=settings.steps, batch=settings.batch, model=settings.model)
+    summaries = train_recipes(
+        plan.data,
+        plan.recipes,
+        range(settings.seeds),
+        config,
+        strength=settings.strength,
+        out=state / "train",
+        progress=(lambda recipe, seed, step, total: note(f"training {recipe} seed {seed}", step, total)),
+    )
+    return {
+        "config": asdict(config),
+        "seeds": list(range(settings.seeds)),
+        "recipes": {s.recipe: _strip_runs(s.to_dict()) for s in summaries},
+    }
 
 
 def _strip_runs(summary: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,11 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def display_name(name: str) -> str:
+    """A folder name as printable text: bytes that are not UTF-8 (kept by the OS as surrogates) become \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _image_files(folder: Path) -> list[Path]:
     return sorted(
         p
@@ -81,13 +86,21 @@ def read_images(
             with Image.open(path) as im:
                 sizes[f"{im.height}x{im.width}"].append(path)
                 chans[_channels_of(path, im.mode)].append(path)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except (
+            UnidentifiedImageError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            Image.DecompressionBombError,
+        ) as exc:
             raise DataError(f"{path}: cannot read image ({exc})") from exc
     if resize is None and len(sizes) > 1:
-        raise DataError(f"{root}: {_summarise(sizes, 'sizes (HxW)')}; pass --resize HxW to resize them")
+        raise DataError(
+            f"{root}: {_summarise(sizes, 'sizes (HxW)')}; set resize (H, W) to resize them (--resize HxW)"
+        )
     if channels is None and len(chans) > 1:
         raise DataError(
-            f"{root}: {_summarise(chans, 'channel counts')}; pass --channels 1 or 3 to convert them"
+            f"{root}: {_summarise(chans, 'channel counts')}; set channels to 1 or 3 to convert them (--channels)"
         )
     height, width = resize or tuple(int(v) for v in next(iter(sizes)).split("x"))
     c = channels or next(iter(chans))
@@ -99,7 +112,7 @@ def read_images(
                 if im.size != (width, height):
                     im = im.resize((width, height), Image.Resampling.BILINEAR)
                 out[i] = np.asarray(im, dtype=np.uint8).reshape(height, width, c)
-        except (OSError, SyntaxError, ValueError) as exc:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"{path}: cannot decode image ({exc})") from exc
     return out
 
@@ -128,5 +141,13 @@ def load_folder(
         if held_files:
             images = read_images(root, train_files + held_files, resize, channels)
             n = len(train_files)
-            return tuple(classes), (images[:n], train_labels), (images[n:], held_labels)
-    return tuple(classes), (read_images(root, train_files, resize, channels), train_labels), held
+            return (
+                tuple(display_name(c) for c in classes),
+                (images[:n], train_labels),
+                (images[n:], held_labels),
+            )
+    return (
+        tuple(display_name(c) for c in classes),
+        (read_images(root, train_files, resize, channels), train_labels),
+        held,
+    )

@@ -29,6 +29,29 @@ _STEMS = {"train": "train", "heldout": "t10k"}
 _CHUNK = 1 << 20
 
 
+#: deflate cannot compress by more than about 1032:1, so a .gz file bounds the data it can hold
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _check_declared(path: Path, dims: tuple[int, ...], header_bytes: int) -> None:
+    """Refuse a header that declares more data than the file can hold, before anything is allocated."""
+    if not 1 <= len(dims) <= 4:
+        raise DataError(f"{path}: IDX header declares {len(dims)} dimensions; images and labels have 1 to 4")
+    declared = int(np.prod(dims, dtype=object))
+    size = path.stat().st_size
+    if path.suffix == ".gz":
+        if declared > _MAX_DEFLATE_RATIO * size:
+            raise DataError(
+                f"{path}: IDX header declares {declared:,} bytes of data ({' x '.join(map(str, dims))}), "
+                f"more than a {size:,}-byte .gz file can hold"
+            )
+    elif declared != size - header_bytes:
+        raise DataError(
+            f"{path}: IDX header declares {declared:,} bytes of data ({' x '.join(map(str, dims))}) "
+            f"but the file holds {size - header_bytes:,}"
+        )
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (``.gz`` or raw) of unsigned bytes into an array of the shape its header declares.
 
@@ -48,6 +71,7 @@ def read_idx(path: Path) -> np.ndarray:
             if len(dims_raw) < 4 * ndim:
                 raise DataError(f"{path}: truncated IDX header")
             dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
+            _check_declared(path, dims, 4 + 4 * ndim)
             out = np.empty(dims, dtype=np.uint8)
             got, buf = 0, memoryview(out).cast("B")
             while got < out.size:

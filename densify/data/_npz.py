@@ -45,6 +45,34 @@ def _labels(y: np.ndarray, where: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
+#: the most classes a label array may imply when the archive names none (labels 0..K-1)
+MAX_CLASSES = 10_000
+
+
+def _check_members(path: Path) -> None:
+    """Refuse members whose .npy header declares more data than the archive holds, before np.load allocates."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read(member, max_header_size=10_000)
+            if dtype.hasobject:
+                raise DataError(f"{path}: {info.filename} holds Python objects; store plain numeric arrays")
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared > info.file_size or info.file_size > 1032 * max(info.compress_size, 1) + 1024:
+                raise DataError(
+                    f"{path}: {info.filename} declares {declared:,} bytes ({'x'.join(map(str, shape)) or 'scalar'} "
+                    f"{dtype}) but the archive holds {info.file_size:,}"
+                )
+
+
 def load_npz(
     path: Path,
 ) -> tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
@@ -53,6 +81,7 @@ def load_npz(
         raise DataError(f"{path}: file not found")
     try:
         # Open the file ourselves: np.load leaks its handle when the archive is corrupt.
+        _check_members(path)
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:
@@ -70,10 +99,19 @@ def load_npz(
         y = _labels(arrays[f"y_{split}"], f"{path}: y_{split}")
         if len(x) != len(y):
             raise DataError(f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
+        if not len(x):
+            raise DataError(f"{path}: x_{split} holds no images")
         splits[split] = (x, y)
     if "classes" in arrays:
+        if arrays["classes"].dtype.kind not in "USiu" or arrays["classes"].size > MAX_CLASSES:
+            raise DataError(f"{path}: 'classes' must be at most {MAX_CLASSES:,} names (strings or numbers)")
         classes = tuple(str(c) for c in arrays["classes"].ravel())
     else:
-        top = max(int(y.max()) for _, y in splits.values() if y.size)
+        top = max(int(y.max()) for _, y in splits.values())
+        if top >= MAX_CLASSES:
+            raise DataError(
+                f"{path}: label {top} implies {top + 1:,} classes (labels are 0..K-1 when the archive has no "
+                f"'classes' array); densify supports at most {MAX_CLASSES:,}: relabel, or store 'classes'"
+            )
         classes = tuple(str(i) for i in range(top + 1))
     return classes, splits["train"], splits.get("test")

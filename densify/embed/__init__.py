@@ -23,7 +23,7 @@ def get_encoder(spec: str = DEFAULT_ENCODER, *, seed: int = 0, weights: str | Pa
     from densify.embed._torchvision import TorchvisionEncoder
 
     if weights is not None and not spec.startswith("torchvision:"):
-        raise EncoderError(f"--weights applies to torchvision:NAME encoders, not '{spec}'")
+        raise EncoderError(f"weights apply to torchvision:NAME encoders only, not to '{spec}'")
     if spec == "reference":
         return ReferenceEncoder(seed=seed)
     if spec == "reference+views":

@@ -24,7 +24,7 @@ class TorchvisionEncoder:
         self.name = f"torchvision:{model}"
         if weights is None:
             raise EncoderError(
-                f"{self.name}: pass --weights FILE (a local state dict); densify downloads nothing"
+                f"{self.name}: set weights to a local state-dict file; densify downloads nothing"
             )
         self.weights = Path(weights)
         if not self.weights.is_file():

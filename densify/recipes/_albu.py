@@ -33,7 +33,13 @@ DENIED = {
     "BBoxSafeRandomCrop": "needs boxes",
     "AtLeastOneBBoxRandomCrop": "needs boxes",
     "RandomCropNearBBox": "needs boxes",
+    "ToFloat": "outputs float images; densify's views stay uint8 and its loader scales them to [0, 1]",
+    "FromFloat": "expects float images; densify's images are uint8",
+    "Normalize": "outputs float images; densify's views stay uint8 and its loader scales them to [0, 1]",
+    "ToRGB": "changes the number of channels; convert the data instead (resize/channels options)",
 }
+#: base classes albumentations registers that are not transforms of their own
+_BASES = ("BasicTransform", "DualTransform", "ImageOnlyTransform", "MaxSizeTransform")
 
 
 def albumentations():
@@ -49,18 +55,25 @@ def allowed_transforms() -> dict[str, type]:
     """{class name: class} of every albumentations transform a recipe may name."""
     albumentations()
     from albumentations.core.serialization import SERIALIZABLE_REGISTRY
-    from albumentations.core.transforms_interface import BasicTransform
+    from albumentations.core.transforms_interface import BasicTransform, Transform3D
 
     return {
         name: cls
         for name, cls in sorted(SERIALIZABLE_REGISTRY.items())
         if isinstance(cls, type)
         and issubclass(cls, BasicTransform)
+        and not issubclass(cls, Transform3D)  # volumes, not images
         and not inspect.isabstract(cls)
-        and not name.startswith("Base")
+        and not name.startswith(("Base", "_"))
+        and name not in _BASES
+        and not name.endswith("3D")
         and "." not in name
         and name not in DENIED
     }
+
+
+def _parameters(cls: type) -> list[str]:
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "strict")]
 
 
 _PYDANTIC_ITEM = re.compile(
@@ -104,16 +117,15 @@ def build_transform(name: str, params: dict[str, Any], where: str):
         raise RecipeError(f"{where}: unknown albumentations transform '{name}'; {hint}")
     if "strict" in params:
         raise RecipeError(f"{where}.strict: densify always validates strictly; remove 'strict'")
+    allowed = _parameters(cls)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:  # checked here: a few transforms (RandomRotate90, MedianBlur, ...) have no `strict` argument
+        raise RecipeError(
+            f"{where}.{unknown[0]}: unknown parameter of {name}; allowed: {', '.join(sorted(allowed))}"
+        )
+    strict = {"strict": True} if "strict" in inspect.signature(cls.__init__).parameters else {}
     try:
-        return cls(**params, strict=True)
+        return cls(**params, **strict)
     except (ValueError, TypeError) as exc:
         key, message = _format_validation(exc)
-        if "are not valid for transform" in message or "unexpected keyword" in message:
-            allowed = ", ".join(
-                p for p in sorted(inspect.signature(cls.__init__).parameters) if p not in ("self", "strict")
-            )
-            bad = sorted(set(params) - set(inspect.signature(cls.__init__).parameters))
-            raise RecipeError(
-                f"{where}.{bad[0] if bad else '?'}: unknown parameter of {name}; allowed: {allowed}"
-            ) from exc
         raise RecipeError(f"{where}{'.' + key if key else ''}: {message}") from exc

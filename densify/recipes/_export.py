@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +46,44 @@ def export_recipe(recipe: Recipe, path: str | Path, strength: float = 1.0) -> Pa
     return path
 
 
-def _step(node: Any, where: str) -> Step:
+def _number(params: dict[str, Any], key: str, default, kind, where: str, low=None, high=None):
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RecipeError(f"{where}.{key}: must be a finite number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise RecipeError(
+            f"{where}.{key}: must lie in [{low}, {high if high is not None else 'inf'}], got {value!r}"
+        )
+    return kind(value)
+
+
+def _step(node: Any, where: str, depth: int = 0) -> Step:
+    from densify.recipes._io import MAX_DEPTH, _check_finite
+
+    if depth > MAX_DEPTH:
+        raise RecipeError(f"{where}: transforms nested more than {MAX_DEPTH} levels deep")
     if not isinstance(node, dict) or not isinstance(node.get("__class_fullname__"), str):
         raise RecipeError(f"{where}: expected a transform with '__class_fullname__'")
     params = {k: v for k, v in node.items() if k not in ("__class_fullname__", "transforms", "id")}
     name = node["__class_fullname__"].rsplit(".", 1)[-1]
     if name in _BLOCKS:
         children = node.get("transforms") or []
-        steps = tuple(_step(c, f"{where}.transforms[{i}]") for i, c in enumerate(children))
+        if not isinstance(children, list):
+            raise RecipeError(f"{where}.transforms: must be a list of transforms")
+        steps = tuple(_step(c, f"{where}.transforms[{i}]", depth + 1) for i, c in enumerate(children))
         if not steps:
             raise RecipeError(f"{where}.transforms: must hold at least one transform")
+        replace = params.get("replace", False)
+        if not isinstance(replace, bool):
+            raise RecipeError(f"{where}.replace: must be true or false, got {replace!r}")
         return BlockStep(
             _BLOCKS[name],
             steps,
-            p=float(params.get("p", 1.0)),
-            n=int(params.get("n", 1)),
-            replace=bool(params.get("replace", False)),
+            p=_number(params, "p", 1.0, float, where, 0, 1),
+            n=_number(params, "n", 1, int, where, 1),
+            replace=replace,
         )
+    _check_finite(params, f"{where}.{name}")
     build_transform(name, params, f"{where}.{name}")
     return TransformStep(name, params)
 
@@ -72,7 +94,7 @@ def from_albumentations(data: dict[str, Any], path: Path) -> Recipe:
     where = f"{path}: transform"
     if not isinstance(root, dict) or root.get("__class_fullname__") != "Compose":
         raise RecipeError(f"{where}: the top level must be a Compose")
-    if float(root.get("p", 1.0)) != 1.0:
+    if root.get("p", 1.0) != 1.0:
         raise RecipeError(f"{where}.p: densify applies recipes with p=1, got {root.get('p')}")
     if root.get("bbox_params") or root.get("keypoint_params") or root.get("additional_targets"):
         raise RecipeError(f"{where}: boxes, keypoints and additional targets are not supported in recipes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,10 @@ def _validate(model: type[BaseModel], data: Any, where: str, sep: str = ": "):
 
 BLOCK_KEYS = ("one_of", "some_of")
 SUFFIXES = (".yaml", ".yml", ".json")
+#: limits that keep a hostile or mistaken recipe from exhausting memory, the stack or the user's patience
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32  # nested one_of / some_of / include levels
+MAX_STEPS = 1000  # transforms in one recipe, includes expanded
 
 
 def _load_mapping(path: Path) -> dict[str, Any]:
@@ -65,6 +70,9 @@ def _load_mapping(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise RecipeError(f"{path}: recipe file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise RecipeError(f"{path}: file not found") from exc
@@ -77,6 +85,8 @@ def _load_mapping(path: Path) -> dict[str, Any]:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RecipeError(f"{path}: malformed YAML{where}: {problem}") from exc
+    except RecursionError:
+        raise RecipeError(f"{path}: YAML nested too deeply to read") from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe file must be a mapping, got {type(data).__name__}")
     return data
@@ -147,7 +157,7 @@ def read_recipe(name_or_path: str | Path) -> Recipe:
     return _read(path, stack=())
 
 
-def _read(path: Path, stack: tuple[Path, ...]) -> Recipe:
+def _read(path: Path, stack: tuple[Path, ...], depth: int = 0) -> Recipe:
     resolved = path.resolve()
     if resolved in stack:
         cycle = " -> ".join(p.name for p in (*stack, resolved))
@@ -167,7 +177,12 @@ def _read(path: Path, stack: tuple[Path, ...]) -> Recipe:
             f"{path}: schema_version: {version} is not supported; this densify reads {list(SUPPORTED_SCHEMA_VERSIONS)}"
         )
     head = _validate(_FileModel, data, f"{path}")
-    steps = _steps(head.pipeline, f"{path}: recipe '{head.name}': pipeline", path, (*stack, resolved))
+    where = f"{path}: recipe '{head.name}': pipeline"
+    steps = _steps(head.pipeline, where, path, (*stack, resolved), depth)
+    if not stack and _count(steps) > MAX_STEPS:
+        raise RecipeError(
+            f"{where}: {_count(steps):,} transforms (includes expanded); the limit is {MAX_STEPS:,}"
+        )
     return Recipe(
         name=head.name,
         intent=head.intent.strip(),
@@ -178,9 +193,27 @@ def _read(path: Path, stack: tuple[Path, ...]) -> Recipe:
     )
 
 
-def _steps(raw: Any, where: str, path: Path, stack: tuple[Path, ...]) -> tuple[Step, ...]:
+def _count(steps: tuple[Step, ...]) -> int:
+    return sum(_count(s.steps) if isinstance(s, BlockStep) else 1 for s in steps)
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Refuse NaN and infinite numbers anywhere in a transform's parameters (they reach JSON and OpenCV)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"{where}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{where}[{i}]")
+
+
+def _steps(raw: Any, where: str, path: Path, stack: tuple[Path, ...], depth: int = 0) -> tuple[Step, ...]:
     if not isinstance(raw, list):
         raise RecipeError(f"{where}: must be a list of steps")
+    if depth + len(stack) > MAX_DEPTH:
+        raise RecipeError(f"{where}: steps nested more than {MAX_DEPTH} levels deep (blocks and includes)")
     out: list[Step] = []
     for i, item in enumerate(raw):
         here = f"{where}[{i}]"
@@ -196,14 +229,15 @@ def _steps(raw: Any, where: str, path: Path, stack: tuple[Path, ...]) -> tuple[S
                 target = locate(value, relative_to=path)
             except RecipeError as exc:
                 raise RecipeError(f"{here}.include: {exc}") from exc
-            out.extend(_read(target, stack).pipeline)
+            out.extend(_read(target, stack, depth).pipeline)
         elif key in BLOCK_KEYS:
-            out.append(_block(key, value, f"{here}.{key}", path, stack))
+            out.append(_block(key, value, f"{here}.{key}", path, stack, depth + 1))
         else:
             if value is None:
                 value = {}
             if not isinstance(value, dict):
                 raise RecipeError(f"{here}.{key}: parameters must be a mapping, got {type(value).__name__}")
+            _check_finite(value, f"{here}.{key}")
             from densify.recipes._albu import build_transform
 
             build_transform(key, value, f"{here}.{key}")  # validates name and every parameter now
@@ -211,9 +245,9 @@ def _steps(raw: Any, where: str, path: Path, stack: tuple[Path, ...]) -> tuple[S
     return tuple(out)
 
 
-def _block(kind: str, value: Any, where: str, path: Path, stack: tuple[Path, ...]) -> BlockStep:
+def _block(kind: str, value: Any, where: str, path: Path, stack: tuple[Path, ...], depth: int) -> BlockStep:
     model = _validate(_SomeOfModel if kind == "some_of" else _OneOfModel, value, where, sep=".")
-    steps = _steps(model.transforms, f"{where}.transforms", path, stack)
+    steps = _steps(model.transforms, f"{where}.transforms", path, stack, depth)
     n = getattr(model, "n", 1)
     replace = getattr(model, "replace", False)
     if not steps:

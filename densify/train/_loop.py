@@ -184,7 +184,7 @@ def train_run(
         state = torch.load(path, map_location=dev, weights_only=False)
         if state.get("identity") != identity:
             raise TrainError(
-                f"{path}: checkpoint of a different run ({state.get('identity')}); delete it or use --out"
+                f"{path}: checkpoint of a different run ({state.get('identity')}); delete it, or write to another folder"
             )
         net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])

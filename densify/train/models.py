@@ -33,6 +33,20 @@ def small_cnn(in_channels: int, n_classes: int, width: int = 16, embed_dim: int 
     return features, nn.Linear(embed_dim, n_classes)
 
 
+def check_model_name(name: str) -> None:
+    """Raise :class:`TrainError` unless ``name`` is a model :func:`build_model` can build (nothing is built)."""
+    if name in ("small-cnn", "resnet18-small"):
+        return
+    arch = name.removeprefix("torchvision:") if name.startswith("torchvision:") else None
+    if arch:
+        from torchvision import models
+
+        if arch in models.list_models(module=models):
+            return
+        raise TrainError(f"unknown model '{name}': torchvision has no classifier '{arch}'")
+    raise TrainError(f"unknown model '{name}'; choose one of {', '.join(MODELS)}")
+
+
 def build_model(name: str, in_channels: int, n_classes: int):
     """A classifier ``images (N, C, H, W) in [0, 1] -> logits (N, n_classes)``.
 

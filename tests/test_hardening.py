@@ -1,0 +1,213 @@
+"""Issue 11's examples, each a test: bad input gets one line and exit code 2, quickly, and nothing is lost."""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import balanced_labels, make_images, write_idx, write_npz, write_png
+
+from densify.cli import cli
+from densify.errors import DataError, RecipeError
+
+
+def refused(args: list[str], match: str, seconds: float = 10.0) -> str:
+    """Run the CLI; assert exit code 2, one line on stderr that contains ``match``, no traceback, and speed."""
+    start = time.perf_counter()
+    result = CliRunner().invoke(cli, args)
+    took = time.perf_counter() - start
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and match in lines[0], result.output
+    assert took < seconds, f"took {took:.1f} s"
+    return lines[0]
+
+
+def recipe_file(tmp_path: Path, text: str, name: str = "r.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+HEAD = "schema_version: 1\nname: r\nintent: test\n"
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+def test_huge_label_is_refused_without_allocating(tmp_path):
+    labels = balanced_labels(20, 2)
+    labels[3] = 10**12
+    path = write_npz(tmp_path / "d.npz", x_train=make_images(20), y_train=labels)
+    refused(["data", "info", f"npz:{path}"], "implies 1,000,000,000,001 classes", seconds=5)
+
+
+def test_empty_training_array(tmp_path):
+    path = write_npz(tmp_path / "d.npz", x_train=np.zeros((0, 8, 8), np.uint8), y_train=np.zeros(0, np.int64))
+    refused(["data", "info", f"npz:{path}"], "x_train holds no images")
+
+
+def test_npy_header_claiming_billions_is_refused_before_allocating(tmp_path):
+    path = write_npz(tmp_path / "d.npz", x_train=make_images(20), y_train=balanced_labels(20, 2))
+    data = path.read_bytes()
+    fake = data.replace(b"(20, 8, 8)", b"(2000000000, 8, 8)".ljust(len(b"(20, 8, 8)"))[: len(b"(20, 8, 8)")])
+    # rewrite the header of x_train with a huge first dimension (same byte length keeps the zip valid)
+    header = b"'shape': (20, 8, 8)"
+    assert header in data
+    fake = data.replace(header, b"'shape': (9999999999,)"[: len(header)].ljust(len(header)))
+    bad = tmp_path / "bad.npz"
+    import zipfile
+
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            raw = src.read(info)
+            if info.filename == "x_train.npy":
+                raw = raw.replace(b"(20, 8, 8)", b"(99999999, 8, 8)")
+            dst.writestr(info.filename, raw)
+    del fake
+    refused(["data", "info", f"npz:{bad}"], "declares", seconds=5)
+
+
+def test_idx_header_claiming_billions_is_refused_before_allocating(tmp_path):
+    root = tmp_path / "mnist"
+    root.mkdir()
+    write_idx(root / "train-images-idx3-ubyte", make_images(60))
+    write_idx(root / "train-labels-idx1-ubyte", balanced_labels(60, 10).astype(np.uint8))
+    header = struct.pack(">BBBB", 0, 0, 0x08, 3) + struct.pack(">3I", 4_000_000_000, 28, 28)
+    (root / "t10k-images-idx3-ubyte").write_bytes(header + bytes(100))
+    write_idx(root / "t10k-labels-idx1-ubyte", balanced_labels(20, 10).astype(np.uint8))
+    refused(["data", "info", f"idx:{root}"], "declares", seconds=5)
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height pixels (PIL refuses it as a decompression bomb on open)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
+
+
+def test_decompression_bomb_png_is_a_clean_error(tmp_path):
+    root = tmp_path / "imgs"
+    for cls in ("a", "b"):
+        for i in range(3):
+            write_png(root / cls / f"{i}.png", make_images(1, 8, 8, 3, seed=i)[0])
+    _png_header_only(root / "a" / "huge.png", 20_000, 20_000)
+    refused(["data", "info", f"folder:{root}"], "huge.png: cannot read image")
+
+
+def test_class_folder_name_that_is_not_utf8(tmp_path):
+    root = tmp_path / "imgs"
+    names = [b"caf\xe9", b"dog"]  # Latin-1 bytes: not valid UTF-8
+    for k, raw in enumerate(names):
+        folder = (
+            Path(bytes(root) + b"/" + raw)
+            if isinstance(root, bytes)
+            else root / raw.decode("utf-8", "surrogateescape")
+        )
+        for i in range(3):
+            write_png(folder / f"{i}.png", make_images(1, 8, 8, 3, seed=k * 3 + i)[0])
+    from densify.data import load_data
+
+    data = load_data(f"folder:{root}")
+    assert data.classes == ("caf\\xe9", "dog")
+    for name in data.classes:
+        name.encode("utf-8")  # printable, so JSON, HTML and plots can hold it
+
+
+def test_heldout_class_missing_from_training_is_reported(tmp_path):
+    x = make_images(30)
+    y = balanced_labels(30, 3)
+    y_test = np.array([0, 1, 2, 2])
+    y[y == 2] = 1  # class 2 has no training image
+    path = write_npz(tmp_path / "d.npz", x_train=x, y_train=y, x_test=make_images(4, seed=1), y_test=y_test)
+    start = time.perf_counter()
+    result = CliRunner().invoke(cli, ["data", "info", f"npz:{path}"])
+    assert result.exit_code == 0 and time.perf_counter() - start < 10
+    from densify.audit import AuditSettings, run_audit
+
+    with pytest.raises(DataError, match="class '2' has held-out images but no training images"):
+        run_audit(AuditSettings(data=f"npz:{path}", train=False), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("side", [1, 3])
+def test_images_too_small_for_the_encoder_are_refused_up_front(tmp_path, side):
+    path = write_npz(tmp_path / "d.npz", x_train=make_images(40, side, side), y_train=balanced_labels(40, 2))
+    refused(["evaluate", "--data", f"npz:{path}", "--no-train", "--out", str(tmp_path / "o")], "at least 8x8")
+    assert not (tmp_path / "o").exists()
+
+
+# --- recipes --------------------------------------------------------------------------------------------
+
+
+def test_non_finite_parameter(tmp_path):
+    path = recipe_file(tmp_path, HEAD + "pipeline:\n  - Affine: {rotate: [-.inf, .inf]}\n")
+    refused(["recipes", "check", str(path)], "rotate[0]: -inf is not a finite number")
+
+
+def test_recipe_nested_thousands_of_levels_deep(tmp_path):
+    depth = 3000
+    text = HEAD + "pipeline: [" + "{one_of: {transforms: [" * depth + "{Blur: {}}" + "]}}" * depth + "]\n"
+    path = recipe_file(tmp_path, text)
+    refused(["recipes", "check", str(path)], "nested too deeply")
+
+
+def test_recipe_nested_past_the_depth_limit(tmp_path):
+    depth = 40
+    text = HEAD + "pipeline: [" + "{one_of: {transforms: [" * depth + "{Blur: {}}" + "]}}" * depth + "]\n"
+    path = recipe_file(tmp_path, text)
+    refused(["recipes", "check", str(path)], "nested more than 32 levels")
+
+
+@pytest.mark.parametrize(
+    ("transform", "why"),
+    [
+        ("CoarseDropout3D", "unknown albumentations transform"),
+        ("CubicSymmetry", "unknown albumentations transform"),
+        ("DualTransform", "unknown albumentations transform"),
+        ("ImageOnlyTransform", "unknown albumentations transform"),
+        ("ToFloat", "outputs float images"),
+        ("Normalize", "outputs float images"),
+    ],
+)
+def test_transforms_that_do_not_work_on_images_alone_are_refused(tmp_path, transform, why):
+    path = recipe_file(tmp_path, HEAD + f"pipeline:\n  - {transform}: {{}}\n")
+    refused(["recipes", "check", str(path)], why)
+
+
+def test_crop_larger_than_the_images_is_refused_before_the_audit(tmp_path):
+    path = recipe_file(tmp_path, HEAD + "pipeline:\n  - RandomCrop: {height: 64, width: 64, p: 0.1}\n")
+    out = tmp_path / "o"
+    refused(["evaluate", "--recipes", str(path), "--no-train", "--out", str(out)], "fails on 28x28x1 images")
+    assert not out.exists()
+
+
+def test_three_channel_transform_on_grayscale_data_is_refused(tmp_path):
+    from densify.loader import load_recipe
+
+    path = recipe_file(tmp_path, HEAD + "pipeline:\n  - RandomFog: {p: 0.5}\n")
+    augmenter = load_recipe(path)
+    augmenter.check_shape((16, 16, 3))
+    with pytest.raises(RecipeError, match=r"pipeline\[0\]\.RandomFog fails on 16x16x1 images"):
+        augmenter.check_shape((16, 16, 1))
+
+
+@pytest.mark.parametrize("transform", ["RandomRotate90", "MedianBlur", "ToSepia"])
+def test_transforms_without_a_strict_argument_build(tmp_path, transform):
+    path = recipe_file(tmp_path, HEAD + f"pipeline:\n  - {transform}: {{p: 1}}\n")
+    result = CliRunner().invoke(cli, ["recipes", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    bad = recipe_file(tmp_path, HEAD + f"pipeline:\n  - {transform}: {{p: 1, nonsense: 3}}\n", "bad.yaml")
+    refused(["recipes", "check", str(bad)], f"nonsense: unknown parameter of {transform}")
