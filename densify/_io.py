@@ -25,6 +25,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the permissions open() would
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a quota, a vanished folder: one line, and no temporary file left
+        Path(tmp).unlink(missing_ok=True)
+        raise DensifyError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

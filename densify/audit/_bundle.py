@@ -138,10 +138,11 @@ def write_bundle(out: Path, files: dict[str, bytes]) -> list[Path]:
     ``report.json`` last, and plots of recipes no longer in the run removed.
     """
     staging = out / STATE / f"staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    for old in (out / STATE).glob("staging-*"):  # left by a killed audit (the caller holds the lock)
+        shutil.rmtree(old, ignore_errors=True)
     try:
         for name, data in files.items():
-            write_bytes_atomic(staging / name, data)
+            write_bytes_atomic(staging / name, data)  # raises a one-line DensifyError on a full disk
         stale = set((out / "plots").glob("*.png")) if (out / "plots").is_dir() else set()
         written = []
         for name in sorted(files, key=lambda n: n == REPORT):
