@@ -1,0 +1,497 @@
+"""Does a training-free predictor rank augmentation recipes the way training does, on data it was not tuned on?
+The cross-dataset predictor study (issue 15; docs/predictor-study.md).
+
+    python benchmarks/predictors/study.py all      [--out predictor-study] [--photos ../shared/data]
+    python benchmarks/predictors/study.py train    [--conditions digits-200,intel-500] [--threads 1]
+    python benchmarks/predictors/study.py budget   (ground truth at twice the step budget, BUDGET_CHECK conditions)
+    python benchmarks/predictors/study.py coverage (every predictor x encoder for every condition)
+    python benchmarks/predictors/study.py analyse  (leave-one-dataset-out selection -> results/ and --docs)
+
+Every phase is resumable: finished training runs live under --out (and are reused), and each condition's ground
+truth and predictor values are exported to ``benchmarks/predictors/results/*.json`` (committed, small), which
+later phases and later sessions read instead of recomputing. Several ``train`` processes may run at once on
+disjoint ``--conditions`` (one torch thread each is the default: two busy-waiting thread pools on 2 cores are
+far slower than two single-threaded processes).
+
+Ground truth: the trainer's paired gains (same seed = same initial weights and batch order for every recipe) of
+small-cnn at 600 steps x 64 images, 3 seeds, against ``none``, over 21 recipe variants (none, flip, vflip and nine
+recipes at strength 1 and 0.5). Fashion-MNIST conditions are the committed Fashion-MNIST study
+(docs/study/results.json: the same trainer, budget, seeds and variants), imported rather than retrained.
+
+Selection rule (fixed before any result of this study was seen; do not change it after looking):
+  1. A *dataset* is a family of conditions (fashion, digits, intel, flowers, synthetic sets when they exist);
+     its sizes are conditions of the same dataset and are never split between fitting and scoring.
+  2. A candidate is a predictor x encoder. Its score on a dataset is the mean, over that dataset's conditions,
+     of Spearman rho between the candidate's values and the measured mean gains over all variants.
+  3. Single candidates are not fitted, so their left-out score on dataset D is simply their score on D.
+     Fitted selectors are scored by leave-one-dataset-out: on the other datasets they (a) pick the candidate with
+     the best worst-case score (ties: best mean), or (b) average the ranks of the 3 best such candidates; the
+     result is scored on D.
+  4. The default is the candidate (or selector) with the best worst-case left-out score over datasets; ties go
+     to the better mean, then to the cheaper encoder (pixels < random-cnn < reference < reference+views).
+  5. Reported for every candidate: left-out rho per dataset with a bootstrap CI over variants, and the top-pick
+     regret (measured gain of the best variant minus that of the candidate's top pick, in points).
+  6. The reliability stated to users is the *select-best* selector's left-out range, not the chosen candidate's
+     own scores: choosing the best of ~40 candidates on all datasets flatters the winner (with random predictors
+     the best worst-case rho over 3 datasets is about +0.3; measured with synthetic values while writing this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = Path(__file__).resolve().parent / "results"
+FASHION = "idx:/usr/share/datasets/fashion-mnist"
+FASHION_STUDY = ROOT / "docs" / "study" / "results.json"
+
+SCALED = (
+    "affine-light",
+    "affine-heavy",
+    "crop-pad",
+    "cutout",
+    "elastic",
+    "blur-noise",
+    "photometric",
+    "randaugment",
+    "trivialaugment",
+)
+VARIANTS = (("none", 1.0), ("flip", 1.0), ("vflip", 1.0), *((r, s) for s in (1.0, 0.5) for r in SCALED))
+ENCODERS = ("pixels", "random-cnn", "reference", "reference+views")
+SEEDS = 3
+STEPS, BATCH = 600, 64
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One dataset at one training size. ``spec`` may name ``{photos}`` (the photo-set folder)."""
+
+    dataset: str
+    spec: str
+    train: int
+    heldout: int
+    resize: int | None = None
+    imported: str | None = None  # key of the Fashion-MNIST study's sizes, when the ground truth is imported
+
+
+CONDITIONS = {
+    "fashion-1000": Condition("fashion", FASHION, 1000, 2000, imported="1000"),
+    "fashion-2000": Condition("fashion", FASHION, 2000, 2000, imported="2000"),
+    "fashion-5000": Condition("fashion", FASHION, 5000, 2000, imported="5000"),
+    "digits-200": Condition("digits", "digits", 200, 500),
+    "digits-800": Condition("digits", "digits", 800, 500),
+    "intel-500": Condition("intel", "folder:{photos}/intel-scenes", 500, 1200, resize=32),
+    "intel-2000": Condition("intel", "folder:{photos}/intel-scenes", 2000, 1200, resize=32),
+    "flowers-500": Condition("flowers", "folder:{photos}/flowers", 500, 1000, resize=32),
+    "flowers-2000": Condition("flowers", "folder:{photos}/flowers", 2000, 1000, resize=32),
+}
+#: conditions whose ground truth is also measured at twice the step budget (the budget must rank alike)
+BUDGET_CHECK = ("digits-200", "intel-500")
+
+
+def variant_name(recipe: str, strength: float) -> str:
+    return recipe if strength == 1.0 else f"{recipe}@{strength:g}"
+
+
+def load(cond: Condition, args):
+    from densify.data import load_data
+
+    spec = cond.spec.format(photos=args.photos)
+    size = (cond.resize, cond.resize) if cond.resize else None
+    return load_data(spec, train_size=cond.train, heldout_size=cond.heldout, seed=0, resize=size)
+
+
+def _read(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write(path: Path, obj) -> None:
+    from densify._io import write_text_atomic
+
+    write_text_atomic(path, json.dumps(obj, indent=1) + "\n")
+
+
+def truth_path(name: str, steps: int) -> Path:
+    return RESULTS / f"truth-{name}-b{steps}.json"
+
+
+def _train_condition(name: str, cond: Condition, steps: int, args) -> None:
+    """Train every variant x seed of one condition at ``steps`` and export the per-seed accuracies."""
+    from densify.train import TrainConfig, train_recipes
+
+    path = truth_path(name, steps)
+    if _read(path) is not None:
+        print(f"{name} b{steps}: ground truth exported already ({path.name})", flush=True)
+        return
+    data = load(cond, args)
+    config = TrainConfig(steps=steps, batch=BATCH)
+    accuracy: dict[str, dict[str, float]] = {}
+    per_class: dict[str, dict[str, list[float]]] = {}
+    seconds = 0.0
+    start = time.perf_counter()
+    for strength in (1.0, 0.5):
+        recipes = [r for r, s in VARIANTS if s == strength]
+        summaries = train_recipes(
+            data,
+            recipes,
+            range(SEEDS),
+            config,
+            strength=strength,
+            out=args.out / "train" / name / f"b{steps}" / f"s{strength:g}",
+        )
+        for summary in summaries:
+            v = variant_name(summary.recipe, strength)
+            for run in summary.runs:
+                accuracy.setdefault(v, {})[str(run.seed)] = run.heldout_accuracy
+                per_class.setdefault(v, {})[str(run.seed)] = run.per_class_accuracy
+                seconds += run.seconds
+                print(
+                    f"{name} b{steps} {v:22s} seed {run.seed}: {100 * run.heldout_accuracy:.2f}%", flush=True
+                )
+    _write(
+        path,
+        {
+            "condition": name,
+            "dataset": cond.dataset,
+            "train": len(data.train),
+            "heldout": len(data.heldout),
+            "image_shape": list(data.train.shape),
+            "classes": list(data.classes),
+            "steps": steps,
+            "batch": BATCH,
+            "seeds": SEEDS,
+            "accuracy": accuracy,
+            "per_class_accuracy": per_class,
+            "run_seconds": round(seconds, 1),
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "threads": args.threads,
+        },
+    )
+
+
+def _import_fashion(name: str, cond: Condition) -> None:
+    """The Fashion-MNIST study's gains (mean and paired 95% t-interval over 3 seeds) as this condition's truth."""
+    path = truth_path(name, STEPS)
+    if _read(path) is not None:
+        return
+    study = json.loads(FASHION_STUDY.read_text())
+    _write(
+        path,
+        {
+            "condition": name,
+            "dataset": cond.dataset,
+            "train": cond.train,
+            "heldout": cond.heldout,
+            "steps": STEPS,
+            "batch": BATCH,
+            "seeds": SEEDS,
+            "imported_from": str(FASHION_STUDY.relative_to(ROOT)),
+            "gain": study["gains"][cond.imported],
+            "accuracy_summary": study["accuracy"][cond.imported],
+        },
+    )
+
+
+def _selected(args) -> list[str]:
+    names = list(CONDITIONS) if not args.conditions else args.conditions.split(",")
+    unknown = [n for n in names if n not in CONDITIONS]
+    if unknown:
+        raise SystemExit(f"unknown condition(s) {', '.join(unknown)}; known: {', '.join(CONDITIONS)}")
+    return names
+
+
+def train_phase(args) -> None:
+    for name in _selected(args):
+        cond = CONDITIONS[name]
+        if cond.imported:
+            _import_fashion(name, cond)
+        else:
+            _train_condition(name, cond, STEPS, args)
+
+
+def budget_phase(args) -> None:
+    for name in _selected(args):
+        if name in BUDGET_CHECK:
+            _train_condition(name, CONDITIONS[name], 2 * STEPS, args)
+
+
+def coverage_path(name: str, encoder: str) -> Path:
+    return RESULTS / f"coverage-{name}-{encoder.replace('+', '-')}.json"
+
+
+def _slim(metric: dict) -> dict:
+    return {k: metric.get(k) for k in ("value", "low", "high")}
+
+
+def _coverage(data, encoder: str, args) -> dict:
+    """{variant: {metric: {value, low, high}}} for every variant, plus the held-out reference scores."""
+    from densify.estimate import estimate_coverage
+    from densify.loader import load_recipe
+
+    enc = encoder
+    if encoder == "reference+views":  # one encoder that has seen views of every variant, at both strengths
+        from densify.embed import get_encoder
+
+        augmenters = [load_recipe(r, strength=s, seed=0, output="numpy") for r, s in VARIANTS if r != "none"]
+        enc = get_encoder(encoder, seed=0).see_views(augmenters, json.dumps([list(v) for v in VARIANTS]))
+    metrics: dict[str, dict] = {}
+    reference = None
+    for strength in (1.0, 0.5):
+        run = estimate_coverage(
+            data,
+            [r for r, s in VARIANTS if s == strength],
+            encoder=enc,
+            views=2,
+            k=5,
+            seed=0,
+            strength=strength,
+            cache_dir=args.out / "cache",
+            n_boot=200,
+        )
+        reference = reference or {n: _slim(m.to_dict()) for n, m in run.reference.items()}
+        for result in run.results:
+            metrics[variant_name(result.recipe, strength)] = {
+                n: _slim(m.to_dict()) for n, m in result.metrics.items()
+            }
+    return {"metrics": metrics, "reference": reference, "supervised": run.supervised}
+
+
+def coverage_phase(args) -> None:
+    """Every predictor for every variant, with every encoder, for each condition whose ground truth exists."""
+    for name in _selected(args):
+        if _read(truth_path(name, STEPS)) is None:
+            print(f"{name}: no ground truth yet; skipped", flush=True)
+            continue
+        data = None
+        for encoder in args.encoders.split(","):
+            path = coverage_path(name, encoder)
+            if path.is_file():
+                continue
+            data = data or load(CONDITIONS[name], args)
+            start = time.perf_counter()
+            result = _coverage(data, encoder, args)
+            result.update(condition=name, encoder=encoder, seconds=round(time.perf_counter() - start, 1))
+            _write(path, result)
+            print(f"coverage {name} {encoder}: {result['seconds']:.0f} s", flush=True)
+
+
+def measured_gains(name: str, steps: int = STEPS) -> dict[str, float] | None:
+    """{variant: mean paired gain over seeds} of a condition's ground truth (None when it is not there)."""
+    truth = _read(truth_path(name, steps))
+    if truth is None:
+        return None
+    if "gain" in truth:  # imported: (mean, low, high)
+        return {v: g[0] for v, g in truth["gain"].items()}
+    acc = truth["accuracy"]
+    base = acc.get("none", {})
+    return {
+        v: sum(seeds[s] - base[s] for s in seeds if s in base) / len([s for s in seeds if s in base])
+        for v, seeds in acc.items()
+        if any(s in base for s in seeds)
+    }
+
+
+COST = {"pixels": 0, "random-cnn": 1, "reference": 2, "reference+views": 3}
+
+
+def _candidates(conditions: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """{candidate "predictor @ encoder": {condition: {variant: value}}} for candidates defined everywhere."""
+    from densify.audit import PREDICTORS, predictor_value
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for encoder in ENCODERS:
+        for p in PREDICTORS:
+            cand = f"{p} @ {encoder}"
+            for name in conditions:
+                cov = _read(coverage_path(name, encoder))
+                if cov is None:
+                    break
+                values = {v: predictor_value(m, p) for v, m in cov["metrics"].items()}
+                if any(x is None for x in values.values()):
+                    break
+                out.setdefault(cand, {})[name] = values
+            else:
+                continue
+            out.pop(cand, None)
+    return out
+
+
+def _rho(values: dict[str, float], gains: dict[str, float]) -> float:
+    from densify.audit import spearman
+
+    names = [v for v in gains if v in values]
+    return spearman([values[v] for v in names], [gains[v] for v in names])
+
+
+def _regret(values: dict[str, float], gains: dict[str, float]) -> float:
+    names = [v for v in gains if v in values]
+    top = max(names, key=lambda v: values[v])
+    return max(gains.values()) - gains[top]
+
+
+def _score(per_condition: dict[str, float], datasets: dict[str, list[str]]) -> dict[str, float]:
+    """{dataset: mean over its conditions} of a per-condition score."""
+    return {d: sum(per_condition[c] for c in cs) / len(cs) for d, cs in datasets.items()}
+
+
+def _best(cands: list[str], scores: dict[str, dict[str, float]], on: list[str]) -> list[str]:
+    """Candidates ordered by worst-case score over datasets ``on`` (ties: mean, then the cheaper encoder)."""
+
+    def key(c):
+        s = [scores[c][d] for d in on]
+        return (-min(s), -sum(s) / len(s), COST[c.split(" @ ")[1]])
+
+    return sorted(cands, key=key)
+
+
+def _rank_average(members: list[str], values: dict[str, dict[str, dict[str, float]]], cond: str) -> dict:
+    from densify.audit import ranks
+
+    variants = sorted(values[members[0]][cond])
+    total = {v: 0.0 for v in variants}
+    for m in members:
+        r = ranks([values[m][cond][v] for v in variants])
+        for v, x in zip(variants, r, strict=True):
+            total[v] += x
+    return total
+
+
+def analyse_phase(args) -> None:
+    """The leave-one-dataset-out selection of the module docstring, and the tables of docs/predictor-study.md."""
+    import numpy as np
+
+    from densify.audit import bootstrap_rho
+
+    gains = {n: g for n in CONDITIONS if (g := measured_gains(n)) is not None}
+    conditions = [n for n in gains if all(coverage_path(n, e).is_file() for e in ENCODERS)] or [
+        n for n in gains if coverage_path(n, "reference").is_file()
+    ]
+    values = _candidates(conditions)
+    conditions = [c for c in conditions if all(c in v for v in values.values())]
+    datasets: dict[str, list[str]] = {}
+    for c in conditions:
+        datasets.setdefault(CONDITIONS[c].dataset, []).append(c)
+    if len(datasets) < 2:
+        raise SystemExit(f"need predictor values on 2+ datasets; have {sorted(datasets)}")
+    rho = {c: {n: _rho(values[c][n], gains[n]) for n in conditions} for c in values}
+    regret = {c: {n: _regret(values[c][n], gains[n]) for n in conditions} for c in values}
+    scores = {c: _score(rho[c], datasets) for c in values}
+    # fitted selectors, scored leave-one-dataset-out
+    selectors: dict[str, dict] = {"select-best": {}, "rank-average-top3": {}}
+    for held in datasets:
+        rest = [d for d in datasets if d != held]
+        order = _best(list(values), scores, rest)
+        selectors["select-best"][held] = {"picked": order[0], "rho": scores[order[0]][held]}
+        rhos = []
+        for cond in datasets[held]:
+            combined = _rank_average(order[:3], values, cond)
+            rhos.append(_rho(combined, gains[cond]))
+        selectors["rank-average-top3"][held] = {"picked": order[:3], "rho": sum(rhos) / len(rhos)}
+    rows = []
+    for c in values:
+        s = scores[c]
+        rows.append({"candidate": c, "worst": min(s.values()), "mean": sum(s.values()) / len(s), "per_dataset": s})
+    for sel, per in selectors.items():
+        s = {d: per[d]["rho"] for d in datasets}
+        rows.append({"candidate": sel, "worst": min(s.values()), "mean": sum(s.values()) / len(s), "per_dataset": s,
+                     "picks": {d: per[d]["picked"] for d in datasets}})  # fmt: skip
+    rows.sort(key=lambda r: (-r["worst"], -r["mean"], COST.get(r["candidate"].split(" @ ")[-1], 9)))
+    chosen = rows[0]["candidate"]
+    cis = {}
+    for c in values:
+        for n in conditions:
+            names = [v for v in gains[n] if v in values[c][n]]
+            lo, hi = bootstrap_rho([values[c][n][v] for v in names], [gains[n][v] for v in names], n_boot=1000)
+            cis.setdefault(c, {})[n] = (rho[c][n], lo, hi)
+    budget = {}
+    for n in BUDGET_CHECK:
+        b, b2 = measured_gains(n, STEPS), measured_gains(n, 2 * STEPS)
+        if b and b2:
+            budget[n] = _rho(b, b2)
+    result = {
+        "conditions": conditions,
+        "datasets": datasets,
+        "chosen": chosen,
+        "ranking": rows,
+        "rho": cis,
+        "regret_points": {c: {n: 100 * r for n, r in regret[c].items()} for c in values},
+        "budget_rho": budget,
+        "gains_points": {n: {v: 100 * g for v, g in gains[n].items()} for n in conditions},
+    }
+    _write(RESULTS / "analysis.json", result)
+    lines = _tables(result, np)
+    from densify._io import write_text_atomic
+
+    write_text_atomic(args.docs / "predictor-study-tables.md", "\n".join(lines) + "\n")
+    print(f"chosen: {chosen}  (worst-case left-out rho {rows[0]['worst']:+.2f}, mean {rows[0]['mean']:+.2f})")
+
+
+def _tables(result: dict, np) -> list[str]:
+    conds, datasets = result["conditions"], result["datasets"]
+    lines = ["<!-- generated by benchmarks/predictors/study.py analyse; do not edit by hand -->", ""]
+    lines += ["### Measured gain over `none` (points, mean over 3 paired seeds)", ""]
+    lines += ["| variant | " + " | ".join(conds) + " |", "| --- | " + " | ".join("---:" for _ in conds) + " |"]
+    variants = list(result["gains_points"][conds[0]])
+    for v in variants:
+        cells = [f"{result['gains_points'][c].get(v, float('nan')):+.2f}" for c in conds]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    ds = list(datasets)
+    lines += ["", "### Left-out score per dataset (mean Spearman rho over its conditions), best worst case first", ""]
+    lines += ["| candidate | " + " | ".join(ds) + " | worst | mean | worst regret (points) |"]
+    lines += ["| --- | " + " | ".join("---:" for _ in ds) + " | ---: | ---: | ---: |"]
+    for row in result["ranking"]:
+        c = row["candidate"]
+        reg = result["regret_points"].get(c)
+        worst_regret = f"{max(reg.values()):.2f}" if reg else "-"
+        cells = [f"{row['per_dataset'][d]:+.2f}" for d in ds]
+        lines.append(f"| {c} | " + " | ".join(cells) + f" | {row['worst']:+.2f} | {row['mean']:+.2f} | {worst_regret} |")
+    lines += ["", f"Chosen by the fixed rule: **{result['chosen']}**.", ""]
+    for row in result["ranking"]:
+        if "picks" in row:
+            picks = "; ".join(f"without {d}: {p if isinstance(p, str) else ' + '.join(p)}" for d, p in row["picks"].items())
+            lines.append(f"- {row['candidate']} picked {picks}.")
+    if result["budget_rho"]:
+        lines += ["", "### Budget check: Spearman rho between gains at 600 and 1,200 steps", ""]
+        lines += [f"- {n}: {r:+.2f}" for n, r in result["budget_rho"].items()]
+    lines += ["", "### Spearman rho per condition [95% bootstrap CI over variants]", ""]
+    lines += ["| candidate | " + " | ".join(conds) + " |", "| --- | " + " | ".join("---:" for _ in conds) + " |"]
+    for c, per in result["rho"].items():
+        lines.append(f"| {c} | " + " | ".join(f"{r:+.2f} [{lo:+.2f}, {hi:+.2f}]" for r, lo, hi in (per[n] for n in conds)) + " |")
+    return lines
+
+
+PHASES = {"train": train_phase, "budget": budget_phase, "coverage": coverage_phase, "analyse": analyse_phase}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("phase", choices=[*PHASES, "all"])
+    parser.add_argument(
+        "--out", type=Path, default=Path("predictor-study"), help="work folder (runs, caches)"
+    )
+    parser.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data", help="photo sets")
+    parser.add_argument(
+        "--conditions", default="", help="comma-separated subset of: " + ", ".join(CONDITIONS)
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--encoders", default=",".join(ENCODERS), help="encoders of the coverage phase")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    # densify's own thread settings (the trainer and encoders set torch's count from these on every run)
+    for var in ("DENSIFY_TORCH_THREADS", "DENSIFY_FAISS_THREADS", "OMP_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    for phase in PHASES if args.phase == "all" else [args.phase]:
+        PHASES[phase](args)
+
+
+if __name__ == "__main__":
+    main()
