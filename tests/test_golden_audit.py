@@ -1,0 +1,57 @@
+"""A golden audit: report.json of a tiny audit, written by densify before issue 11's restructuring, must come out
+the same now (timings, versions, environment and file paths aside).
+
+The golden file was written by commit cda4fa6 with one fix back-ported (``densify/estimate.py``: a view identical
+to its source gets the source's embedding bit for bit). That fix changes numbers on purpose: before it, ``none``
+scored densification 5.7e-8 and diversity 4e-7 instead of 0, and PRDC density 1.089 instead of 1.0, from BLAS
+blocking noise; and exact zeros move some bootstrap intervals onto the multinomial path of ``boot_means``.
+Everything else in issue 11 (plan, lock, staged bundle, recipes passed as objects) must change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from densify.audit import AuditSettings, run_audit
+
+GOLDEN = Path(__file__).parent / "golden" / "audit-tiny.json"
+SETTINGS = dict(
+    data="fashion-mini",
+    recipes=("flip", "vflip", "affine-heavy"),
+    encoder="pixels:pca16",
+    train_size=300,
+    heldout_size=100,
+    k=3,
+    n_boot=100,
+    train=False,
+)
+
+
+def _differences(a, b, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a for d in _differences(a[k], b[k], f"{path}/{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: length {len(a)} != {len(b)}"]
+        return [
+            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}/{i}")
+        ]
+    if isinstance(a, float) and isinstance(b, float | int):
+        return [] if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else [f"{path}: {a} != {b}"]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def test_report_json_is_unchanged_by_the_restructuring(tmp_path):
+    report = run_audit(AuditSettings(**SETTINGS), tmp_path / "out")
+    golden = json.loads(GOLDEN.read_text())
+    for r in (report, golden):
+        for key in ("timings", "versions", "environment"):
+            r.pop(key, None)
+        for recipe in r["recipes"].values():
+            recipe["source"] = Path(recipe["source"]).name if recipe["source"] else None
+    report = json.loads(json.dumps(report))
+    assert _differences(golden, report) == []
