@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from densify._hash import digest
 from densify._version import __version__
 from densify.coverage import Metric, prepare_baseline, recipe_metrics
 from densify.data import DataSplits, ImageSet
 from densify.embed import Encoder, get_encoder
-from densify.embed._base import digest
+from densify.embed._base import Classifier, LearnsFromViews, Stateful
 from densify.embed._cache import ArrayCache, default_cache_dir
 from densify.errors import CoverageError
 
@@ -133,7 +134,7 @@ class _Embedder:
 
     def __init__(self, encoder, cache: ArrayCache) -> None:
         self.encoder, self.cache = encoder, cache
-        self.has_head = hasattr(encoder, "encode_and_predict")
+        self.has_head = isinstance(encoder, Classifier)
 
     def __call__(self, key: str, chunks) -> tuple[np.ndarray, np.ndarray | None]:
         hit = self.cache.get(key)
@@ -258,19 +259,19 @@ def estimate_coverage(
 
     start = time.perf_counter()
     enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
-    if getattr(enc, "name", "") == "reference+views" and not enc.views_seen:
+    if isinstance(enc, LearnsFromViews) and enc.wants_views and not enc.views_seen:
         descriptor = json.dumps(
             sorted(json.dumps(_exported(a.recipe, strength), sort_keys=True) for a in augmenters)
         )
         enc.see_views([a for a in augmenters if a.recipe.pipeline], descriptor)
     note("fit encoder", 0, 1)
     state_key = digest("encoder-state", enc.fingerprint(), digest(train.images, train.labels))
-    state = cache.get(state_key) if hasattr(enc, "load_state") else None
+    state = cache.get(state_key) if isinstance(enc, Stateful) else None
     if state is not None:
         enc.load_state(state, train)
     else:
         enc.fit(train)
-        if hasattr(enc, "state"):
+        if isinstance(enc, Stateful):
             cache.put(state_key, enc.state())
     note("fit encoder", 1, 1)
     timings["fit_encoder"] = time.perf_counter() - start

@@ -167,6 +167,7 @@ def test_reference_plus_views_encoder_sees_every_audited_recipe(small, tmp_path:
     def encoder():
         enc = ReferenceEncoder(seed=0, steps=20, batch=16)
         enc.name = "reference+views"
+        enc.wants_views = True  # the declared ability (LearnsFromViews), not the name, asks for views
         return enc
 
     kwargs = dict(k=3, n_boot=50, cache_dir=tmp_path)

@@ -126,8 +126,8 @@ def _check_data(s: AuditSettings, data: DataSplits) -> None:
 
 def plan_audit(settings: AuditSettings) -> AuditPlan:
     """Validate ``settings`` and load what the audit needs; raises a one-line :class:`DensifyError`."""
+    from densify._hash import digest
     from densify.data import DataSplits, load_data, stratified_subset
-    from densify.embed._base import digest
     from densify.loader import load_recipe
 
     _check_settings(settings)

@@ -91,7 +91,7 @@ def _environment() -> dict[str, Any]:
     split across threads), so an audit reproduces bit for bit on the same device with the same thread count."""
     import os
 
-    from densify.embed._base import device, torch_threads
+    from densify._torch import device, torch_threads
 
     return {
         "device": str(device()),

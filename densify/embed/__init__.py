@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from densify.embed._base import Encoder, digest
+from densify._hash import digest
+from densify.embed._base import Encoder
 from densify.errors import EncoderError
 
 ENCODERS = ("reference", "reference+views", "random-cnn", "pixels", "torchvision:NAME")
@@ -29,6 +30,7 @@ def get_encoder(spec: str = DEFAULT_ENCODER, *, seed: int = 0, weights: str | Pa
     if spec == "reference+views":
         encoder = ReferenceEncoder(seed=seed)
         encoder.name = "reference+views"  # its views are supplied by estimate_coverage (see_views)
+        encoder.wants_views = True
         return encoder
     if spec == "random-cnn":
         return RandomCNNEncoder(seed=seed)

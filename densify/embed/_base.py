@@ -1,17 +1,28 @@
-"""The encoder protocol and the helpers every encoder shares (batching, tensors, devices, threads)."""
+"""The encoder protocol. Shared helpers live below both ``embed`` and ``train``: ``densify._hash`` (digest) and
+``densify._torch`` (batching, tensors, devices, threads); they are re-exported here for existing imports."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from densify._hash import digest
+from densify._torch import BATCH, batches, device, to_tensor, torch_threads
 from densify.data import ImageSet
 
-BATCH = 512
+__all__ = [
+    "BATCH",
+    "Classifier",
+    "Encoder",
+    "LearnsFromViews",
+    "Stateful",
+    "batches",
+    "device",
+    "digest",
+    "to_tensor",
+    "torch_threads",
+]
 
 
 @runtime_checkable
@@ -31,39 +42,30 @@ class Encoder(Protocol):
     def fingerprint(self) -> str: ...
 
 
-def digest(*parts: object) -> str:
-    """A short stable hex digest of ``parts`` (arrays by their bytes, everything else by repr)."""
-    h = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            h.update(str((part.dtype, part.shape)).encode())
-            h.update(np.ascontiguousarray(part).data)
-        else:
-            h.update(repr(part).encode())
-        h.update(b"\x00")
-    return h.hexdigest()[:24]
+@runtime_checkable
+class Classifier(Protocol):
+    """An encoder fitted to the training labels: it also predicts classes (label consistency uses them)."""
+
+    def encode_and_predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def batches(images: np.ndarray, size: int = BATCH) -> Iterator[np.ndarray]:
-    for start in range(0, len(images), size):
-        yield images[start : start + size]
+@runtime_checkable
+class Stateful(Protocol):
+    """An encoder whose fitted state can be cached and restored instead of fitting again."""
+
+    def state(self) -> dict[str, np.ndarray]: ...
+
+    def load_state(self, state: dict[str, np.ndarray], train: ImageSet) -> Encoder: ...
 
 
-def torch_threads() -> int:
-    """Threads for torch: ``DENSIFY_TORCH_THREADS``, else every core (measured on the 2-vCPU CI machine by
-    benchmarks/bench_coverage.py: the reference CNN trains about 2x faster with 2 threads than with 1)."""
-    return int(os.environ.get("DENSIFY_TORCH_THREADS", 0)) or (os.cpu_count() or 1)
+@runtime_checkable
+class LearnsFromViews(Protocol):
+    """An encoder that is also trained on views of the audited recipes (``reference+views``) when
+    ``wants_views`` is set; the estimator hands it the recipes with :meth:`see_views` before fitting."""
 
+    wants_views: bool
 
-def device():
-    import torch
+    @property
+    def views_seen(self) -> bool: ...
 
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def to_tensor(images: np.ndarray, dev):
-    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1] on ``dev``."""
-    import torch
-
-    x = np.divide(images.transpose(0, 3, 1, 2), np.float32(255), dtype=np.float32)  # a new, writable array
-    return torch.from_numpy(x).to(dev)
+    def see_views(self, augmenters, descriptor: str) -> Encoder: ...

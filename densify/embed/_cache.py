@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from densify._hash import digest
 from densify._io import write_bytes_atomic
-from densify.embed._base import digest
 
 _CHECKSUM = "__checksum__"
 

@@ -6,8 +6,9 @@ import time
 
 import numpy as np
 
+from densify._hash import digest
+from densify._torch import batches, device, to_tensor, torch_threads
 from densify.data import ImageSet
-from densify.embed._base import batches, device, digest, to_tensor, torch_threads
 from densify.errors import EncoderError
 
 
@@ -80,6 +81,7 @@ class ReferenceEncoder:
             batch,
         )
         self.name = "reference"
+        self.wants_views = False  # True for reference+views
         self._features = self._head = None
         self._data_digest = ""
         self.train_seconds = 0.0
@@ -98,6 +100,7 @@ class ReferenceEncoder:
         self._views = list(augmenters)
         self._views_digest = digest(descriptor)
         self.name = "reference+views"
+        self.wants_views = True
         return self
 
     def _build(self, channels: int, n_classes: int):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from densify._hash import digest
 from densify.data import ImageSet
-from densify.embed._base import digest
 from densify.errors import EncoderError
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from densify._hash import digest
+from densify._torch import batches, device, torch_threads
 from densify.data import ImageSet
-from densify.embed._base import batches, device, digest, torch_threads
 from densify.errors import EncoderError
 
 

@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from densify._hash import digest
 from densify._io import write_text_atomic
 from densify._version import __version__
 from densify.data import DataSplits
-from densify.embed._base import digest
 from densify.train._dist import barrier, is_main
 from densify.train._loop import RunResult, TrainConfig, batch_indices, evaluate, train_run
 from densify.train._stats import mean_t_ci, t95

@@ -103,7 +103,7 @@ def evaluate(
     """(top-1 accuracy, per-class accuracy, mean cross-entropy) of ``model`` on uint8 images."""
     import torch
 
-    from densify.embed._base import device, to_tensor
+    from densify._torch import device, to_tensor
 
     dev = device()
     model.eval()
@@ -146,7 +146,7 @@ def train_run(
     import torch
     from torch.utils.data import DataLoader
 
-    from densify.embed._base import device, torch_threads
+    from densify._torch import device, torch_threads
     from densify.loader import DensifiedDataset, load_recipe
     from densify.train._dist import init_from_env, mean_over_ranks
     from densify.train.models import build_model
