@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from densify._catalogue import SUMMARY
 from densify._version import __version__
 from densify.errors import DensifyError
 
@@ -344,17 +345,6 @@ def _coverage_options(func):
     return func
 
 
-SUMMARY_METRICS = (
-    ("coverage_gain", "cov. gain"),
-    ("densification", "densif."),
-    ("label_coverage_gain", "label cov. gain"),
-    ("knn_accuracy_gain", "kNN acc. gain"),
-    ("fidelity", "fidelity"),
-    ("label_consistency", "label cons."),
-    ("diversity", "diversity"),
-)
-
-
 def _fmt(metric, signed: bool = False) -> str:
     sign = "+" if signed else ""
     return f"{metric.value:{sign}.3f} [{metric.low:{sign}.3f}, {metric.high:{sign}.3f}]"
@@ -435,12 +425,12 @@ def coverage(
         out.print(table)
     summary = Table(title="summary", title_justify="left")
     summary.add_column("recipe")
-    for _, label in SUMMARY_METRICS:
+    for _, label in SUMMARY:
         summary.add_column(label, justify="right")
     for result in run.results:
         summary.add_row(
             result.recipe,
-            *(f"{result.metrics[n].value:.3f}" if n in result.metrics else "-" for n, _ in SUMMARY_METRICS),
+            *(f"{result.metrics[n].value:.3f}" if n in result.metrics else "-" for n, _ in SUMMARY),
         )
     out.print(summary)
     if per_class:
@@ -741,7 +731,8 @@ def _print_report(report: dict) -> None:
     table.add_column("recipe")
     if training:
         table.add_column("gain (points) [95% CI]", justify="right")
-    shown = [(m, label) for m, label in SUMMARY_METRICS if m not in ("coverage_gain", "label_coverage_gain")]
+    from densify._catalogue import TERMINAL as shown
+
     for _, label in shown:
         table.add_column(label, justify="right")
     table.add_column("flags")

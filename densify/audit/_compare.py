@@ -11,19 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from densify._catalogue import LABELS, TABLE
 from densify._io import write_bytes_atomic
 from densify.audit._bundle import check_writable, read_report
-from densify.audit._verdict import LABELS
 from densify.errors import DensifyError
 
-METRICS = (
-    "densification",
-    "coverage_gain",
-    "knn_accuracy_gain",
-    "fidelity",
-    "label_consistency",
-    "diversity",
-)
+METRICS = TABLE
 
 
 def _label(folder: Path, report: dict[str, Any]) -> str:

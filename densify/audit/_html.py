@@ -13,8 +13,9 @@ import math
 import shlex
 from typing import Any
 
+from densify._catalogue import BY_NAME, LABELS, PREDICTORS, TABLE
 from densify.audit._stats import critical_rho
-from densify.audit._verdict import LABELS, PREDICTORS, agreement_sentence
+from densify.audit._verdict import agreement_sentence
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:24px;
@@ -165,14 +166,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     parts.append("<h2>Recipes</h2><div class=scroll><table id=recipes><tr><th>recipe</th>")
     if trained:
         parts.append("<th>held-out accuracy<br>[95% CI]</th><th>gain over none<br>(points) [95% CI]</th>")
-    cols = (
-        ("densification", ".3f", True),
-        ("coverage_gain", ".3f", True),
-        ("knn_accuracy_gain", ".3f", True),
-        ("fidelity", ".2f", False),
-        ("label_consistency", ".2f", False),
-        ("diversity", ".2f", False),
-    )
+    cols = tuple((m, ".3f" if BY_NAME[m].signed else ".2f", BY_NAME[m].signed) for m in TABLE)
     parts += [f"<th>{_e(LABELS[c])}</th>" for c, _, _ in cols] + ["<th>flags</th></tr>"]
     for r in names:
         flags = "".join(

@@ -22,25 +22,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from densify import _catalogue
 from densify.audit._stats import bootstrap_rho, permutation_p, rank_order, spearman
 
-#: metrics of a recipe that are training-free predictors of accuracy gain (higher = better)
-BASE_PREDICTORS = (
-    "coverage_gain",
-    "densification",
-    "label_coverage_gain",
-    "knn_accuracy_gain",
-    "fidelity",
-    "label_consistency",
-    "diversity",
-)
-#: combinations: (name, factors); a combination's value is the product of its factors' values
-COMBINED = {
-    "fidelity_x_coverage_gain": ("fidelity", "coverage_gain"),
-    "consistency_x_densification": ("label_consistency", "densification"),
-    "consistency_x_diversity": ("label_consistency", "diversity"),  # affinity x diversity (Gontijo-Lopes)
-}
-PREDICTORS = (*BASE_PREDICTORS, *COMBINED)
+PREDICTORS = _catalogue.PREDICTORS
+BASE_PREDICTORS = _catalogue.BASE_PREDICTORS
+COMBINED = _catalogue.COMBINED
 #: what `densify evaluate` ranks by when it does not train: the predictor with the best worst-case Spearman rho
 #: against trained gains over 3 training sizes x 3 encoders in docs/study-fashion-mnist.md (a maximin rule fixed
 #: before the results were seen)
@@ -48,19 +35,7 @@ DEFAULT_PREDICTOR = "fidelity_x_coverage_gain"
 #: held-out coverage of the clean set above which coverage gains cannot separate recipes
 SATURATED = 0.98
 
-LABELS = {
-    "coverage_gain": "coverage gain",
-    "densification": "densification",
-    "label_coverage_gain": "label-aware coverage gain",
-    "knn_accuracy_gain": "k-NN accuracy gain",
-    "fidelity": "fidelity",
-    "label_consistency": "label consistency",
-    "diversity": "diversity",
-    "fidelity_x_coverage_gain": "fidelity x coverage gain",
-    "consistency_x_densification": "label consistency x densification",
-    "consistency_x_diversity": "label consistency x diversity",
-    "measured_gain": "measured accuracy gain",
-}
+LABELS = _catalogue.LABELS
 
 
 def predictor_value(metrics: dict[str, dict], name: str) -> float | None:

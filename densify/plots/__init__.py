@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from densify.audit._verdict import LABELS, PREDICTORS
+from densify._catalogue import LABELS, PLOTTED, PREDICTORS
 
 #: Okabe & Ito (2008), colour-blind-safe
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -84,14 +84,7 @@ def coverage_gain(report: dict[str, Any], title: str | None = None) -> bytes:
     plt = _plt()
     names = list(report["coverage"])
     colours = recipe_colours(report)
-    panels = (
-        (
-            "densification",
-            "densification\n(mean log-distance reduction,\nheld-out -> nearest training sample)",
-        ),
-        ("coverage_gain", "held-out coverage gain\n(share of held-out points\nnewly covered)"),
-        ("knn_accuracy_gain", "k-NN accuracy gain\n(share of held-out points)"),
-    )
+    panels = PLOTTED
     fig, axes = plt.subplots(
         1, len(panels), figsize=(3.6 * len(panels), 0.45 * len(names) + 1.6), sharey=True
     )
