@@ -306,12 +306,30 @@ def recipes_transforms() -> None:
 
 
 _data_option = click.option("--data", "spec", default="fashion-mini", show_default=True, help="Data spec.")
+def _split_recipes(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    names = tuple(v.strip() for item in value for v in item.split(",") if v.strip())
+    return names or None
+
+
+def _required_recipes(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    names = _split_recipes(ctx, param, value)
+    if not names:
+        raise click.BadParameter("name at least one recipe (e.g. --recipes none,flip)")
+    return names
+
+
+#: one spelling of the recipe option on every command (``--recipe`` is accepted too)
 _recipes_option = click.option(
+    "--recipes",
     "--recipe",
     "recipes",
     multiple=True,
     required=True,
-    help="Recipe name, file or folder of recipe files (repeatable); include 'none' as the baseline.",
+    callback=_required_recipes,
+    metavar="NAME,...",
+    help="Recipes: names, files or folders, comma-separated or repeated; include 'none' as the baseline.",
 )
 
 
@@ -507,10 +525,9 @@ def train_command(
     from rich.console import Console
     from rich.table import Table
 
-    from densify._io import write_text_atomic
     from densify.data import load_data
     from densify.recipes import expand_recipe_refs
-    from densify.train import TrainConfig, train_recipes
+    from densify.train import TrainConfig, train_recipes, write_scaling_report, write_train_report
 
     data = load_data(spec, train_size=train_size, heldout_size=heldout_size, seed=0)
     config = TrainConfig(
@@ -570,16 +587,7 @@ def train_command(
             f"{sum(r.seconds for r in s.runs) / len(s.runs):.0f}",
         )
     Console().print(table)
-    report = {
-        "densify_version": __version__,
-        "data": data.name,
-        "config": config.__dict__,
-        "seeds": list(range(seeds)),
-        "strength": strength,
-        "recipes": [s.to_dict() for s in summaries],
-    }
-    path = Path(out) / "train.json"
-    write_text_atomic(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    path = write_train_report(out, data, config, range(seeds), strength, summaries)
     if scaling:
         from densify.train import scaling_study
 
@@ -596,16 +604,7 @@ def train_command(
                 progress=progress,
             )
         _print_scaling(study)
-        report = {
-            "sizes": study["sizes"],
-            "accuracy": {
-                r: {str(n): [x if math.isfinite(x) else None for x in v] for n, v in by_n.items()}
-                for r, by_n in study["accuracy"].items()
-            },
-            "multiplier": {r: [m.to_dict() for m in ms] for r, ms in study["multiplier"].items()},
-        }
-        scaling_path = Path(out) / "scaling.json"
-        write_text_atomic(scaling_path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+        scaling_path = write_scaling_report(out, study)
         Console().print(f"wrote {scaling_path}")
     Console().print(f"wrote {path}")
 
@@ -622,17 +621,11 @@ def _parse_train_size(value: str) -> int | None:
     return size
 
 
-def _split_recipes(
-    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
-) -> tuple[str, ...] | None:
-    names = tuple(v.strip() for item in value for v in item.split(",") if v.strip())
-    return names or None
-
-
 @cli.command("evaluate")
 @_data_option
 @click.option(
     "--recipes",
+    "--recipe",
     "recipes",
     multiple=True,
     callback=_split_recipes,

@@ -69,10 +69,8 @@ def test_coverage_command(tmp_path: Path):
         "200",
         "--heldout-size",
         "60",
-        "--recipe",
-        "flip",
-        "--recipe",
-        "vflip",
+        "--recipes",
+        "flip,vflip",  # one spelling on every command; --recipe flip --recipe vflip still works
         "--encoder",
         "pixels:pca16",
         "-k",

@@ -174,6 +174,36 @@ def scaling_study(
     }
 
 
+def write_train_report(out, data: DataSplits, config: TrainConfig, seeds, strength: float, summaries) -> Path:
+    """Write ``out/train.json`` (atomically): the settings and every recipe's summary and runs."""
+    report = {
+        "densify_version": __version__,
+        "data": data.name,
+        "config": asdict(config),
+        "seeds": list(seeds),
+        "strength": strength,
+        "recipes": [s.to_dict() for s in summaries],
+    }
+    path = Path(out) / "train.json"
+    write_text_atomic(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def write_scaling_report(out, study: dict[str, Any]) -> Path:
+    """Write ``out/scaling.json`` (atomically) from a :func:`scaling_study` result (NaN as null)."""
+    report = {
+        "sizes": study["sizes"],
+        "accuracy": {
+            r: {str(n): [x if math.isfinite(x) else None for x in v] for n, v in by_n.items()}
+            for r, by_n in study["accuracy"].items()
+        },
+        "multiplier": {r: [m.to_dict() for m in ms] for r, ms in study["multiplier"].items()},
+    }
+    path = Path(out) / "scaling.json"
+    write_text_atomic(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    return path
+
+
 __all__ = [
     "RecipeSummary",
     "RunResult",
@@ -186,4 +216,6 @@ __all__ = [
     "t95",
     "train_recipes",
     "train_run",
+    "write_scaling_report",
+    "write_train_report",
 ]
