@@ -29,3 +29,18 @@ def test_derived_lists_agree():
     assert set(cat.TABLE) <= set(cat.BASE_PREDICTORS) and {n for n, _ in cat.TERMINAL} <= set(cat.TABLE)
     assert len({m.name for m in cat.CATALOGUE}) == len(cat.CATALOGUE)
     assert all(m.short for m in cat.CATALOGUE if m.table or m.terminal)
+
+
+def test_the_golden_report_matches_the_typed_schema_and_a_broken_one_is_one_line(tmp_path):
+    import pytest
+
+    from densify.audit import read_report
+    from densify.errors import DensifyError
+
+    report = json.loads(GOLDEN.read_text())
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert read_report(tmp_path)["run_id"] == report["run_id"]
+    del report["verdict"]["flags"]
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    with pytest.raises(DensifyError, match=r"not a valid densify.report/1 \(verdict/flags: Field required\)"):
+        read_report(tmp_path)

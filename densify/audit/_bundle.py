@@ -174,4 +174,6 @@ def read_report(folder: str | Path) -> dict[str, Any]:
         raise DensifyError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(report, dict) or not str(report.get("schema", "")).startswith("densify.report/"):
         raise DensifyError(f"{path}: not a densify report (no 'schema': 'densify.report/N')")
-    return report
+    from densify.audit._schema import check_report
+
+    return check_report(report, str(path))

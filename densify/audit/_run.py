@@ -15,6 +15,7 @@ from typing import Any
 from densify._version import __version__
 from densify.audit import _bundle
 from densify.audit._plan import AuditPlan, plan_audit
+from densify.audit._schema import check_report
 from densify.audit._verdict import PREDICTORS, verdict
 
 SCHEMA = "densify.report/1"
@@ -130,6 +131,7 @@ def run_audit(
         start = time.perf_counter()
         files = render_bundle(report, plan.data, plan.augmenters, samples)
         report["timings"]["report"] = round(time.perf_counter() - start, 2)
+        check_report(report)  # the typed densify.report/1 schema, before anything is written
         files[_bundle.REPORT] = (json.dumps(report, indent=2, allow_nan=False) + "\n").encode()
         _bundle.write_bundle(out, files)
         note("writing the report", 1, 1)

@@ -1,0 +1,118 @@
+"""The typed schema of ``report.json`` (``densify.report/1``): what readers of a bundle may rely on.
+
+``read_report`` validates every bundle it reads against it, and the audit validates its own report before
+writing it, so a field cannot go missing or change type unnoticed (the golden-file test pins one report).
+Parts that are free-form by design (the verdict's prose, per-recipe albumentations dicts) are typed loosely.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from densify.errors import DensifyError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricValue(_Model):
+    value: float | None
+    low: float | None
+    high: float | None
+    per_class: list[float | None]
+
+
+class Settings(_Model):
+    data: str
+    recipes: list[str]
+    encoder: str
+    weights: str | None
+    views: int
+    k: int
+    seed: int
+    strength: float
+    train: bool
+    seeds: int
+    steps: int
+    batch: int
+    model: str
+    train_size: int | None
+    heldout_size: int | None
+    n_boot: int
+    projection: str | None
+    extra: dict[str, Any]
+
+
+class ClassCount(_Model):
+    name: str
+    train: int
+    heldout: int
+
+
+class Data(_Model):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    spec: str
+    fingerprint: str
+    classes: list[ClassCount]
+    shape: list[int]
+
+
+class Encoder(_Model):
+    name: str
+    fingerprint: str
+    supervised: bool
+
+
+class RecipeInfo(_Model):
+    intent: str
+    source: str | None
+    albumentations: dict[str, Any]
+
+
+class Coverage(_Model):
+    metrics: dict[str, MetricValue]
+
+
+class Verdict(_Model):
+    model_config = ConfigDict(extra="allow")
+    default_predictor: str
+    trained: bool
+    use: list[Any]
+    avoid: list[Any]
+    flags: dict[str, dict[str, str]]
+    predictor_values: dict[str, dict[str, float | None]]
+    summary: list[str]
+
+
+class ReportV1(_Model):
+    schema_: Literal["densify.report/1"] = Field(alias="schema")
+    run_id: str
+    densify_version: str
+    settings: Settings
+    data: Data
+    encoder: Encoder
+    recipes: dict[str, RecipeInfo]
+    reference: dict[str, MetricValue]
+    coverage: dict[str, Coverage]
+    training: dict[str, Any] | None
+    verdict: Verdict
+    versions: dict[str, str] | None = None
+    environment: dict[str, Any] | None = None
+    timings: dict[str, float] | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def check_report(report: dict[str, Any], where: str = "report.json") -> dict[str, Any]:
+    """Return ``report`` unchanged if it matches ``densify.report/1``, else raise a one-line DensifyError."""
+    try:
+        ReportV1.model_validate(report)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = "/".join(str(p) for p in err["loc"])
+        raise DensifyError(f"{where}: not a valid densify.report/1 ({loc}: {err['msg']})") from None
+    return report
