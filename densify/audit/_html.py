@@ -129,10 +129,27 @@ def _img(name: str, png: bytes, alt: str) -> str:
 
 def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     """The page; ``pngs`` maps bundle paths (``plots/NAME.png``) to PNG bytes."""
-    data, settings, v = report["data"], report["settings"], report["verdict"]
-    names = list(report["coverage"])
-    trained = bool(report.get("training"))
     parts = [
+        *_header(report),
+        *_verdict_section(report),
+        *_recipes_section(report),
+        *_agreement_section(report),
+        *_rankings_section(report),
+        *_figures_section(report, pngs),
+        *_reproduce_section(report),
+        "</body></html>\n",
+    ]
+    return "\n".join(parts)
+
+
+def _trained(report: dict[str, Any]) -> bool:
+    return bool(report.get("training"))
+
+
+def _header(report: dict[str, Any]) -> list[str]:
+    data, settings = report["data"], report["settings"]
+    trained = _trained(report)
+    return [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
         f"<title>densify report: {_e(data['name'])}</title><style>{CSS}</style>",
@@ -148,27 +165,33 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
             else "; not trained (training-free verdict)"
         )
         + f". densify {_e(report['densify_version'])}, run <code>{_e(report['run_id'])}</code>.</p>",
-        '<h2>Verdict</h2><div class="verdict"><ul>',
     ]
-    for sentence in v["summary"]:
-        parts.append(f"<li>{_e(sentence)}</li>")
+
+
+def _verdict_section(report: dict[str, Any]) -> list[str]:
+    v = report["verdict"]
+    parts = ['<h2>Verdict</h2><div class="verdict"><ul>']
+    parts += [f"<li>{_e(sentence)}</li>" for sentence in v["summary"]]
     sentence = agreement_sentence(v["agreement"], v["default_predictor"])
     if sentence:
         parts.append(f"<li>{_e(sentence)}</li>")
-    if not trained:
+    if not _trained(report):
         parts.append(
             f"<li>Ranked by {_e(LABELS[v['default_predictor']])} (the default training-free predictor); run with "
             "training to confirm.</li>"
         )
     parts.append("</ul></div>")
+    return parts
 
-    # the recipes table
-    parts.append("<h2>Recipes</h2><div class=scroll><table id=recipes><tr><th>recipe</th>")
+
+def _recipes_section(report: dict[str, Any]) -> list[str]:
+    v, trained = report["verdict"], _trained(report)
+    parts = ["<h2>Recipes</h2><div class=scroll><table id=recipes><tr><th>recipe</th>"]
     if trained:
         parts.append("<th>held-out accuracy<br>[95% CI]</th><th>gain over none<br>(points) [95% CI]</th>")
     cols = tuple((m, ".3f" if BY_NAME[m].signed else ".2f", BY_NAME[m].signed) for m in TABLE)
     parts += [f"<th>{_e(LABELS[c])}</th>" for c, _, _ in cols] + ["<th>flags</th></tr>"]
-    for r in names:
+    for r in report["coverage"]:
         flags = "".join(
             f'<span class=flag title="{_e(reason)}">{_e(flag.replace("_", " "))}</span>'
             for flag, reason in v["flags"][r].items()
@@ -180,66 +203,78 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     parts.append(
         "<tr><td><i>held-out images (reference)</i></td>" + ("<td></td><td></td>" if trained else "")
     )
-    parts.append("<td></td><td></td><td></td>")
-    for key in ("fidelity", "label_consistency"):
-        m = ref.get(key) or {}
-        parts.append(f"<td>{_num(m.get('value'), f'reference/{key}/value', '.2f')}</td>")
-    parts.append("<td></td><td></td></tr></table></div>")
+    cells = []
+    for c, _, _ in cols:  # the held-out images' own fidelity and label consistency, under those columns
+        m = ref.get(c) or {}
+        cells.append(
+            f"<td>{_num(m.get('value'), f'reference/{c}/value', '.2f')}</td>" if c in ref else "<td></td>"
+        )
+    parts.append("".join(cells) + "<td></td></tr></table></div>")
     parts.append(
         '<p class="meta">Intervals are 95%: bootstrap over held-out points (coverage metrics) or views (fidelity, '
         "label consistency, diversity); Student t over seeds, paired by seed against none (training). Flags compare "
         "a recipe's views with the held-out images: <i>leaves manifold</i> = fidelity below theirs, <i>changes "
         "labels</i> = label consistency below theirs, <i>adds nothing</i> = no held-out point measurably closer.</p>"
     )
+    return parts
 
-    # agreement of predictors with training
-    if trained and v["agreement"]:
-        parts.append(
-            "<h2>Can the training-free numbers be trusted here?</h2><table id=agreement><tr><th>predictor</th>"
-            "<th>Spearman rho vs measured gain</th><th>permutation p</th><th>95% bootstrap CI</th>"
-            "<th>top recipe</th></tr>"
-        )
-        for p in PREDICTORS:
-            a = v["agreement"].get(p)
-            if not a:
-                continue
-            ci = a["ci"]
-            top = (v["ranking"].get(p) or ["-"])[0]
-            star = " (default)" if p == v["default_predictor"] else ""
-            parts.append(
-                f"<tr><td>{_e(LABELS[p])}{star}</td><td>{_num(a['rho'], f'verdict/agreement/{p}/rho', '+.2f')}</td>"
-                f"<td>{_num(a['p_value'], f'verdict/agreement/{p}/p_value', '.3f')}</td>"
-                f"<td>[{_num(ci[0], f'verdict/agreement/{p}/ci/0', '+.2f')}, "
-                f"{_num(ci[1], f'verdict/agreement/{p}/ci/1', '+.2f')}]</td><td>{_e(top)}</td></tr>"
-            )
-        measured = (v["ranking"].get("measured_gain") or ["-"])[0]
-        n = max(a["n"] for a in v["agreement"].values())
-        needed = critical_rho(n)
-        need = f"|rho| of at least {needed:.2f}" if math.isfinite(needed) else "more recipes"
-        parts.append(
-            f"</table><p class=meta>Best recipe by measured gain: <b>{_e(measured)}</b>. With few recipes rho is "
-            f"coarse: with {n} recipes, p &lt; 0.05 needs {need}. Audit more recipes (or strength levels) "
-            "for a sharper test.</p>"
-        )
 
-    # every ranking side by side
+def _agreement_section(report: dict[str, Any]) -> list[str]:
+    v = report["verdict"]
+    if not (_trained(report) and v["agreement"]):
+        return []
+    parts = [
+        "<h2>Can the training-free numbers be trusted here?</h2><table id=agreement><tr><th>predictor</th>"
+        "<th>Spearman rho vs measured gain</th><th>permutation p</th><th>95% bootstrap CI</th>"
+        "<th>top recipe</th></tr>"
+    ]
+    for p in PREDICTORS:
+        a = v["agreement"].get(p)
+        if not a:
+            continue
+        ci = a["ci"]
+        top = (v["ranking"].get(p) or ["-"])[0]
+        star = " (default)" if p == v["default_predictor"] else ""
+        parts.append(
+            f"<tr><td>{_e(LABELS[p])}{star}</td><td>{_num(a['rho'], f'verdict/agreement/{p}/rho', '+.2f')}</td>"
+            f"<td>{_num(a['p_value'], f'verdict/agreement/{p}/p_value', '.3f')}</td>"
+            f"<td>[{_num(ci[0], f'verdict/agreement/{p}/ci/0', '+.2f')}, "
+            f"{_num(ci[1], f'verdict/agreement/{p}/ci/1', '+.2f')}]</td><td>{_e(top)}</td></tr>"
+        )
+    measured = (v["ranking"].get("measured_gain") or ["-"])[0]
+    n = max(a["n"] for a in v["agreement"].values())
+    needed = critical_rho(n)
+    need = f"|rho| of at least {needed:.2f}" if math.isfinite(needed) else "more recipes"
+    parts.append(
+        f"</table><p class=meta>Best recipe by measured gain: <b>{_e(measured)}</b>. With few recipes rho is "
+        f"coarse: with {n} recipes, p &lt; 0.05 needs {need}. Audit more recipes (or strength levels) "
+        "for a sharper test.</p>"
+    )
+    return parts
+
+
+def _rankings_section(report: dict[str, Any]) -> list[str]:
+    v = report["verdict"]
     order = (["measured_gain"] if "measured_gain" in v["ranking"] else []) + [
         p for p in PREDICTORS if p in v["ranking"]
     ]
-    parts.append(
+    parts = [
         "<h2>Rankings</h2><p class=meta>Recipes ranked by the measured gain and by every training-free predictor "
         "(best first).</p><div class=scroll><table id=rankings><tr><th>rank</th>"
         + "".join(f"<th>{_e(LABELS[p])}</th>" for p in order)
         + "</tr>"
-    )
-    for i in range(len(names)):
+    ]
+    for i in range(len(report["coverage"])):
         cells = "".join(
             f"<td>{_e(v['ranking'][p][i]) if i < len(v['ranking'][p]) else ''}</td>" for p in order
         )
         parts.append(f"<tr><td>{i + 1}</td>{cells}</tr>")
     parts.append("</table></div>")
+    return parts
 
-    parts.append("<h2>Plots</h2>")
+
+def _figures_section(report: dict[str, Any], pngs: dict[str, bytes]) -> list[str]:
+    parts = ["<h2>Plots</h2>"]
     for name, caption in CAPTIONS.items():
         key = f"plots/{name}.png"
         if key in pngs:
@@ -250,7 +285,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
         "<h2>Samples</h2><p class=meta>Each row: a clean training image, then six of its views "
         "(exactly the views training uses for this seed).</p><div class=grid>"
     )
-    for r in names:
+    for r in report["coverage"]:
         key = f"plots/samples-{r}.png"
         if key in pngs:
             intent = report["recipes"][r]["intent"]
@@ -259,10 +294,14 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
                 f"{_e(intent)}</figcaption></figure>"
             )
     parts.append("</div>")
+    return parts
 
-    parts.append("<h2>Reproduce</h2>")
-    parts.append(f"<pre>{_e(_command(settings))}</pre>")
-    parts.append(
+
+def _reproduce_section(report: dict[str, Any]) -> list[str]:
+    data = report["data"]
+    return [
+        "<h2>Reproduce</h2>",
+        f"<pre>{_e(_command(report['settings']))}</pre>",
         f"<p class=meta>Data <code>{_e(data['spec'])}</code> from {_e(data['source'])} (fingerprint "
         f"<code>{_e(data['fingerprint'][:16])}</code>; held-out: {_e(data['heldout_origin'])}). Versions: "
         + ", ".join(f"{_e(k)} {_e(val)}" for k, val in report["versions"].items())
@@ -271,7 +310,5 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
             f"{_e(k)} {val:.0f} s" for k, val in report["timings"].items() if k in ("coverage", "training")
         )
         + ". Every number, setting and recipe parameter is in <code>report.json</code>; a row per recipe in "
-        "<code>metrics.csv</code>.</p>"
-    )
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+        "<code>metrics.csv</code>.</p>",
+    ]
