@@ -259,20 +259,8 @@ def estimate_coverage(
 
     start = time.perf_counter()
     enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
-    if isinstance(enc, LearnsFromViews) and enc.wants_views and not enc.views_seen:
-        descriptor = json.dumps(
-            sorted(json.dumps(_exported(a.recipe, strength), sort_keys=True) for a in augmenters)
-        )
-        enc.see_views([a for a in augmenters if a.recipe.pipeline], descriptor)
     note("fit encoder", 0, 1)
-    state_key = digest("encoder-state", enc.fingerprint(), digest(train.images, train.labels))
-    state = cache.get(state_key) if isinstance(enc, Stateful) else None
-    if state is not None:
-        enc.load_state(state, train)
-    else:
-        enc.fit(train)
-        if isinstance(enc, Stateful):
-            cache.put(state_key, enc.state())
+    _fit_encoder(enc, train, augmenters, strength, cache)
     note("fit encoder", 1, 1)
     timings["fit_encoder"] = time.perf_counter() - start
     embed = _Embedder(enc, cache)
@@ -359,6 +347,24 @@ def estimate_coverage(
         reference=reference,
         samples=kept,
     )
+
+
+def _fit_encoder(enc: Encoder, train: ImageSet, augmenters, strength: float, cache: ArrayCache) -> None:
+    """Fit ``enc`` on the clean training split (plus the recipes' views, for an encoder that wants them), or
+    restore its fitted state from the cache."""
+    if isinstance(enc, LearnsFromViews) and enc.wants_views and not enc.views_seen:
+        descriptor = json.dumps(
+            sorted(json.dumps(_exported(a.recipe, strength), sort_keys=True) for a in augmenters)
+        )
+        enc.see_views([a for a in augmenters if a.recipe.pipeline], descriptor)
+    state_key = digest("encoder-state", enc.fingerprint(), digest(train.images, train.labels))
+    state = cache.get(state_key) if isinstance(enc, Stateful) else None
+    if state is not None:
+        enc.load_state(state, train)
+        return
+    enc.fit(train)
+    if isinstance(enc, Stateful):
+        cache.put(state_key, enc.state())
 
 
 def _exported(recipe, strength: float) -> dict:
