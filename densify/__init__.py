@@ -16,7 +16,9 @@ from densify._version import __version__
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 _LAZY = {
+    "AuditPlan": "densify.audit",
     "AuditSettings": "densify.audit",
+    "plan_audit": "densify.audit",
     "Augmenter": "densify.loader",
     "DataError": "densify.errors",
     "DataSplits": "densify.data",
@@ -38,6 +40,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AuditPlan",
     "AuditSettings",
     "Augmenter",
     "DataError",
@@ -53,6 +56,7 @@ __all__ = [
     "load_data",
     "load_recipe",
     "parse_spec",
+    "plan_audit",
     "read_recipe",
     "read_report",
     "run_audit",
@@ -61,7 +65,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from densify.audit import AuditSettings, read_report, run_audit, write_comparison
+    from densify.audit import AuditPlan, AuditSettings, plan_audit, read_report, run_audit, write_comparison
     from densify.data import DataSplits, ImageSet, load_data, parse_spec, stratified_subset
     from densify.errors import DataError, DensifyError, RecipeError, SpecError
     from densify.loader import Augmenter, DensifiedDataset, load_recipe

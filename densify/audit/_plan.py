@@ -106,7 +106,8 @@ def _check_data(s: AuditSettings, data: DataSplits) -> None:
     needs += [f"model '{s.model}'"] if s.train and s.model == "small-cnn" else []
     if needs and min(h, w) < MIN_SIDE:
         raise DataError(
-            f"{data.name}: images are {h}x{w}; the {' and the '.join(needs)} need at least {MIN_SIDE}x{MIN_SIDE} "
+            f"{data.name}: images are {h}x{w}; the {' and the '.join(needs)} need{'s' if len(needs) == 1 else ''} "
+            f"at least {MIN_SIDE}x{MIN_SIDE} "
             "(resize the data, or use encoder 'pixels' without training)"
         )
     train_counts, held_counts = data.train.class_counts(), data.heldout.class_counts()
