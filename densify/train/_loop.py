@@ -178,18 +178,8 @@ def train_run(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     identity = {"recipe": augmenter.recipe.name, "seed": seed, "strength": strength, "config": asdict(config)}
-    step, losses, seconds = 0, [], 0.0
     path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.is_file():
-        state = torch.load(path, map_location=dev, weights_only=False)
-        if state.get("identity") != identity:
-            raise TrainError(
-                f"{path}: checkpoint of a different run ({state.get('identity')}); delete it, or write to another folder"
-            )
-        net.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        step, losses, seconds = state["step"], list(state["losses"]), state["seconds"]
+    step, losses, seconds = _restore(path, identity, dev, net, optimiser, schedule)
 
     start = time.perf_counter() - seconds
     model.train()
@@ -222,19 +212,40 @@ def train_run(
             if progress:
                 progress(step, config.steps)
             if path is not None and (step % config.checkpoint_every == 0) and step < config.steps:
-                _checkpoint(
-                    path,
-                    {
-                        "identity": identity,
-                        "model": model.state_dict(),
-                        "optimiser": optimiser.state_dict(),
-                        "schedule": schedule.state_dict(),
-                        "step": step,
-                        "losses": losses,
-                        "seconds": time.perf_counter() - start,
-                    },
-                )
+                state = {"identity": identity, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                         "schedule": schedule.state_dict(), "step": step, "losses": losses,
+                         "seconds": time.perf_counter() - start}  # fmt: skip
+                _checkpoint(path, state)
     seconds = time.perf_counter() - start
+    if path is not None and rank == 0:
+        path.unlink(missing_ok=True)
+    return _result(net, data, augmenter.recipe.name, seed, config, losses, seconds)
+
+
+def _restore(
+    path: Path | None, identity: dict, dev, net, optimiser, schedule
+) -> tuple[int, list[float], float]:
+    """(step, losses, seconds) of a run continued from its checkpoint at ``path``, or of a fresh run."""
+    import torch
+
+    if path is None or not path.is_file():
+        return 0, [], 0.0
+    state = torch.load(path, map_location=dev, weights_only=False)
+    if state.get("identity") != identity:
+        raise TrainError(
+            f"{path}: checkpoint of a different run ({state.get('identity')}); delete it, or write to another folder"
+        )
+    net.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    schedule.load_state_dict(state["schedule"])
+    return state["step"], list(state["losses"]), state["seconds"]
+
+
+def _result(
+    net, data: DataSplits, recipe: str, seed: int, config: TrainConfig, losses, seconds: float
+) -> RunResult:
+    """Evaluate a trained network on the held-out split (and up to 2,000 clean training images)."""
+    train, n_classes = data.train, len(data.classes)
     accuracy, per_class, _ = evaluate(net, data.heldout.images, data.heldout.labels, n_classes)
     clean = np.random.default_rng(seed).permutation(len(train))[:2000]
     _, _, clean_loss = evaluate(net, train.images[np.sort(clean)], train.labels[np.sort(clean)], n_classes)
@@ -242,10 +253,8 @@ def train_run(
     curve = [
         float(np.mean(losses[i : i + config.log_every])) for i in range(0, len(losses), config.log_every)
     ]
-    if path is not None and rank == 0:
-        path.unlink(missing_ok=True)
     return RunResult(
-        recipe=augmenter.recipe.name,
+        recipe=recipe,
         seed=seed,
         steps=config.steps,
         heldout_accuracy=accuracy,
