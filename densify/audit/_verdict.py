@@ -133,116 +133,125 @@ def verdict(
     return out
 
 
+def _why_flagged(recipe_flags: dict[str, str]) -> str:
+    return "; ".join(
+        {"leaves_manifold": "its views leave the manifold: ", "changes_labels": "they change labels: "}[k] + v
+        for k, v in recipe_flags.items()
+        if k != "adds_nothing"
+    )
+
+
+def _describe(m: dict[str, dict]) -> str:
+    """A recipe's densification, fidelity and label consistency, as a phrase."""
+    parts = []
+    for key, fmt in (("densification", ".3f"), ("fidelity", ".2f"), ("label_consistency", ".2f")):
+        if m.get(key) and m[key].get("value") is not None:
+            parts.append(f"{LABELS[key]} {m[key]['value']:{fmt}}")
+    return ", ".join(parts)
+
+
 def _advice(recipes, reference, trained, values, recipe_flags, default_predictor) -> dict[str, Any]:
     """use / avoid lists and the plain-language summary."""
     names = [r for r in recipes if r != "none"]
-    use, avoid, summary = [], [], []
-
-    def why_flagged(r):
-        return "; ".join(
-            {"leaves_manifold": "its views leave the manifold: ", "changes_labels": "they change labels: "}[k]
-            + v
-            for k, v in recipe_flags[r].items()
-            if k != "adds_nothing"
-        )
-
-    def describe(r):
-        m = recipes[r]["metrics"]
-        parts = []
-        for key, label in (("densification", "densification"), ("fidelity", "fidelity")):
-            if m.get(key) and m[key].get("value") is not None:
-                parts.append(
-                    f"{label} {m[key]['value']:.3f}"
-                    if key == "densification"
-                    else f"{label} {m[key]['value']:.2f}"
-                )
-        if m.get("label_consistency") and m["label_consistency"].get("value") is not None:
-            parts.append(f"label consistency {m['label_consistency']['value']:.2f}")
-        return ", ".join(parts)
-
     if trained is not None:
-        gains = {
-            r: trained[r]["gain_over_none"]
-            for r in names
-            if r in trained and trained[r].get("gain_over_none")
-        }
-        helps = [r for r in gains if gains[r]["low"] is not None and gains[r]["low"] > 0]
-        hurts = [r for r in gains if gains[r]["high"] is not None and gains[r]["high"] < 0]
-        best = max(gains, key=lambda r: gains[r]["mean"]) if gains else None
-        if helps:
-            top = max(helps, key=lambda r: gains[r]["mean"])
-            g = gains[top]
-            use.append(
-                {
-                    "recipe": top,
-                    "reason": f"{_points(g['mean'])} points held-out accuracy "
-                    f"[{_points(g['low'])}, {_points(g['high'])}] over none; {describe(top)}",
-                }
-            )
-            summary.append(f"Use {top}: {use[0]['reason']}.")
-            others = sorted((r for r in helps if r != top), key=lambda r: -gains[r]["mean"])
-            if others:
-                summary.append(
-                    "Also beat none beyond seed noise: "
-                    + ", ".join(f"{r} ({_points(gains[r]['mean'])})" for r in others)
-                    + "."
-                )
-        elif best is not None:
-            g = gains[best]
-            summary.append(
-                f"No recipe beat none beyond seed noise; the best was {best} at {_points(g['mean'])} points "
-                f"[{_points(g['low'])}, {_points(g['high'])}]. Train more seeds (--seeds) or longer (--steps) "
-                "before choosing."
-            )
-        for r in sorted(hurts, key=lambda r: gains[r]["mean"]):
-            g = gains[r]
-            reasons = [f"{_points(g['mean'])} points [{_points(g['low'])}, {_points(g['high'])}]"]
-            if why_flagged(r):
-                reasons.append(why_flagged(r))
-            avoid.append({"recipe": r, "reason": "; ".join(reasons)})
-        spared = [r for r in names if why_flagged(r) and r not in hurts]
-        if spared:
-            summary.append(
-                "Flagged by coverage but not measurably hurt by training: "
-                + "; ".join(f"{r} ({why_flagged(r)})" for r in spared)
-                + ". The encoder may not know these variations; trust the trained numbers."
-            )
+        use, avoid, summary = _trained_advice(names, recipes, trained, recipe_flags)
     else:
-        pv = values[default_predictor]
-        ranked = sorted((r for r in names if pv[r] is not None), key=lambda r: -pv[r])
-        if ranked:
-            top = ranked[0]
-            use.append(
+        use, avoid, summary = _untrained_advice(
+            names, recipes, values[default_predictor], recipe_flags, default_predictor
+        )
+    summary += [f"Avoid {a['recipe']}: {a['reason']}." for a in avoid]
+    return {"use": use, "avoid": avoid, "summary": summary + _notes(recipes, names, recipe_flags)}
+
+
+def _trained_advice(names, recipes, trained, recipe_flags) -> tuple[list, list, list]:
+    """With training: use the recipe with the largest gain whose interval is above 0; avoid those below 0."""
+    use, avoid, summary = [], [], []
+    gains = {
+        r: trained[r]["gain_over_none"] for r in names if r in trained and trained[r].get("gain_over_none")
+    }
+    helps = [r for r in gains if gains[r]["low"] is not None and gains[r]["low"] > 0]
+    hurts = [r for r in gains if gains[r]["high"] is not None and gains[r]["high"] < 0]
+    best = max(gains, key=lambda r: gains[r]["mean"]) if gains else None
+    if helps:
+        top = max(helps, key=lambda r: gains[r]["mean"])
+        g = gains[top]
+        use.append(
+            {
+                "recipe": top,
+                "reason": f"{_points(g['mean'])} points held-out accuracy "
+                f"[{_points(g['low'])}, {_points(g['high'])}] over none; {_describe(recipes[top]['metrics'])}",
+            }
+        )
+        summary.append(f"Use {top}: {use[0]['reason']}.")
+        others = sorted((r for r in helps if r != top), key=lambda r: -gains[r]["mean"])
+        if others:
+            summary.append(
+                "Also beat none beyond seed noise: "
+                + ", ".join(f"{r} ({_points(gains[r]['mean'])})" for r in others)
+                + "."
+            )
+    elif best is not None:
+        g = gains[best]
+        summary.append(
+            f"No recipe beat none beyond seed noise; the best was {best} at {_points(g['mean'])} points "
+            f"[{_points(g['low'])}, {_points(g['high'])}]. Train more seeds (--seeds) or longer (--steps) "
+            "before choosing."
+        )
+    for r in sorted(hurts, key=lambda r: gains[r]["mean"]):
+        g = gains[r]
+        reasons = [f"{_points(g['mean'])} points [{_points(g['low'])}, {_points(g['high'])}]"]
+        if _why_flagged(recipe_flags[r]):
+            reasons.append(_why_flagged(recipe_flags[r]))
+        avoid.append({"recipe": r, "reason": "; ".join(reasons)})
+    spared = [r for r in names if _why_flagged(recipe_flags[r]) and r not in hurts]
+    if spared:
+        summary.append(
+            "Flagged by coverage but not measurably hurt by training: "
+            + "; ".join(f"{r} ({_why_flagged(recipe_flags[r])})" for r in spared)
+            + ". The encoder may not know these variations; trust the trained numbers."
+        )
+    return use, avoid, summary
+
+
+def _untrained_advice(names, recipes, pv, recipe_flags, default_predictor) -> tuple[list, list, list]:
+    """Without training: use the top recipe by the default predictor; flags are cautions, both flags avoid."""
+    use, avoid, summary, cautions = [], [], [], []
+    ranked = sorted((r for r in names if pv[r] is not None), key=lambda r: -pv[r])
+    if ranked:
+        top = ranked[0]
+        reason = f"highest {LABELS[default_predictor]} ({pv[top]:.4f}); {_describe(recipes[top]['metrics'])}"
+        use.append({"recipe": top, "reason": reason})
+        summary.append(f"Use {top} (not confirmed by training): {reason}.")
+    for r in ranked:
+        raised = set(recipe_flags[r]) - {"adds_nothing"}
+        if len(raised) == 2:
+            avoid.append(
                 {
-                    "recipe": top,
-                    "reason": f"highest {LABELS[default_predictor]} ({pv[top]:.4f}); {describe(top)}",
+                    "recipe": r,
+                    "reason": f"likely to hurt (not confirmed by training): {_why_flagged(recipe_flags[r])}",
                 }
             )
-            summary.append(f"Use {top} (not confirmed by training): {use[0]['reason']}.")
-        cautions = []
-        for r in ranked:
-            raised = set(recipe_flags[r]) - {"adds_nothing"}
-            if len(raised) == 2:
-                avoid.append(
-                    {"recipe": r, "reason": f"likely to hurt (not confirmed by training): {why_flagged(r)}"}
-                )
-            elif raised:
-                cautions.append(f"{r} ({why_flagged(r)})")
-        if cautions:
-            summary.append("Check with training before using: " + "; ".join(cautions) + ".")
-    for a in avoid:
-        summary.append(f"Avoid {a['recipe']}: {a['reason']}.")
+        elif raised:
+            cautions.append(f"{r} ({_why_flagged(recipe_flags[r])})")
+    if cautions:
+        summary.append("Check with training before using: " + "; ".join(cautions) + ".")
+    return use, avoid, summary
+
+
+def _notes(recipes, names, recipe_flags) -> list[str]:
+    """Warnings that hold with or without training: saturated coverage, recipes that add nothing."""
+    notes = []
     clean = [(recipes[r]["metrics"].get("coverage_clean") or {}).get("value") for r in recipes]
     clean = [c for c in clean if c is not None]
     if clean and max(clean) >= SATURATED:
-        summary.append(
+        notes.append(
             f"Held-out coverage is saturated (the clean training set already covers {100 * max(clean):.1f}% of "
             "held-out points), so coverage gains cannot separate recipes; read densification instead, or train."
         )
     idle = [r for r in names if "adds_nothing" in recipe_flags[r]]
     if idle:
-        summary.append("Add nothing near held-out data (densification 0): " + ", ".join(idle) + ".")
-    return {"use": use, "avoid": avoid, "summary": summary}
+        notes.append("Add nothing near held-out data (densification 0): " + ", ".join(idle) + ".")
+    return notes
 
 
 def agreement_sentence(agreement: dict[str, dict], predictor: str) -> str | None:
