@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,18 +51,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FASHION = "idx:/usr/share/datasets/fashion-mnist"
 FASHION_STUDY = ROOT / "docs" / "study" / "results.json"
 
-SCALED = (
-    "affine-light",
-    "affine-heavy",
-    "crop-pad",
-    "cutout",
-    "elastic",
-    "blur-noise",
-    "photometric",
-    "randaugment",
-    "trivialaugment",
-)
-VARIANTS = (("none", 1.0), ("flip", 1.0), ("vflip", 1.0), *((r, s) for s in (1.0, 0.5) for r in SCALED))
+# The variants are the Fashion-MNIST study's own (its ground truth is imported, so they must be the same list).
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from study_fashion_mnist import VARIANTS  # noqa: E402
+
 ENCODERS = ("pixels", "random-cnn", "reference", "reference+views")
 SEEDS = 3
 STEPS, BATCH = 600, 64
