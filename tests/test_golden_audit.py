@@ -5,7 +5,9 @@ The golden file was written by commit cda4fa6 with one fix back-ported (``densif
 to its source gets the source's embedding bit for bit). That fix changes numbers on purpose: before it, ``none``
 scored densification 5.7e-8 and diversity 4e-7 instead of 0, and PRDC density 1.089 instead of 1.0, from BLAS
 blocking noise; and exact zeros move some bootstrap intervals onto the multinomial path of ``boot_means``.
-Everything else in issue 11 (plan, lock, staged bundle, recipes passed as objects) must change nothing.
+Everything else in issue 11 (plan, lock, staged bundle, recipes passed as objects) must change nothing. Floats are
+compared to 1e-5 (relative): float32 embeddings and BLAS/OpenMP summation order move them by about 1e-7 between
+thread counts (the golden file was written with one thread; CI runs with every core).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def _differences(a, b, path: str = "") -> list[str]:
             d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}/{i}")
         ]
     if isinstance(a, float) and isinstance(b, float | int):
-        return [] if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else [f"{path}: {a} != {b}"]
+        return [] if math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-8) else [f"{path}: {a} != {b}"]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
@@ -51,6 +53,7 @@ def test_report_json_is_unchanged_by_the_restructuring(tmp_path):
     for r in (report, golden):
         for key in ("timings", "versions", "environment"):
             r.pop(key, None)
+        r["encoder"].pop("fingerprint")  # a hash of the fitted floats: it changes with their last bits
         for recipe in r["recipes"].values():
             recipe["source"] = Path(recipe["source"]).name if recipe["source"] else None
     report = json.loads(json.dumps(report))
