@@ -1,4 +1,4 @@
-"""Coverage metrics of one recipe's views, as pure functions of embeddings (definitions: ../shared/design.md).
+"""Coverage metrics of one recipe's views, as pure functions of embeddings (definitions: the README, "Coverage").
 
 Notation: T = clean training embeddings (N, d), A = the recipe's views (N·V, d) with their source index and label,
 H = held-out embeddings (M, d). NND_k(x, S) is the distance from x to its k-th nearest neighbour in S, x excluded.
