@@ -158,10 +158,9 @@ class Augmenter:
         h, w, c = shape
         image = np.random.default_rng(0).integers(0, 256, (h, w, c), dtype=np.uint8)
         for where, transform in _leaves(compile_recipe(self.recipe, self.strength).transforms, "pipeline"):
-            probe = transform
-            probe.p = 1.0
+            transform.p = 1.0  # a fresh copy: forcing it on changes nothing the augmenter uses
             try:
-                out = A.Compose([probe], p=1.0, seed=0)(image=image)["image"]
+                out = A.Compose([transform], p=1.0, seed=0)(image=image)["image"]
             except Exception as exc:  # third-party code: any failure is the recipe's misfit to this data
                 message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise RecipeError(
@@ -205,7 +204,7 @@ def _leaves(transforms, where: str):
     """(key path, transform) of every leaf transform of a Compose's transform list (blocks descended)."""
     for i, t in enumerate(transforms):
         children = getattr(t, "transforms", None)
-        if children is not None and type(t).__name__ in ("OneOf", "SomeOf", "Sequential", "SomeOfBlock"):
+        if children is not None and type(t).__name__ in ("OneOf", "SomeOf"):  # the blocks densify builds
             yield from _leaves(
                 children, f"{where}[{i}].{'one_of' if type(t).__name__ == 'OneOf' else 'some_of'}.transforms"
             )

@@ -55,12 +55,6 @@ def test_empty_training_array(tmp_path):
 
 def test_npy_header_claiming_billions_is_refused_before_allocating(tmp_path):
     path = write_npz(tmp_path / "d.npz", x_train=make_images(20), y_train=balanced_labels(20, 2))
-    data = path.read_bytes()
-    fake = data.replace(b"(20, 8, 8)", b"(2000000000, 8, 8)".ljust(len(b"(20, 8, 8)"))[: len(b"(20, 8, 8)")])
-    # rewrite the header of x_train with a huge first dimension (same byte length keeps the zip valid)
-    header = b"'shape': (20, 8, 8)"
-    assert header in data
-    fake = data.replace(header, b"'shape': (9999999999,)"[: len(header)].ljust(len(header)))
     bad = tmp_path / "bad.npz"
     import zipfile
 
@@ -70,7 +64,6 @@ def test_npy_header_claiming_billions_is_refused_before_allocating(tmp_path):
             if info.filename == "x_train.npy":
                 raw = raw.replace(b"(20, 8, 8)", b"(99999999, 8, 8)")
             dst.writestr(info.filename, raw)
-    del fake
     refused(["data", "info", f"npz:{bad}"], "declares", seconds=5)
 
 
