@@ -11,7 +11,6 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -73,28 +72,16 @@ def data_options(func):
     return func
 
 
-def _progress_bar(console):
-    """A transient rich progress display on ``console`` (stderr): description, bar, count, elapsed time."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def progress_display(console):
+    from densify._progress import progress_display as display
 
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    return display(console)
 
 
-def _stage_progress(bar, first: str):
-    """A ``progress(stage, done, total)`` callback that shows the current stage on one task of ``bar``."""
-    task = bar.add_task(first, total=1)
+def run_progress(update, runs: int):
+    from densify._progress import run_progress as make
 
-    def progress(stage: str, done: int, total: int) -> None:
-        bar.update(task, description=stage, completed=done, total=total)
-
-    return progress
+    return make(update, runs)
 
 
 def _load(spec: str, train_size, heldout_size, seed, resize, channels):
@@ -306,6 +293,8 @@ def recipes_transforms() -> None:
 
 
 _data_option = click.option("--data", "spec", default="fashion-mini", show_default=True, help="Data spec.")
+
+
 def _split_recipes(
     ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
 ) -> tuple[str, ...] | None:
@@ -414,8 +403,8 @@ def coverage(
 
     data = load_data(spec, train_size=train_size, heldout_size=heldout_size, seed=seed)
     console = Console(stderr=True)
-    with _progress_bar(console) as bar:
-        progress = _stage_progress(bar, "starting")
+    with progress_display(console) as shown:
+        progress = shown.update
         run = estimate_coverage(
             data,
             expand_recipe_refs(recipes),
@@ -540,23 +529,16 @@ def train_command(
         workers=workers,
     )
     console = Console(stderr=True)
-    with _progress_bar(console) as bar:
-        tasks: dict[tuple[str, int], Any] = {}
-
-        def progress(recipe: str, seed: int, step: int, total: int) -> None:
-            key = (recipe, seed)
-            if key not in tasks:
-                tasks[key] = bar.add_task(f"{recipe} seed {seed}", total=total)
-            bar.update(tasks[key], completed=step)
-
+    names = expand_recipe_refs(recipes)
+    with progress_display(console) as shown:
         summaries = train_recipes(
             data,
-            expand_recipe_refs(recipes),
+            names,
             range(seeds),
             config,
             strength=strength,
             out=out,
-            progress=progress,
+            progress=run_progress(shown.update, (len(names) + ("none" not in names)) * seeds),
         )
     from densify.train._dist import is_main
 
@@ -591,8 +573,7 @@ def train_command(
     if scaling:
         from densify.train import scaling_study
 
-        with _progress_bar(console) as bar:
-            tasks.clear()
+        with progress_display(console) as shown:
             study = scaling_study(
                 data,
                 expand_recipe_refs(recipes),
@@ -601,7 +582,9 @@ def train_command(
                 config,
                 strength=strength,
                 out=Path(out) / "scaling",
-                progress=progress,
+                progress=run_progress(
+                    shown.update, (len(names) + ("none" not in names)) * seeds * len(scaling)
+                ),
             )
         _print_scaling(study)
         scaling_path = write_scaling_report(out, study)
@@ -700,8 +683,8 @@ def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, bat
         projection=projection,
     )
     console = Console(stderr=True)
-    with _progress_bar(console) as bar:
-        progress = _stage_progress(bar, "loading")
+    with progress_display(console) as shown:
+        progress = shown.update
         report = run_audit(settings, out, resume=resume, force=force, progress=progress)
     _print_report(report)
     Console().print(
@@ -709,49 +692,93 @@ def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, bat
     )
 
 
-def _print_report(report: dict) -> None:
+def _print_report(report: dict, console=None) -> None:
+    """The audit's table and verdict on the terminal: fits 80 columns without cutting recipe names (headers are
+    abbreviated and explained below the table; a gain's interval goes under it)."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    from densify._catalogue import TERMINAL as shown
     from densify.audit._verdict import LABELS, agreement_sentence
 
-    console = Console()
+    console = console or Console()
     v = report["verdict"]
     training = (report.get("training") or {}).get("recipes") or {}
     table = Table(
-        title=f"{report['data']['name']}: encoder {report['encoder']['name']}", title_justify="left"
+        title=f"{report['data']['name']}: encoder {report['encoder']['name']}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
     )
-    table.add_column("recipe")
+    width = max(len(r) for r in report["coverage"])
+    table.add_column("recipe", no_wrap=True, min_width=width)
     if training:
-        table.add_column("gain (points) [95% CI]", justify="right")
-    from densify._catalogue import TERMINAL as shown
-
+        table.add_column("gain\n[95% CI]", justify="right", no_wrap=True)
     for _, label in shown:
-        table.add_column(label, justify="right")
-    table.add_column("flags")
-    short = {"leaves_manifold": "off-manifold", "changes_labels": "labels", "adds_nothing": "no-op"}
+        table.add_column(_ABBREV.get(label, label), justify="right", no_wrap=True, min_width=6)
+    short = {
+        "leaves_manifold": "off-manifold",
+        "changes_labels": "changes labels",
+        "adds_nothing": "adds nothing",
+    }
     for name, rec in report["coverage"].items():
         row = [name]
         if training:
             g = (training.get(name) or {}).get("gain_over_none")
-            row.append(
-                "-"
-                if not g or name == "none"
-                else f"{100 * g['mean']:+.2f} [{100 * g['low']:+.2f}, {100 * g['high']:+.2f}]"
-            )
+            if not g or name == "none":
+                row.append("-")
+            else:
+                lo = "-inf" if g["low"] is None else f"{100 * g['low']:+.1f}"
+                hi = "+inf" if g["high"] is None else f"{100 * g['high']:+.1f}"
+                row.append(f"{100 * g['mean']:+.2f}\n[{lo},{hi}]")
         for metric, _ in shown:
             m = rec["metrics"].get(metric) or {}
             row.append("-" if m.get("value") is None else f"{m['value']:.3f}")
-        row.append(", ".join(short.get(f, f) for f in v["flags"][name]))
         table.add_row(*row)
+    for warning in v.get("warnings", []):
+        console.print(f"[bold]! {warning}[/bold]", soft_wrap=True, highlight=False)
+    cells = [[c.header for c in table.columns], *zip(*(c._cells for c in table.columns), strict=True)]
+    widths = [
+        max(len(line) for row in cells for line in str(row[i]).split("\n")) for i in range(len(table.columns))
+    ]
+    needed = sum(widths) + 3 * (len(widths) - 1) + 2
+    if needed > console.width:  # wider than the terminal: overflow rather than cut a name or a number
+        console = Console(width=needed, file=console.file)
     console.print(table)
+    flagged = [
+        f"{r} ({', '.join(short.get(f, f) for f in fl)})"
+        for r, fl in v["flags"].items()
+        if fl and r != "none"
+    ]
+    if flagged:
+        console.print("Flags: " + "; ".join(flagged) + ".", soft_wrap=True, highlight=False)
+    legend = ["gain: held-out accuracy points over none"] if training else []
+    legend += [
+        f"{_ABBREV.get(label, label)}: {LABELS[m]}"
+        for m, label in shown
+        if _ABBREV.get(label, label) != LABELS[m]
+    ]
+    console.print("(" + "; ".join(legend) + ")", soft_wrap=True, highlight=False)
     for sentence in v["summary"]:
-        console.print(f"- {sentence}", soft_wrap=True)
+        console.print(f"- {sentence}", soft_wrap=True, highlight=False)
     sentence = agreement_sentence(v["agreement"], v["default_predictor"])
     if sentence:
-        console.print(f"- {sentence}", soft_wrap=True)
+        console.print(f"- {sentence}", soft_wrap=True, highlight=False)
     elif not v["trained"]:
-        console.print(f"- Ranked by {LABELS[v['default_predictor']]} without training.", soft_wrap=True)
+        ranked = v.get("ranked_by") or v["default_predictor"]
+        console.print(f"- Ranked by {LABELS[ranked]} without training.", soft_wrap=True, highlight=False)
+
+
+#: narrower terminal headers (explained in a legend line under the table)
+_ABBREV = {
+    "densif.": "dens.",
+    "kNN acc. gain": "kNN",
+    "fidelity": "fid.",
+    "label cons.": "cons.",
+    "diversity": "div.",
+}
 
 
 @cli.command("compare")
@@ -781,15 +808,20 @@ def compare(folders, out) -> None:
     for recipe, by_metric in comparison["recipes"].items():
         for metric in ("densification", "fidelity", "measured_gain"):
             d = by_metric[metric]
+            # accuracy gains in points, as everywhere else; coverage metrics as they are
+            scale, fmt, label = (
+                (100, "+.2f", "gain (points)") if metric == "measured_gain" else (1, ".3f", LABELS[metric])
+            )
             cells = []
             for i, value in enumerate(d["values"]):
                 diff = d["differences"][i]
                 cells.append(
                     "-"
                     if value is None
-                    else f"{value:.3f}" + (f" ({diff:+.3f})" if i and diff is not None else "")
+                    else f"{scale * value:{fmt}}"
+                    + (f" ({scale * diff:+.{fmt[-2]}f})" if i and diff is not None else "")
                 )
-            table.add_row(recipe, LABELS[metric], *cells)
+            table.add_row(recipe, label, *cells)
     console = Console()
     for i, run in enumerate(comparison["runs"]):
         console.print(f"run {i + 1}: {run['label']}", soft_wrap=True)

@@ -37,6 +37,7 @@ class CoverageResult:
     classes: tuple[str, ...]
     seconds: float = 0.0
     pipeline: list = field(default_factory=list)
+    views: dict = field(default_factory=dict)  # densify.coverage.view_health of a sample of its views
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class CoverageResult:
             "strength": self.strength,
             "seconds": round(self.seconds, 3),
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
+            "views": self.views,
             "pipeline": self.pipeline,
         }
 
@@ -201,6 +203,25 @@ def view_batches(train: ImageSet, augmenter, views: int, batch: int = VIEW_BATCH
         yield out
 
 
+#: views checked per recipe by ``view_health`` (the first images' views: the same views the metrics use)
+HEALTH_VIEWS = 512
+
+
+def check_views(train: ImageSet, augmenter, views: int, n: int = HEALTH_VIEWS) -> dict:
+    """``densify.coverage.view_health`` of the first ``n`` views of ``augmenter`` (views are pure functions of
+    (seed, index, view), so these are exactly views the metrics embed)."""
+    from densify.coverage import view_health
+
+    images = train.images
+    count = min(n, len(train) * views)
+    index = np.arange(count) // views
+    out = np.empty((count, *train.shape), np.uint8)
+    for j in range(count):
+        out[j] = augmenter.augment(images[index[j]], index=int(index[j]), view=j % views, epoch=0)
+    value_range = (int(images.min()), int(images.max())) if len(images) else (0, 255)
+    return view_health(out, images[index], value_range)
+
+
 def estimate_coverage(
     data: DataSplits,
     recipes: Sequence[str],
@@ -325,6 +346,7 @@ def estimate_coverage(
                 data.classes,
                 time.perf_counter() - start,
                 exported["transform"]["transforms"],
+                check_views(train, augmenter, views),
             )
         )
         note(f"views of {name}", i + 1, len(augmenters))

@@ -137,8 +137,12 @@ def test_verdict_without_training_ranks_by_the_default_predictor_and_flags_cauti
     v = verdict(recipes, REFERENCE, None, default_predictor="densification")
     assert not v["trained"] and v["agreement"] == {}
     assert v["use"][0]["recipe"] == "doubtful"  # the predictor decides; flags do not veto
-    assert [a["recipe"] for a in v["avoid"]] == ["harmful"] and "likely to hurt" in v["avoid"][0]["reason"]
-    assert any(s.startswith("Check with training before using: doubtful") for s in v["summary"])
+    assert [a["recipe"] for a in v["avoid"]] == ["harmful"] and "evidence against it" in v["avoid"][0][
+        "reason"
+    ]
+    assert any(
+        s.startswith("Use doubtful") and "Caution: its views leave the manifold" in s for s in v["summary"]
+    )
     assert v["ranking"]["densification"] == ["doubtful", "safe", "harmful", "none"]
     unsupervised = verdict(recipes, REFERENCE, None, default_predictor="densification", supervised=False)
     assert unsupervised["avoid"] == [] and unsupervised["flags"]["harmful"] == {}
@@ -150,6 +154,6 @@ def test_verdict_warns_when_heldout_coverage_is_saturated():
     for r in recipes.values():
         r["metrics"]["coverage_clean"] = _m(0.995)
     v = verdict(recipes, REFERENCE, None)
-    assert any("saturated" in s and "99.5%" in s for s in v["summary"])
+    assert any("saturated" in s and "99.5%" in s for s in v["warnings"])
     recipes["flip"]["metrics"]["coverage_clean"] = recipes["none"]["metrics"]["coverage_clean"] = _m(0.6)
-    assert not any("saturated" in s for s in verdict(recipes, REFERENCE, None)["summary"])
+    assert not any("saturated" in s for s in verdict(recipes, REFERENCE, None)["warnings"])

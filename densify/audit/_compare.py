@@ -139,10 +139,15 @@ def _html(comparison: dict[str, Any], pngs: dict[str, bytes]) -> str:
     parts += [f"<th>run {i + 1} - run 1</th>" for i in range(1, len(runs))] + ["</tr>"]
     for recipe, by_metric in comparison["recipes"].items():
         for metric, d in by_metric.items():
-            cells = ["-" if v is None else f"{v:.3f}" for v in d["values"]]
-            cells += ["-" if v is None else f"{v:+.3f}" for v in d["differences"][1:]]
+            points = metric == "measured_gain"  # accuracy gains in points, as everywhere else
+            scale, label = (100, "gain over none (points)") if points else (1, LABELS.get(metric, metric))
+            cells = ["-" if v is None else f"{scale * v:{'+.2f' if points else '.3f'}}" for v in d["values"]]
+            cells += [
+                "-" if v is None else f"{scale * v:{'+.2f' if points else '+.3f'}}"
+                for v in d["differences"][1:]
+            ]
             parts.append(
-                f"<tr><td>{e(recipe)}</td><td>{e(LABELS.get(metric, metric))}</td>"
+                f"<tr><td>{e(recipe)}</td><td>{e(label)}</td>"
                 + "".join(f"<td>{c}</td>" for c in cells)
                 + "</tr>"
             )

@@ -22,8 +22,9 @@ body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0
 color:#1b1b1b;background:#fff}
 h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:32px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555;font-size:13px}.verdict{background:#f3f7fb;border-left:4px solid #0072B2;padding:10px 16px}
-.verdict li{margin:4px 0}table{border-collapse:collapse;font-size:13px;margin:8px 0}
-th,td{border-bottom:1px solid #e3e3e3;padding:4px 8px;text-align:right;white-space:nowrap}
+.verdict li{margin:4px 0}.warning{background:#fff4e5;border-left:4px solid #D55E00;padding:8px 16px;margin:0 0 12px}table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border-bottom:1px solid #e3e3e3;padding:3px 6px;text-align:right;white-space:nowrap}
+th{white-space:normal;vertical-align:bottom;max-width:110px}
 th{background:#fafafa;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
 .ci{color:#777;font-size:11px}.good{color:#00734d;font-weight:600}.bad{color:#b34700;font-weight:600}
 .flag{display:inline-block;background:#fbe9e0;color:#8a3500;border-radius:3px;padding:0 5px;margin:1px;font-size:11px}
@@ -50,11 +51,21 @@ CAPTIONS = {
     "how much closer (in log distance) each held-out image's nearest training sample gets once the recipe's "
     "views are added; coverage gain: the share of held-out images newly inside a training sample's neighbourhood; "
     "k-NN accuracy gain: the change in held-out k-NN accuracy. Green: recommended; vermillion: avoid.",
-    "fidelity-plane": "Each recipe's place: useful recipes sit top right (they densify near held-out data and stay on "
-    "the manifold), off-manifold recipes fall below the held-out images' own fidelity (dashed line), no-ops sit at "
-    "densification 0.",
-    "predictors-vs-gain": "Each training-free predictor against the measured held-out accuracy gain over 'none' "
-    "(mean over seeds), with Spearman's rank correlation and its permutation p-value.",
+    "measured-gain": "What training measured: each recipe's held-out accuracy gain over none (mean over seeds, 95% "
+    "t-interval of the paired differences), best first. A recipe far below the others is drawn at the edge with its "
+    "value, so the helpful ones stay apart.",
+    "fidelity-plane": "Each recipe's place: densification (further right = held-out images get closer training "
+    "samples) against fidelity (the share of its views inside the clean manifold). The dashed line is the fidelity "
+    "of real held-out images; a recipe is flagged off-manifold only when its whole interval lies below it. The flag "
+    "is evidence, not proof: with training, the measured gain decides the verdict. Numbers are recipes (key on the "
+    "right); marker size grows with label consistency.",
+    "class-accuracy": "Which classes each recipe helps or hurts: held-out accuracy gain over none per class "
+    "(points, mean over paired seeds).",
+    "loss-curves": "Training loss per recipe (mean over seeds, log scale): augmentation makes the training task "
+    "harder, so its loss stays higher than none's; a recipe far above the rest may be destroying information.",
+    "predictors-vs-gain": "Each training-free predictor (x) against the measured held-out accuracy gain over 'none' "
+    "(y, mean over seeds with its 95% interval), with Spearman's rank correlation and its permutation p-value. "
+    "Numbers are recipes (key on the right).",
     "class-gaps": "Per class: how much of the held-out data the clean training set leaves uncovered (left), and how "
     "much each recipe densifies each class (right).",
     "projection": "A 2-D PCA projection of clean training, augmented and held-out embeddings (random samples).",
@@ -109,16 +120,19 @@ def _trained_cells(report, recipe: str) -> str:
     return acc_cell + gain_cell
 
 
-def _command(settings: dict[str, Any]) -> str:
+def reproduce_command(settings: dict[str, Any], out: str | None = None) -> str:
+    """The ``densify evaluate`` command line that recomputes a report from its settings (``report.json``)."""
     args = ["densify", "evaluate", "--data", settings["data"], "--recipes", ",".join(settings["recipes"])]
     for key in ("encoder", "views", "k", "seed", "strength", "seeds", "steps", "batch", "model"):
-        args += [f"--{key.replace('_', '-')}", str(settings[key])]
+        args += ["-k" if key == "k" else f"--{key.replace('_', '-')}", str(settings[key])]
     args += ["--train-size", "all" if settings.get("train_size") is None else str(settings["train_size"])]
     for key in ("heldout_size", "weights", "projection"):
         if settings.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(settings[key])]
     if not settings["train"]:
         args.append("--no-train")
+    if out is not None:
+        args += ["--out", out]
     return " ".join(shlex.quote(a) for a in args)
 
 
@@ -170,15 +184,21 @@ def _header(report: dict[str, Any]) -> list[str]:
 
 def _verdict_section(report: dict[str, Any]) -> list[str]:
     v = report["verdict"]
-    parts = ['<h2>Verdict</h2><div class="verdict"><ul>']
+    parts = ["<h2>Verdict</h2>"]
+    if v.get("warnings"):
+        parts.append('<div class="warning" id=warnings><b>Read this first</b><ul>')
+        parts += [f"<li>{_e(w)}</li>" for w in v["warnings"]]
+        parts.append("</ul></div>")
+    parts.append('<div class="verdict"><ul>')
     parts += [f"<li>{_e(sentence)}</li>" for sentence in v["summary"]]
     sentence = agreement_sentence(v["agreement"], v["default_predictor"])
     if sentence:
         parts.append(f"<li>{_e(sentence)}</li>")
     if not _trained(report):
         parts.append(
-            f"<li>Ranked by {_e(LABELS[v['default_predictor']])} (the default training-free predictor); run with "
-            "training to confirm.</li>"
+            f"<li>Ranked by {_e(LABELS[v.get('ranked_by') or v['default_predictor']])} "
+            f"({'the default training-free predictor' if v.get('ranked_by') in (None, v['default_predictor']) else 'the fallback'}"
+            "); run with training to confirm.</li>"
         )
     parts.append("</ul></div>")
     return parts
@@ -190,6 +210,8 @@ def _recipes_section(report: dict[str, Any]) -> list[str]:
     if trained:
         parts.append("<th>held-out accuracy<br>[95% CI]</th><th>gain over none<br>(points) [95% CI]</th>")
     cols = tuple((m, ".3f" if BY_NAME[m].signed else ".2f", BY_NAME[m].signed) for m in TABLE)
+    dp = v["default_predictor"]
+    parts.append(f"<th>{_e(LABELS[dp])} (default predictor)</th>")
     parts += [f"<th>{_e(LABELS[c])}</th>" for c, _, _ in cols] + ["<th>flags</th></tr>"]
     for r in report["coverage"]:
         flags = "".join(
@@ -197,11 +219,16 @@ def _recipes_section(report: dict[str, Any]) -> list[str]:
             for flag, reason in v["flags"][r].items()
         )
         row = f"<tr data-recipe={_e(r)}><td><b>{_e(r)}</b></td>{_trained_cells(report, r)}"
+        row += (
+            f"<td>{_num(v['predictor_values'][dp].get(r), f'verdict/predictor_values/{dp}/{r}', '.4f')}</td>"
+        )
         row += "".join(_metric_cell(report, r, c, f, s) for c, f, s in cols)
         parts.append(row + f"<td class=flags>{flags}</td></tr>")
     ref = report.get("reference") or {}
     parts.append(
-        "<tr><td><i>held-out images (reference)</i></td>" + ("<td></td><td></td>" if trained else "")
+        "<tr><td><i>held-out images (reference)</i></td>"
+        + ("<td></td><td></td>" if trained else "")
+        + "<td></td>"
     )
     cells = []
     for c, _, _ in cols:  # the held-out images' own fidelity and label consistency, under those columns
@@ -254,22 +281,29 @@ def _agreement_section(report: dict[str, Any]) -> list[str]:
 
 
 def _rankings_section(report: dict[str, Any]) -> list[str]:
+    """Each recipe's rank (1 = best) by the measured gain and by every training-free predictor: one row per recipe,
+    in the order of the measured gain (or of the predictor that ranked without training)."""
     v = report["verdict"]
     order = (["measured_gain"] if "measured_gain" in v["ranking"] else []) + [
         p for p in PREDICTORS if p in v["ranking"]
     ]
+    if not order:
+        return []
+    lead = order[0] if "measured_gain" in v["ranking"] else (v.get("ranked_by") or order[0])
+    lead = lead if lead in v["ranking"] else order[0]
+    star = {v["default_predictor"]: " (default)"}
     parts = [
-        "<h2>Rankings</h2><p class=meta>Recipes ranked by the measured gain and by every training-free predictor "
-        "(best first).</p><div class=scroll><table id=rankings><tr><th>rank</th>"
-        + "".join(f"<th>{_e(LABELS[p])}</th>" for p in order)
+        "<h2>Rankings</h2><p class=meta>Each recipe's rank (1 = best) by the measured gain and by every "
+        f"training-free predictor; rows in the order of {_e(LABELS[lead])}.</p><table id=rankings><tr><th>recipe</th>"
+        + "".join(f"<th>{_e(LABELS[p] + star.get(p, ''))}</th>" for p in order)
         + "</tr>"
     ]
-    for i in range(len(report["coverage"])):
+    for r in v["ranking"][lead]:
         cells = "".join(
-            f"<td>{_e(v['ranking'][p][i]) if i < len(v['ranking'][p]) else ''}</td>" for p in order
+            f"<td>{v['ranking'][p].index(r) + 1 if r in v['ranking'][p] else '-'}</td>" for p in order
         )
-        parts.append(f"<tr><td>{i + 1}</td>{cells}</tr>")
-    parts.append("</table></div>")
+        parts.append(f"<tr><td>{_e(r)}</td>{cells}</tr>")
+    parts.append("</table>")
     return parts
 
 
@@ -301,7 +335,7 @@ def _reproduce_section(report: dict[str, Any]) -> list[str]:
     data = report["data"]
     return [
         "<h2>Reproduce</h2>",
-        f"<pre>{_e(_command(report['settings']))}</pre>",
+        f"<pre>{_e(reproduce_command(report['settings']))}</pre>",
         f"<p class=meta>Data <code>{_e(data['spec'])}</code> from {_e(data['source'])} (fingerprint "
         f"<code>{_e(data['fingerprint'][:16])}</code>; held-out: {_e(data['heldout_origin'])}). Versions: "
         + ", ".join(f"{_e(k)} {_e(val)}" for k, val in report["versions"].items())

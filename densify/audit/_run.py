@@ -169,7 +169,9 @@ def _compute(plan: AuditPlan, state: Path, note: Progress) -> tuple[dict[str, An
         timings["training"] = time.perf_counter() - start
 
     coverage_dict = coverage.to_dict()
-    recipes_cov = {r["recipe"]: {"metrics": r["metrics"]} for r in coverage_dict["recipes"].values()}
+    recipes_cov = {
+        r["recipe"]: {"metrics": r["metrics"], "views": r["views"]} for r in coverage_dict["recipes"].values()
+    }
     reference = coverage_dict["reference"]
     result = verdict(
         recipes_cov,
@@ -177,6 +179,7 @@ def _compute(plan: AuditPlan, state: Path, note: Progress) -> tuple[dict[str, An
         training["recipes"] if training else None,
         seed=settings.seed,
         supervised=coverage.supervised,
+        n_heldout=len(data.heldout),
     )
     report: dict[str, Any] = {
         "schema": SCHEMA,
@@ -205,6 +208,7 @@ def _compute(plan: AuditPlan, state: Path, note: Progress) -> tuple[dict[str, An
 
 
 def _train(plan: AuditPlan, state: Path, note: Progress) -> dict[str, Any]:
+    from densify._progress import run_progress
     from densify.train import TrainConfig, train_recipes
 
     settings = plan.settings
@@ -216,7 +220,7 @@ def _train(plan: AuditPlan, state: Path, note: Progress) -> dict[str, Any]:
         config,
         strength=settings.strength,
         out=state / "train",
-        progress=(lambda recipe, seed, step, total: note(f"training {recipe} seed {seed}", step, total)),
+        progress=run_progress(note, len(plan.recipes) * settings.seeds),
     )
     return {
         "config": asdict(config),

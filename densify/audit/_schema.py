@@ -73,8 +73,18 @@ class RecipeInfo(_Model):
     albumentations: dict[str, Any]
 
 
+class ViewHealth(_Model):
+    n: int
+    constant: float
+    collapsed: float
+    saturated: float
+    out_of_range: float
+    degenerate: float
+
+
 class Coverage(_Model):
     metrics: dict[str, MetricValue]
+    views: ViewHealth | None = None
 
 
 class Verdict(_Model):
@@ -86,6 +96,9 @@ class Verdict(_Model):
     flags: dict[str, dict[str, str]]
     predictor_values: dict[str, dict[str, float | None]]
     summary: list[str]
+    warnings: list[str] = []
+    ranked_by: str | None = None
+    head_to_head: dict[str, Any] | None = None
 
 
 class ReportV1(_Model):

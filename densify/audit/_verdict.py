@@ -1,5 +1,6 @@
 """The verdict of an audit: recipes ranked by measured gain and by every training-free predictor, how far each
-predictor agrees with training (Spearman rho, permutation p, bootstrap CI), flags, and a plain-language summary.
+predictor agrees with training (Spearman rho, permutation p, bootstrap CI), flags, warnings, and a plain-language
+summary that states only what the numbers support.
 
 Pure functions of the report's numbers (plain dicts, as in ``report.json``), so ``densify compare`` and the study
 reuse them. Flags compare a recipe's views with what real unseen images score (``reference``), never with
@@ -9,12 +10,24 @@ constants fitted to one dataset:
 - *adds nothing*: its densification's lower bound is 0 (no held-out point got measurably closer).
 The first two need an encoder fitted to the training labels (``reference``, ``reference+views``): for an unfitted
 one (``random-cnn``, ``pixels``) held-out images are no more "unseen" than training images, the yardstick is
-degenerate, and those flags are not raised.
+degenerate, and those flags are not raised. Separately, a recipe whose views are degenerate (constant, collapsed,
+saturated or outside the data's value range; ``densify.coverage.view_health``, checked on the pixels) is never
+recommended and always listed to avoid.
 
-With training, a recipe is to be avoided when its measured gain is below 0 (95% interval); flags explain why.
-Without training, recipes are ranked by ``DEFAULT_PREDICTOR``; a recipe flagged both ways is "likely to hurt",
-one flagged once gets a caution. (Flags are evidence, not proof: in the Fashion-MNIST study flagged variants
-lost 1.7 to 2.6 points on average, but a few of them helped; docs/study-fashion-mnist.md.)
+The rules, each a row of the table in ``tests/test_verdict_table.py``:
+- **Warnings** come first and replace advice they make meaningless: fewer held-out images than ``MIN_HELDOUT``
+  (the studies' minimum), held-out accuracy at the ceiling (``CEILING``), saturated held-out coverage.
+- **With training**: use the recipe with the largest gain whose 95% interval (widened by one held-out image on
+  each side: paired differences of equal counts have zero variance but are not certain) is above 0; the head-to-head (the
+  best against the runner-up, paired by seed) says whether it beats the runner-up or ties with it; avoid recipes
+  whose gain interval is below 0. When no recipe beats ``none``, the summary asks for more seeds or steps only
+  when no warning explains why nothing can be decided.
+- **Without training**: rank by ``DEFAULT_PREDICTOR``; when it cannot separate the recipes (at most one distinct
+  value, e.g. coverage gain 0 everywhere on saturated coverage) rank by ``FALLBACK_PREDICTOR``, and when that
+  cannot either, recommend nothing. A pick whose value equals the runner-up's is a tie; one whose 95% interval
+  overlaps the runner-up's is named as uncertain. Flags are worded as evidence with their measured precision
+  (``FLAG_EVIDENCE``): a recipe flagged both ways is listed to avoid and never recommended (the next recipe is).
+- A recipe is never both recommended and avoided.
 """
 
 from __future__ import annotations
@@ -32,8 +45,20 @@ COMBINED = _catalogue.COMBINED
 #: against trained gains over 3 training sizes x 3 encoders in docs/study-fashion-mnist.md (a maximin rule fixed
 #: before the results were seen)
 DEFAULT_PREDICTOR = "fidelity_x_coverage_gain"
+#: what ranks when the default predictor cannot separate the recipes: the predictor with the best worst-case
+#: left-out rho at the default encoder among those that do not saturate (densification is a mean log-distance
+#: reduction, never capped), in the cross-dataset predictor study (docs/predictor-study.md)
+FALLBACK_PREDICTOR = "densification"
 #: held-out coverage of the clean set above which coverage gains cannot separate recipes
 SATURATED = 0.98
+#: held-out images below which the verdict warns (the studies measure gains on at least 1,000)
+MIN_HELDOUT = 1000
+#: held-out accuracy (of ``none``, or of every recipe) at or above which gains cannot show
+CEILING = 0.99
+#: flags as evidence, measured in the predictor study at the default encoder (reference): (flagged variants that
+#: lost accuracy when trained, flagged variants) for any flag and for both flags, over its conditions; pinned to
+#: benchmarks/predictors/results/analysis.json by tests/test_verdict_table.py
+FLAG_EVIDENCE = {"any": (29, 42), "both": (19, 21), "conditions": 6}
 
 LABELS = _catalogue.LABELS
 
@@ -57,12 +82,14 @@ def flags(metrics: dict[str, dict], reference: dict[str, dict] | None) -> dict[s
     fid, ref_fid = metrics.get("fidelity"), reference.get("fidelity")
     if fid and ref_fid and fid.get("high") is not None and ref_fid.get("value") is not None:  # noqa: SIM102
         if fid["high"] < ref_fid["value"]:
-            out["leaves_manifold"] = f"fidelity {fid['value']:.2f} (held-out images: {ref_fid['value']:.2f})"
+            out["leaves_manifold"] = (
+                f"fidelity {fid['value']:.2f} against {ref_fid['value']:.2f} for held-out images"
+            )
     lc, ref_lc = metrics.get("label_consistency"), reference.get("label_consistency")
     if lc and ref_lc and lc.get("high") is not None and ref_lc.get("value") is not None:  # noqa: SIM102
         if lc["high"] < ref_lc["value"]:
             out["changes_labels"] = (
-                f"label consistency {lc['value']:.2f} (held-out images: {ref_lc['value']:.2f})"
+                f"label consistency {lc['value']:.2f} against {ref_lc['value']:.2f} for held-out images"
             )
     dens = metrics.get("densification")
     if dens and dens.get("low") is not None and dens["low"] <= 0:
@@ -82,14 +109,17 @@ def verdict(
     seed: int = 0,
     default_predictor: str = DEFAULT_PREDICTOR,
     supervised: bool = True,
+    n_heldout: int | None = None,
 ) -> dict[str, Any]:
     """The audit's verdict.
 
     Args:
         recipes: {recipe: {"metrics": {metric: {"value", "low", "high", ...}}}} (``report.json["coverage"]``).
         reference: the held-out images' fidelity and label consistency.
-        trained: {recipe: {"gain_over_none": {"mean", "low", "high"} | None, ...}} or None without training.
+        trained: {recipe: {"gain_over_none": {"mean", "low", "high"} | None, "accuracy": {...},
+            "runs": [{"seed", "heldout_accuracy"}, ...]}} (``report.json["training"]["recipes"]``), or None.
         supervised: whether the encoder was fitted to the training labels (else no manifold / label flags).
+        n_heldout: held-out images the numbers rest on (None: not checked).
     """
     names = list(recipes)
     values = {p: {r: predictor_value(recipes[r]["metrics"], p) for r in names} for p in PREDICTORS}
@@ -129,15 +159,30 @@ def verdict(
                 "ci": [None if math.isnan(low) else low, None if math.isnan(high) else high],
                 "n": len(common),
             }
-    out.update(_advice(recipes, reference, trained, values, recipe_flags, default_predictor))
+    out.update(_advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout))
     return out
 
 
 def _why_flagged(recipe_flags: dict[str, str]) -> str:
-    return "; ".join(
-        {"leaves_manifold": "its views leave the manifold: ", "changes_labels": "they change labels: "}[k] + v
+    return " and ".join(
+        {"leaves_manifold": "its views leave the manifold (", "changes_labels": "they change labels ("}[k]
+        + v
+        + ")"
         for k, v in recipe_flags.items()
         if k != "adds_nothing"
+    )
+
+
+def _raised(recipe_flags: dict[str, str]) -> set[str]:
+    return set(recipe_flags) - {"adds_nothing"}
+
+
+def _evidence(level: str) -> str:
+    lost, flagged = FLAG_EVIDENCE[level]
+    which = "flagged both ways" if level == "both" else "flagged"
+    return (
+        f"in the predictor study, {lost} of {flagged} variants {which} lost accuracy when trained "
+        f"({FLAG_EVIDENCE['conditions']} conditions)"
     )
 
 
@@ -150,108 +195,266 @@ def _describe(m: dict[str, dict]) -> str:
     return ", ".join(parts)
 
 
-def _advice(recipes, reference, trained, values, recipe_flags, default_predictor) -> dict[str, Any]:
-    """use / avoid lists and the plain-language summary."""
-    names = [r for r in recipes if r != "none"]
-    if trained is not None:
-        use, avoid, summary = _trained_advice(names, recipes, trained, recipe_flags)
-    else:
-        use, avoid, summary = _untrained_advice(
-            names, recipes, values[default_predictor], recipe_flags, default_predictor
+def _interval(g: dict) -> str:
+    lo = "-inf" if g.get("low") is None else _points(g["low"])
+    hi = "+inf" if g.get("high") is None else _points(g["high"])
+    return f"{_points(g['mean'])} points [{lo}, {hi}]"
+
+
+def _warnings(recipes, trained, n_heldout) -> tuple[list[str], set[str]]:
+    """(warnings, their kinds): conditions under which the numbers cannot decide, stated before any advice."""
+    out, kinds = [], set()
+    if n_heldout is not None and n_heldout < MIN_HELDOUT:
+        kinds.add("few_heldout")
+        out.append(
+            f"Only {n_heldout:,} held-out images: one image is {100 / n_heldout:.2f} accuracy points, so gains of a "
+            f"few points are within chance; the studies behind densify's defaults use at least {MIN_HELDOUT:,} "
+            "(--heldout-size, or a larger held-out split)."
         )
+    if trained:
+        accs = {r: (t.get("accuracy") or {}).get("mean") for r, t in trained.items()}
+        accs = {r: a for r, a in accs.items() if a is not None}
+        none = accs.get("none")
+        if accs and ((none is not None and none >= CEILING) or min(accs.values()) >= CEILING):
+            kinds.add("ceiling")
+            shown = none if none is not None else min(accs.values())
+            out.append(
+                f"Held-out accuracy is at the ceiling ({'none' if none is not None else 'every recipe'} scores "
+                f"{100 * shown:.2f}%): there is no room for a gain to show. Audit fewer training images "
+                "(--train-size) or a harder held-out set."
+            )
+    clean = [(recipes[r]["metrics"].get("coverage_clean") or {}).get("value") for r in recipes]
+    clean = [c for c in clean if c is not None]
+    if clean and max(clean) >= SATURATED:
+        kinds.add("saturated")
+        out.append(
+            f"Held-out coverage is saturated (the clean training set already covers {100 * max(clean):.1f}% of "
+            "held-out points), so coverage gains cannot separate recipes; densification still can."
+        )
+    return out, kinds
+
+
+def _degenerate_views(recipes, names) -> dict[str, str]:
+    from densify.coverage._health import describe, is_degenerate
+
+    return {r: describe(recipes[r]["views"]) for r in names if is_degenerate(recipes[r].get("views"))}
+
+
+def _advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout) -> dict[str, Any]:
+    """warnings, use / avoid lists, the head-to-head, and the plain-language summary."""
+    names = [r for r in recipes if r != "none"]
+    warnings, kinds = _warnings(recipes, trained, n_heldout)
+    degenerate = _degenerate_views(recipes, names)
+    avoid = [
+        {"recipe": r, "reason": f"{why}; such views are not images of your data"}
+        for r, why in degenerate.items()
+    ]
+    if trained is not None:
+        use, more_avoid, summary, h2h = _trained_advice(
+            names, recipes, trained, recipe_flags, degenerate, kinds
+        )
+        ranked_by = "measured_gain"
+    else:
+        use, more_avoid, summary, ranked_by = _untrained_advice(
+            names, recipes, values, recipe_flags, default_predictor, degenerate
+        )
+        h2h = None
+    avoid += more_avoid
     summary += [f"Avoid {a['recipe']}: {a['reason']}." for a in avoid]
-    return {"use": use, "avoid": avoid, "summary": summary + _notes(recipes, names, recipe_flags)}
+    idle = [r for r in names if "adds_nothing" in recipe_flags[r]]
+    if idle:
+        summary.append("Add nothing near held-out data (densification 0): " + ", ".join(idle) + ".")
+    chosen = {u["recipe"] for u in use}
+    assert not chosen & {a["recipe"] for a in avoid}, "a recipe is never both recommended and avoided"
+    return {
+        "warnings": warnings,
+        "use": use,
+        "avoid": avoid,
+        "ranked_by": ranked_by,
+        "head_to_head": h2h,
+        "summary": summary,
+    }
 
 
-def _trained_advice(names, recipes, trained, recipe_flags) -> tuple[list, list, list]:
-    """With training: use the recipe with the largest gain whose interval is above 0; avoid those below 0."""
+def head_to_head(trained: dict[str, dict], best: str, other: str) -> dict[str, Any] | None:
+    """``best`` minus ``other`` in held-out accuracy, paired by seed: {best, other, mean, low, high, seeds}, or None
+    with fewer than 2 shared seeds."""
+    from densify.train._stats import mean_t_ci
+
+    a = {r["seed"]: r["heldout_accuracy"] for r in trained[best].get("runs", [])}
+    b = {r["seed"]: r["heldout_accuracy"] for r in trained[other].get("runs", [])}
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    mean, low, high = mean_t_ci([a[s] - b[s] for s in seeds], (-1.0, 1.0))
+    return {"best": best, "other": other, "mean": mean, "low": low, "high": high, "seeds": len(seeds)}
+
+
+def _trained_advice(names, recipes, trained, recipe_flags, degenerate, kinds, n_heldout):
+    """With training: use the recipe with the largest gain whose interval is above 0 (never one with degenerate
+    views); say whether it beats the runner-up; avoid those whose gain is below 0."""
     use, avoid, summary = [], [], []
     gains = {
         r: trained[r]["gain_over_none"] for r in names if r in trained and trained[r].get("gain_over_none")
     }
-    helps = [r for r in gains if gains[r]["low"] is not None and gains[r]["low"] > 0]
-    hurts = [r for r in gains if gains[r]["high"] is not None and gains[r]["high"] < 0]
-    best = max(gains, key=lambda r: gains[r]["mean"]) if gains else None
+    eligible = [r for r in gains if r not in degenerate]
+    # one held-out image either way: paired differences of equal counts have zero variance but are not certain
+    step = 1 / n_heldout if n_heldout else 0.0
+    helps = [r for r in eligible if gains[r]["low"] is not None and gains[r]["low"] - step > 0]
+    hurts = [
+        r
+        for r in gains
+        if r not in degenerate and gains[r]["high"] is not None and gains[r]["high"] + step < 0
+    ]
+    order = sorted(eligible, key=lambda r: -gains[r]["mean"])
+    h2h = None
     if helps:
         top = max(helps, key=lambda r: gains[r]["mean"])
-        g = gains[top]
-        use.append(
-            {
-                "recipe": top,
-                "reason": f"{_points(g['mean'])} points held-out accuracy "
-                f"[{_points(g['low'])}, {_points(g['high'])}] over none; {_describe(recipes[top]['metrics'])}",
-            }
-        )
-        summary.append(f"Use {top}: {use[0]['reason']}.")
-        others = sorted((r for r in helps if r != top), key=lambda r: -gains[r]["mean"])
+        reason = f"{_interval(gains[top])} held-out accuracy over none; {_describe(recipes[top]['metrics'])}"
+        entry = {"recipe": top, "reason": reason}
+        runner = next((r for r in order if r != top), None)
+        h2h = head_to_head(trained, top, runner) if runner else None
+        summary.append(f"Use {top}: {reason}.")
+        if h2h is not None:
+            diff = f"{top} - {runner} = {_interval(h2h)} over {h2h['seeds']} paired seeds"
+            if h2h["low"] is not None and h2h["low"] - step > 0:
+                summary.append(f"{top} beats the runner-up, {runner}, beyond seed noise: {diff}.")
+            else:
+                entry["tied_with"] = runner
+                summary.append(
+                    f"{top} and the runner-up, {runner}, are tied within seed noise ({diff}); either will do, "
+                    "or train more seeds to separate them."
+                )
+        use.append(entry)
+        others = [r for r in order if r in helps and r != top]
         if others:
             summary.append(
                 "Also beat none beyond seed noise: "
                 + ", ".join(f"{r} ({_points(gains[r]['mean'])})" for r in others)
                 + "."
             )
-    elif best is not None:
+    elif order:
+        best = order[0]
         g = gains[best]
-        summary.append(
-            f"No recipe beat none beyond seed noise; the best was {best} at {_points(g['mean'])} points "
-            f"[{_points(g['low'])}, {_points(g['high'])}]. Train more seeds (--seeds) or longer (--steps) "
-            "before choosing."
-        )
+        ties = [r for r in order if gains[r]["mean"] == g["mean"]]
+        lead = f"the best was {best}" if len(ties) == 1 else f"{', '.join(ties)} tied for best"
+        sentence = f"No recipe beat none beyond seed noise; {lead} at {_interval(g)}."
+        if kinds & {"few_heldout", "ceiling"}:
+            sentence += " With the warning above, this audit cannot separate the recipes; fix that first."
+        else:
+            sentence += " Train more seeds (--seeds) or longer (--steps) before choosing."
+        summary.append(sentence)
     for r in sorted(hurts, key=lambda r: gains[r]["mean"]):
-        g = gains[r]
-        reasons = [f"{_points(g['mean'])} points [{_points(g['low'])}, {_points(g['high'])}]"]
-        if _why_flagged(recipe_flags[r]):
+        reasons = [_interval(gains[r])]
+        if _raised(recipe_flags[r]):
             reasons.append(_why_flagged(recipe_flags[r]))
         avoid.append({"recipe": r, "reason": "; ".join(reasons)})
-    spared = [r for r in names if _why_flagged(recipe_flags[r]) and r not in hurts]
+    spared = [r for r in names if _raised(recipe_flags[r]) and r not in hurts and r not in degenerate]
     if spared:
         summary.append(
             "Flagged by coverage but not measurably hurt by training: "
-            + "; ".join(f"{r} ({_why_flagged(recipe_flags[r])})" for r in spared)
+            + "; ".join(f"{r}: {_why_flagged(recipe_flags[r])}" for r in spared)
             + ". The encoder may not know these variations; trust the trained numbers."
         )
-    return use, avoid, summary
+    return use, avoid, summary, h2h
 
 
-def _untrained_advice(names, recipes, pv, recipe_flags, default_predictor) -> tuple[list, list, list]:
-    """Without training: use the top recipe by the default predictor; flags are cautions, both flags avoid."""
+def _separates(pv: dict[str, float | None], names: list[str]) -> bool:
+    """Whether a predictor's values separate the recipes ``names`` and ``none`` (no value missing, at least two
+    distinct values)."""
+    vals = [pv[r] for r in [*names, "none"] if r in pv]
+    if not names or any(v is None for v in vals):
+        return False
+    return len({round(v, 12) for v in vals}) >= 2
+
+
+def predictor_interval(metrics: dict[str, dict], name: str) -> tuple[float, float] | None:
+    """The 95% interval of a predictor: its own for a single metric; for a product of non-negative factors, the
+    product of their bounds (conservative); None when unknown."""
+    factors = COMBINED.get(name, (name,))
+    low = high = 1.0
+    for f in factors:
+        m = metrics.get(f) or {}
+        if m.get("low") is None or m.get("high") is None:
+            return None
+        if len(factors) > 1 and m["low"] < 0:
+            return None
+        low, high = low * m["low"], high * m["high"]
+    return low, high
+
+
+def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, degenerate):
+    """Without training: rank by the default predictor (or the fallback); flags are evidence, both flags avoid."""
     use, avoid, summary, cautions = [], [], [], []
-    ranked = sorted((r for r in names if pv[r] is not None), key=lambda r: -pv[r])
-    if ranked:
-        top = ranked[0]
-        reason = f"highest {LABELS[default_predictor]} ({pv[top]:.4f}); {_describe(recipes[top]['metrics'])}"
-        use.append({"recipe": top, "reason": reason})
-        summary.append(f"Use {top} (not confirmed by training): {reason}.")
-    for r in ranked:
-        raised = set(recipe_flags[r]) - {"adds_nothing"}
-        if len(raised) == 2:
+    candidates = [r for r in names if r not in degenerate]
+    ranked_by = None
+    for p in dict.fromkeys((default_predictor, FALLBACK_PREDICTOR)):
+        if _separates(values[p], candidates):
+            ranked_by = p
+            break
+    if ranked_by is None:
+        summary.append(
+            f"Neither {LABELS[default_predictor]} nor {LABELS[FALLBACK_PREDICTOR]} separates these recipes (every "
+            "recipe scores the same), so no recipe is recommended without training; train (--train) to choose."
+        )
+    else:
+        if ranked_by != default_predictor:
+            summary.append(
+                f"The default predictor, {LABELS[default_predictor]}, is the same for every recipe, so recipes are "
+                f"ranked by {LABELS[ranked_by]} instead (the fallback rule)."
+            )
+        pv = values[ranked_by]
+        ranked = sorted(candidates, key=lambda r: -pv[r])
+        doubly = [r for r in ranked if len(_raised(recipe_flags[r])) == 2]
+        pickable = [r for r in ranked if r not in doubly]
+        base = pv.get("none")
+        if pickable and base is not None and round(pv[pickable[0]], 12) <= round(base, 12):
+            summary.append(
+                f"No recipe scores above none on {LABELS[ranked_by]} ({base:.4f}), so none is recommended without "
+                "training."
+            )
+        elif pickable:
+            top = pickable[0]
+            reason = f"highest {LABELS[ranked_by]} ({pv[top]:.4f}); {_describe(recipes[top]['metrics'])}"
+            entry = {"recipe": top, "reason": reason}
+            sentence = f"Use {top} (not confirmed by training): {reason}."
+            runner = next((r for r in pickable if r != top), None)
+            if runner is not None:
+                a = predictor_interval(recipes[top]["metrics"], ranked_by)
+                b = predictor_interval(recipes[runner]["metrics"], ranked_by)
+                if round(pv[top], 12) == round(pv[runner], 12):
+                    entry["tied_with"] = runner
+                    sentence = (
+                        f"{top} and {runner} tie on {LABELS[ranked_by]} ({pv[top]:.4f}); without training, either "
+                        "(not confirmed by training)."
+                    )
+                elif a is not None and b is not None and a[0] <= b[1]:
+                    entry["tied_with"] = runner
+                    sentence += (
+                        f" Its lead over {runner} ({pv[runner]:.4f}) is within their 95% intervals "
+                        f"([{a[0]:.4f}, {a[1]:.4f}] and [{b[0]:.4f}, {b[1]:.4f}]): an uncertain pick."
+                    )
+            if _raised(recipe_flags[top]):
+                sentence += f" Caution: {_why_flagged(recipe_flags[top])}; {_evidence('any')}."
+            summary.append(sentence)
+            use.append(entry)
+        for r in doubly:
             avoid.append(
                 {
                     "recipe": r,
-                    "reason": f"likely to hurt (not confirmed by training): {_why_flagged(recipe_flags[r])}",
+                    "reason": f"evidence against it (not confirmed by training): {_why_flagged(recipe_flags[r])}; "
+                    f"{_evidence('both')}",
                 }
             )
-        elif raised:
-            cautions.append(f"{r} ({_why_flagged(recipe_flags[r])})")
+        chosen = {u["recipe"] for u in use}
+        cautions = [
+            f"{r} ({_why_flagged(recipe_flags[r])})"
+            for r in ranked
+            if len(_raised(recipe_flags[r])) == 1 and r not in chosen
+        ]
     if cautions:
-        summary.append("Check with training before using: " + "; ".join(cautions) + ".")
-    return use, avoid, summary
-
-
-def _notes(recipes, names, recipe_flags) -> list[str]:
-    """Warnings that hold with or without training: saturated coverage, recipes that add nothing."""
-    notes = []
-    clean = [(recipes[r]["metrics"].get("coverage_clean") or {}).get("value") for r in recipes]
-    clean = [c for c in clean if c is not None]
-    if clean and max(clean) >= SATURATED:
-        notes.append(
-            f"Held-out coverage is saturated (the clean training set already covers {100 * max(clean):.1f}% of "
-            "held-out points), so coverage gains cannot separate recipes; read densification instead, or train."
-        )
-    idle = [r for r in names if "adds_nothing" in recipe_flags[r]]
-    if idle:
-        notes.append("Add nothing near held-out data (densification 0): " + ", ".join(idle) + ".")
-    return notes
+        summary.append(f"Check with training before using: {'; '.join(cautions)}; {_evidence('any')}.")
+    return use, avoid, summary, ranked_by
 
 
 def agreement_sentence(agreement: dict[str, dict], predictor: str) -> str | None:

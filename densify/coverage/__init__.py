@@ -4,6 +4,7 @@ Pure functions, arrays in and frozen dataclasses out (the ``prdc`` style); k-NN 
 """
 
 from densify.coverage._bootstrap import mean_ci, per_class_means, ratio_ci
+from densify.coverage._health import is_degenerate, view_health
 from densify.coverage._knn import knn, kth_neighbour_distance, nearest, set_threads
 from densify.coverage._metrics import (
     Baseline,
@@ -21,6 +22,7 @@ __all__ = [
     "Metric",
     "ball_counts",
     "heldout_coverage",
+    "is_degenerate",
     "knn",
     "knn_vote",
     "kth_neighbour_distance",
@@ -33,4 +35,5 @@ __all__ = [
     "ratio_ci",
     "recipe_metrics",
     "set_threads",
+    "view_health",
 ]

@@ -111,6 +111,80 @@ def coverage_gain(report: dict[str, Any], title: str | None = None) -> bytes:
     return _png(fig)
 
 
+def gain_axis(means, lows, highs) -> tuple[float, float]:
+    """x-limits (points) that keep helpful recipes apart when one recipe is a disaster: the span of every
+    interval, except recipes whose mean lies more than 3 interquartile ranges (at least 2 points) below or above
+    the others' quartiles, which are drawn at the axis edge with their value written beside."""
+    m = np.asarray(means, dtype=float)
+    q1, q3 = np.percentile(m, [25, 75]) if len(m) else (0.0, 0.0)
+    fence = 3 * max(q3 - q1, 2.0)
+    core = (m >= q1 - fence) & (m <= q3 + fence)
+    lo = np.nanmin(np.concatenate([np.asarray(lows, float)[core], m[core], [0.0]]))
+    hi = np.nanmax(np.concatenate([np.asarray(highs, float)[core], m[core], [0.0]]))
+    pad = 0.08 * max(hi - lo, 0.5)
+    return lo - pad, hi + pad
+
+
+def _clipped(ax, x: float, y: float, lim: tuple[float, float], colour: str, horizontal: bool = True) -> bool:
+    """Draw a point outside ``lim`` at the nearest edge with an arrow and its value; True if it was outside."""
+    if lim[0] <= x <= lim[1]:
+        return False
+    edge = lim[0] if x < lim[0] else lim[1]
+    mark, ha = ("<", "left") if x < lim[0] else (">", "right")
+    if horizontal:
+        ax.scatter(
+            [edge], [y], marker=mark, s=60, color=colour, edgecolor=BLACK, lw=0.5, zorder=4, clip_on=False
+        )
+        ax.annotate(f"{x:+.1f}", (edge, y), textcoords="offset points", xytext=(8 if ha == "left" else -8, 6),
+                    ha=ha, fontsize=7)  # fmt: skip
+    else:
+        mark = "v" if x < lim[0] else "^"
+        ax.scatter(
+            [y], [edge], marker=mark, s=60, color=colour, edgecolor=BLACK, lw=0.5, zorder=4, clip_on=False
+        )
+        ax.annotate(f"{x:+.1f}", (y, edge), textcoords="offset points", xytext=(4, 4 if mark == "v" else -10),
+                    fontsize=7)  # fmt: skip
+    return True
+
+
+def _gains(report: dict[str, Any]) -> tuple[list[str], np.ndarray]:
+    """Recipes with a measured gain and their (mean, low, high) in points (infinite bounds: the mean)."""
+    recipes = (report.get("training") or {}).get("recipes") or {}
+    names = [r for r in report["coverage"] if r != "none" and (recipes.get(r) or {}).get("gain_over_none")]
+    rows = []
+    for r in names:
+        g = recipes[r]["gain_over_none"]
+        rows.append([100 * g["mean"], 100 * (g["low"] if g["low"] is not None else g["mean"]),
+                     100 * (g["high"] if g["high"] is not None else g["mean"])])  # fmt: skip
+    return names, np.array(rows, dtype=float).reshape(-1, 3)
+
+
+def measured_gain(report: dict[str, Any]) -> bytes | None:
+    """A dot plot of every recipe's measured gain over none (points, 95% t-interval over paired seeds), best first;
+    a disastrous recipe is drawn at the axis edge so the helpful ones stay apart."""
+    names, g = _gains(report)
+    if not names:
+        return None
+    plt = _plt()
+    order = np.argsort(-g[:, 0], kind="stable")
+    names, g = [names[i] for i in order], g[order]
+    colours = recipe_colours(report)
+    lim = gain_axis(g[:, 0], g[:, 1], g[:, 2])
+    fig, ax = plt.subplots(figsize=(6.4, 0.38 * len(names) + 1.4))
+    y = np.arange(len(names))[::-1]
+    for yi, r, (m, lo, hi) in zip(y, names, g, strict=True):
+        if _clipped(ax, m, yi, lim, colours[r]):
+            continue
+        ax.errorbar([m], [yi], xerr=[[m - max(lo, lim[0])], [min(hi, lim[1]) - m]], fmt="o", color=colours[r],
+                    ecolor=BLACK, elinewidth=1, capsize=3, markeredgecolor=BLACK, markersize=7)  # fmt: skip
+    ax.axvline(0, color=GREY, lw=0.8)
+    ax.set_xlim(*lim)
+    ax.set_yticks(y, names)
+    ax.set_xlabel("held-out accuracy gain over none (points; 95% CI over paired seeds)")
+    ax.set_title("Measured gain of each recipe, best first")
+    return _png(fig)
+
+
 def fidelity_plane(report: dict[str, Any]) -> bytes:
     """Each recipe's place: densification (x) against fidelity (y), with the held-out images' fidelity as the
     on-manifold line; marker size grows with label consistency."""
@@ -119,15 +193,19 @@ def fidelity_plane(report: dict[str, Any]) -> bytes:
     colours = recipe_colours(report)
     ref = (report.get("reference") or {}).get("fidelity") or {}
     xs = []
-    for r, rec in report["coverage"].items():
+    key = []
+    for i, (r, rec) in enumerate(report["coverage"].items()):
         m = rec["metrics"]
         x, xl, xh = _interval(m.get("densification"))
         y, yl, yh = _interval(m.get("fidelity"))
         lc = (m.get("label_consistency") or {}).get("value") or 1.0
         xs.append(x)
         ax.errorbar(x, y, xerr=[[x - xl], [xh - x]], yerr=[[y - yl], [yh - y]], fmt="none", ecolor=GREY, lw=1)
-        ax.scatter([x], [y], s=40 + 120 * max(lc, 0), color=colours[r], edgecolor=BLACK, lw=0.6, zorder=3)
-        ax.annotate(r, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.scatter([x], [y], s=60 + 140 * max(lc, 0), color=colours[r], edgecolor=BLACK, lw=0.6, zorder=3)
+        ax.text(x, y, str(i + 1), ha="center", va="center", fontsize=7, color="white", zorder=4)
+        flagged = "leaves_manifold" in report["verdict"]["flags"].get(r, {})
+        key.append(f"{i + 1}  {r}" + (" (off-manifold)" if flagged else ""))
+    fig.text(0.99, 0.5, "\n".join(key), va="center", ha="left", fontsize=8, family="monospace")
     if ref.get("value") is not None:
         ax.axhline(ref["value"], color=BLUE, ls="--", lw=1)
         ax.text(
@@ -142,48 +220,127 @@ def fidelity_plane(report: dict[str, Any]) -> bytes:
     ax.set_xlabel("densification (mean log-distance reduction): useful ->")
     ax.set_ylabel("fidelity (share of views on the clean manifold)")
     ax.set_title(
-        "On-manifold and useful (top right), off-manifold (low), no-op (left)\nmarker size: label consistency"
+        "Where each recipe's views land: densification (useful ->) against fidelity\n"
+        "off-manifold = whole interval below the held-out images' line; marker size: label consistency"
     )
     ax.set_ylim(0, 1.05)
     return _png(fig)
 
 
 def predictors_vs_gain(report: dict[str, Any]) -> bytes | None:
-    """Every training-free predictor against the measured accuracy gain, with Spearman's rho."""
-    training = report.get("training")
-    if not training:
+    """Every training-free predictor against the measured accuracy gain (95% interval over seeds), with Spearman's
+    rho. Recipes are numbered (key on the right) so labels never overlap; a disastrous recipe is drawn at the
+    edge of the gain axis."""
+    names, g = _gains(report)
+    if len(names) < 2:
         return None
     plt = _plt()
     v = report["verdict"]
-    names = [r for r in report["coverage"] if (training["recipes"].get(r) or {}).get("gain_over_none")]
-    gains = np.array([100 * training["recipes"][r]["gain_over_none"]["mean"] for r in names])
     colours = recipe_colours(report)
-    cols = 5
-    rows = -(-len(PREDICTORS) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.7 * rows), sharey=True)
-    for ax, p in zip(axes.ravel(), PREDICTORS, strict=False):
-        x = [v["predictor_values"][p][r] for r in names]
-        if any(val is None for val in x):
-            ax.set_visible(False)
-            continue
-        ax.scatter(x, gains, color=[colours[r] for r in names], edgecolor=BLACK, lw=0.5, zorder=3)
-        for xi, yi, r in zip(x, gains, names, strict=True):
-            ax.annotate(r, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6)
+    lim = gain_axis(g[:, 0], g[:, 1], g[:, 2])
+    shown = [p for p in PREDICTORS if all(v["predictor_values"][p].get(r) is not None for r in names)]
+    cols = 4
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.7 * rows), sharey=True, squeeze=False)
+    for ax, p in zip(axes.ravel(), shown, strict=False):
+        x = np.array([v["predictor_values"][p][r] for r in names])
+        for i, r in enumerate(names):
+            m, lo, hi = g[i]
+            if _clipped(ax, m, x[i], lim, colours[r], horizontal=False):
+                continue
+            ax.errorbar([x[i]], [m], yerr=[[m - max(lo, lim[0])], [min(hi, lim[1]) - m]], fmt="o", markersize=11,
+                        color=colours[r], ecolor=GREY, elinewidth=0.8, markeredgecolor=BLACK, zorder=3)  # fmt: skip
+            ax.text(x[i], m, str(i + 1), ha="center", va="center", fontsize=6, color="white", zorder=4)
         a = v["agreement"].get(p) or {}
         rho = a.get("rho")
-        star = " *" if p == v["default_predictor"] else ""
+        star = " (default)" if p == v["default_predictor"] else ""
         ax.set_title(
-            f"{LABELS[p]}{star}\nrho = {rho:+.2f} (p = {a['p_value']:.2f})" if rho is not None else LABELS[p],
+            f"{LABELS[p]}{star}\nrho = {rho:+.2f} (p = {a['p_value']:.2f})"
+            if rho is not None
+            else LABELS[p] + star,
             fontsize=8,
         )
         ax.axhline(0, color=GREY, lw=0.7)
+        ax.set_ylim(*lim)
         ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[len(PREDICTORS) :]:
+        ax.locator_params(axis="x", nbins=4)
+    for ax in axes.ravel()[len(shown) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel("measured gain\n(accuracy points)")
-    fig.suptitle("Training-free predictors vs measured held-out accuracy gain (* = default predictor)")
+    key = "\n".join(f"{i + 1}  {r}" for i, r in enumerate(names))
+    fig.text(1.0, 0.5, key, va="center", ha="left", fontsize=8, family="monospace")
+    fig.suptitle("Training-free predictors (x) vs measured held-out accuracy gain (y, 95% CI over seeds)")
     fig.tight_layout()
+    return _png(fig)
+
+
+def _ink(image, value: float) -> str:
+    """Black or white text, whichever reads on the colour ``image`` gives ``value`` (WCAG relative luminance)."""
+    r, g, b, _ = image.cmap(image.norm(value))
+    lum = 0.2126 * r**2.2 + 0.7152 * g**2.2 + 0.0722 * b**2.2
+    return "black" if lum > 0.18 else "white"
+
+
+def class_accuracy(report: dict[str, Any]) -> bytes | None:
+    """Per class and recipe: the held-out accuracy gain over none (points, mean over paired seeds)."""
+    recipes = (report.get("training") or {}).get("recipes") or {}
+    base = {r["seed"]: r["per_class_accuracy"] for r in (recipes.get("none") or {}).get("runs", [])}
+    names = [r for r in report["coverage"] if r != "none" and r in recipes]
+    if not base or not names:
+        return None
+    classes = [c["name"] if isinstance(c, dict) else c for c in report["data"]["classes"]]
+    grid = np.full((len(classes), len(names)), np.nan)
+    for j, r in enumerate(names):
+        diffs = [
+            np.array(run["per_class_accuracy"], dtype=float) - np.array(base[run["seed"]], dtype=float)
+            for run in recipes[r]["runs"]
+            if run["seed"] in base and run.get("per_class_accuracy")
+        ]
+        if diffs:
+            grid[:, j] = 100 * np.nanmean(np.stack(diffs), axis=0)
+    plt = _plt()
+    span = max(float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0, 1.0)
+    fig, ax = plt.subplots(figsize=(2.4 + 0.8 * len(names), 0.32 * len(classes) + 1.8))
+    im = ax.imshow(grid, cmap="PuOr", aspect="auto", vmin=-span, vmax=span)
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    if len(classes) <= 40:
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                if np.isfinite(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=6,
+                            color=_ink(im, grid[i, j]))  # fmt: skip
+    fig.colorbar(im, ax=ax, fraction=0.05, label="accuracy gain over none (points)")
+    ax.set_title("Which classes each recipe helps (held-out accuracy gain per class, mean over seeds)")
+    return _png(fig)
+
+
+def loss_curves(report: dict[str, Any]) -> bytes | None:
+    """Mean training loss per recipe over steps (mean over seeds): how much harder each recipe makes the task."""
+    training = report.get("training") or {}
+    recipes = training.get("recipes") or {}
+    every = (training.get("config") or {}).get("log_every", 50)
+    curves = {}
+    for r in report["coverage"]:
+        runs = [run["loss_curve"] for run in (recipes.get(r) or {}).get("runs", []) if run.get("loss_curve")]
+        if runs:
+            n = min(len(c) for c in runs)
+            curves[r] = np.mean([c[:n] for c in runs], axis=0)
+    if not curves:
+        return None
+    plt = _plt()
+    colours = recipe_colours(report)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    styles = ["-", "--", "-.", ":"]
+    for i, (r, c) in enumerate(curves.items()):
+        steps = every * np.arange(1, len(c) + 1)
+        ax.plot(steps, c, styles[i % len(styles)], color=colours[r], lw=1.4, label=r)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training loss (mean over seeds)")
+    ax.set_yscale("log")
+    ax.set_title("Training loss per recipe (harder views keep it higher)")
+    ax.legend(fontsize=7, ncol=2, frameon=False)
     return _png(fig)
 
 
@@ -210,7 +367,8 @@ def class_gap_heatmap(report: dict[str, Any]) -> bytes:
         figsize=(2.2 + 0.75 * len(names), 0.35 * len(class_names) + 1.8),
         gridspec_kw={"width_ratios": [1, max(len(names), 1)]},
     )
-    im0 = ax0.imshow(gap[:, None], cmap="cividis", aspect="auto", vmin=0, vmax=max(np.nanmax(gap), 1e-6))
+    gap_max = max(float(np.nanmax(gap)) if np.isfinite(gap).any() else 0.0, 0.05)
+    im0 = ax0.imshow(gap[:, None], cmap="cividis", aspect="auto", vmin=0, vmax=gap_max)
     ax0.set_yticks(range(len(class_names)), class_names)
     ax0.set_xticks([0], ["clean gap"])
     for i, g in enumerate(gap):
@@ -221,7 +379,7 @@ def class_gap_heatmap(report: dict[str, Any]) -> bytes:
             ha="center",
             va="center",
             fontsize=7,
-            color="white" if g < np.nanmax(gap) / 2 else "black",
+            color=_ink(im0, g),
         )
     fig.colorbar(im0, ax=ax0, fraction=0.3, label="1 - label-aware coverage")
     im1 = ax1.imshow(dens, cmap="viridis", aspect="auto")
@@ -230,7 +388,15 @@ def class_gap_heatmap(report: dict[str, Any]) -> bytes:
     for i in range(dens.shape[0]):
         for j in range(dens.shape[1]):
             if np.isfinite(dens[i, j]):
-                ax1.text(j, i, f"{dens[i, j]:.3f}", ha="center", va="center", fontsize=6, color="white")
+                ax1.text(
+                    j,
+                    i,
+                    f"{dens[i, j]:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color=_ink(im1, dens[i, j]),
+                )
     fig.colorbar(im1, ax=ax1, fraction=0.05, label="densification (mean log-distance reduction)")
     fig.suptitle(
         "Where the clean training set leaves held-out data uncovered, and which recipe fills it, per class"
@@ -294,9 +460,15 @@ def audit_figures(report: dict[str, Any], samples: dict[str, np.ndarray]) -> dic
         "fidelity-plane": fidelity_plane(report),
         "class-gaps": class_gap_heatmap(report),
     }
-    pv = predictors_vs_gain(report)
-    if pv is not None:
-        figures["predictors-vs-gain"] = pv
+    for name, draw in (
+        ("measured-gain", measured_gain),
+        ("predictors-vs-gain", predictors_vs_gain),
+        ("class-accuracy", class_accuracy),
+        ("loss-curves", loss_curves),
+    ):
+        png = draw(report)
+        if png is not None:
+            figures[name] = png
     proj = projection(samples, projection_recipe(report), seed=report["settings"].get("seed", 0))
     if proj is not None:
         figures["projection"] = proj

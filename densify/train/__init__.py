@@ -58,7 +58,7 @@ def summarise(runs: Sequence[RunResult]) -> list[RecipeSummary]:
         accs = [seeds[s].heldout_accuracy for s in sorted(seeds)]
         paired = [s for s in sorted(seeds) if s in base]
         gain = (
-            mean_t_ci([seeds[s].heldout_accuracy - base[s].heldout_accuracy for s in paired])
+            mean_t_ci([seeds[s].heldout_accuracy - base[s].heldout_accuracy for s in paired], (-1.0, 1.0))
             if paired
             else None
         )
@@ -67,7 +67,9 @@ def summarise(runs: Sequence[RunResult]) -> list[RecipeSummary]:
             ratio = float(
                 sum(seeds[s].final_train_loss for s in paired) / sum(base[s].final_train_loss for s in paired)
             )
-        out.append(RecipeSummary(recipe, mean_t_ci(accs), gain, ratio, [seeds[s] for s in sorted(seeds)]))
+        out.append(
+            RecipeSummary(recipe, mean_t_ci(accs, (0.0, 1.0)), gain, ratio, [seeds[s] for s in sorted(seeds)])
+        )
     return out
 
 

@@ -25,11 +25,12 @@ def t95(df: int) -> float:
     return _T95[lo] + (_T95[hi] - _T95[lo]) * (df - lo) / (hi - lo)
 
 
-def mean_t_ci(values) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its 95% t-interval (infinite half-width for a single value)."""
+def mean_t_ci(values, bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float]:
+    """(mean, low, high): the mean and its 95% t-interval (infinite half-width for a single value), clipped to
+    ``bounds`` (an accuracy's interval never leaves [0, 1], a gain's never [-1, 1])."""
     v = np.asarray(values, dtype=np.float64)
     mean = float(v.mean())
     if len(v) < 2:
-        return mean, -math.inf, math.inf
+        return mean, bounds[0], bounds[1]
     half = t95(len(v) - 1) * float(v.std(ddof=1)) / math.sqrt(len(v))
-    return mean, mean - half, mean + half
+    return mean, max(mean - half, bounds[0]), min(mean + half, bounds[1])
