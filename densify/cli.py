@@ -710,7 +710,7 @@ def _print_report(report: dict, console=None) -> None:
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
-        padding=(0, 1),
+        padding=(0, 0),
     )
     width = max(len(r) for r in report["coverage"])
     table.add_column("recipe", no_wrap=True, min_width=width)
@@ -743,10 +743,12 @@ def _print_report(report: dict, console=None) -> None:
     widths = [
         max(len(line) for row in cells for line in str(row[i]).split("\n")) for i in range(len(table.columns))
     ]
-    needed = sum(widths) + 3 * (len(widths) - 1) + 2
-    if needed > console.width:  # wider than the terminal: overflow rather than cut a name or a number
-        console = Console(width=needed, file=console.file)
+    needed = sum(widths) + (len(widths) - 1) + 4
+    width = console.width
+    if needed > width:  # wider than the terminal: overflow rather than cut a name or a number
+        console.width = needed
     console.print(table)
+    console.width = width
     flagged = [
         f"{r} ({', '.join(short.get(f, f) for f in fl)})"
         for r, fl in v["flags"].items()

@@ -8,6 +8,11 @@ blocking noise; and exact zeros move some bootstrap intervals onto the multinomi
 Everything else in issue 11 (plan, lock, staged bundle, recipes passed as objects) must change nothing. Floats are
 compared to 1e-5 (relative): float32 embeddings and BLAS/OpenMP summation order move them by about 1e-7 between
 thread counts (the golden file was written with one thread; CI runs with every core).
+
+Regenerated once, by issue 12 (the verdict states only what the numbers support): that change added each recipe's
+``views`` health and the verdict's ``warnings``, ``ranked_by``, ``head_to_head`` and rewrote its wording; every other
+number was checked equal to the previous golden file (same comparison, verdict and ``views`` excluded) before
+replacing it.
 """
 
 from __future__ import annotations

@@ -61,7 +61,15 @@ def test_report_html_in_headless_chromium(tmp_path: Path):
     out = tmp_path / "report"
     report = run_audit(
         AuditSettings(
-            recipes=("flip", "vflip", "affine-heavy"),
+            recipes=(
+                "flip",
+                "vflip",
+                "crop-pad",
+                "affine-light",
+                "affine-heavy",
+                "cutout",
+                "flip-crop-cutout",
+            ),
             encoder="pixels:pca16",
             train_size=400,
             heldout_size=200,
@@ -92,6 +100,16 @@ def test_report_html_in_headless_chromium(tmp_path: Path):
             node = node[int(part)] if isinstance(node, list) else node[part]
         decimals = len(text.split(".")[1]) if "." in text else 0
         assert float(text) == pytest.approx(float(scale) * node, abs=0.6 * 10**-decimals), path
+
+    for width in (
+        1280,
+        1920,
+    ):  # reads without scrolling sideways: every table (flags included) fits the window
+        dom = _run(browser, tmp_path / f"profile-{width}", f"--window-size={width},1600", "--dump-dom", url)
+        body = re.search(r"<body([^>]*)>", dom.stdout).group(1)
+        attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
+        assert int(attrs["view-width"]) == width, attrs
+        assert int(attrs["page-width"]) <= width and int(attrs["tables-right"]) <= width, (width, attrs)
 
     shot = tmp_path / "report.png"
     result = _run(browser, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1280,2400", url)

@@ -2,7 +2,9 @@
 
 Every number shown carries ``data-path``, the path of its value in ``report.json`` (``/``-separated), so a test
 can check the page against the JSON. A small inline script records on ``<body>`` how many images loaded
-(``data-images-loaded`` of ``data-images``) and any script error (``data-errors``).
+(``data-images-loaded`` of ``data-images``), any script error (``data-errors``), and the page's, the window's and
+the tables' widths (``data-page-width``, ``data-view-width``, ``data-tables-right``: nothing may need sideways
+scrolling).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ window.addEventListener('load', function () {
   var imgs = document.images, ok = 0;
   for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
   document.body.dataset.images = imgs.length; document.body.dataset.imagesLoaded = ok;
+  var right = 0, tables = document.getElementsByTagName('table');
+  for (var j = 0; j < tables.length; j++) { right = Math.max(right, tables[j].getBoundingClientRect().right); }
+  document.body.dataset.pageWidth = document.documentElement.scrollWidth;
+  document.body.dataset.viewWidth = window.innerWidth; document.body.dataset.tablesRight = Math.ceil(right);
 });
 """
 

@@ -251,7 +251,7 @@ def _advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout
     ]
     if trained is not None:
         use, more_avoid, summary, h2h = _trained_advice(
-            names, recipes, trained, recipe_flags, degenerate, kinds
+            names, recipes, trained, recipe_flags, degenerate, kinds, n_heldout
         )
         ranked_by = "measured_gain"
     else:
