@@ -549,16 +549,16 @@ def train_command(
         f"x {batch}; {seeds} seeds",
         title_justify="left",
     )
-    for column in ("recipe", "held-out accuracy [95% CI]", "gain over none [95% CI]", "loss ratio", "s/run"):
+    for column in ("recipe", "held-out accuracy % [95% CI]", "gain (points) [95% CI]", "loss ratio", "s/run"):
         table.add_column(column, justify="left" if column == "recipe" else "right")
 
-    def interval(t, signed=False):
+    def interval(t, signed=False):  # accuracy in %, gains in points, as everywhere else
         if t is None:
             return "-"
+        fmt = "+.2f" if signed else ".2f"
         if not all(map(math.isfinite, t)):  # one seed: no interval
-            return f"{t[0]:{'+.4f' if signed else '.4f'}} (1 seed)"
-        fmt = "+.4f" if signed else ".4f"
-        return f"{t[0]:{fmt}} [{t[1]:{fmt}}, {t[2]:{fmt}}]"
+            return f"{100 * t[0]:{fmt}} (1 seed)"
+        return f"{100 * t[0]:{fmt}} [{100 * t[1]:{fmt}}, {100 * t[2]:{fmt}}]"
 
     for s in summaries:
         table.add_row(

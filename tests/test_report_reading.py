@@ -163,9 +163,7 @@ def test_the_reproduce_command_of_a_report_reproduces_it(tmp_path):
 
 
 def test_a_piped_audit_prints_progress_lines(tmp_path):
-    result = CliRunner().invoke(
-        cli, ["evaluate", *CLI_TINY, "--no-train", "--out", str(tmp_path / "r")]
-    )
+    result = CliRunner().invoke(cli, ["evaluate", *CLI_TINY, "--no-train", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert any("fit encoder" in line for line in lines) and any("views of flip" in line for line in lines)

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from densify.audit._verdict import FLAG_EVIDENCE, MIN_HELDOUT, verdict
+from densify.audit._reliability import STUDY, reliability_sentence
+from densify.audit._verdict import MIN_HELDOUT, flag_evidence, verdict
 from densify.train._stats import mean_t_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,7 @@ TABLE = [
      [], [], ["no recipe is recommended without training"], ["Use "]),
     ("untrained-doubly-flagged-top-is-avoided-not-used",
      {"none": NONE, "bad": recipe(cov=0.5, fid=0.3, lc=0.5), "ok": recipe(cov=0.1)}, None, N,
-     ["ok"], ["bad"], ["Avoid bad: evidence against it", f"{FLAG_EVIDENCE['both'][0]} of {FLAG_EVIDENCE['both'][1]}"],
+     ["ok"], ["bad"], ["Avoid bad: evidence against it", "{} of {}".format(*flag_evidence("both"))],
      []),
     ("untrained-singly-flagged-top-gets-a-caution",
      {"none": NONE, "odd": recipe(cov=0.5, fid=0.3), "ok": recipe(cov=0.1)}, None, N,
@@ -171,13 +172,25 @@ def test_warnings_come_before_advice_and_head_to_head_is_paired_by_seed():
     assert v["ranked_by"] == "measured_gain"
 
 
-def test_flag_evidence_is_the_predictor_studys_measurement():
+def test_the_packaged_study_summary_is_the_predictor_studys_measurement():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "predictors"))
+    from study import packaged_summary
+
     analysis = json.loads((ROOT / "benchmarks" / "predictors" / "results" / "analysis.json").read_text())
-    flags = analysis["flags"]["reference"]
-    for level in ("any", "both"):
-        measured = flags[level]["all"]
-        assert FLAG_EVIDENCE[level] == (measured["flagged_lost"], measured["flagged"]), level
-    assert FLAG_EVIDENCE["conditions"] == len(analysis["conditions"])
+    assert json.loads(STUDY.read_text()) == json.loads(json.dumps(packaged_summary(analysis)))
+    measured = analysis["flags"]["reference"]["both"]["all"]
+    assert flag_evidence("both") == (measured["flagged_lost"], measured["flagged"])
+
+
+def test_without_training_the_verdict_states_the_measured_reliability():
+    recipes = {"none": NONE, "a": recipe(cov=0.3), "b": recipe(cov=0.1)}
+    v = verdict(recipes, REFERENCE, None, n_heldout=N, encoder="reference")
+    assert reliability_sentence("fidelity_x_coverage_gain", "reference") in v["summary"]
+    assert "Spearman rho fashion" in v["summary"][-1] and "worst" in v["summary"][-1]
+    unknown = verdict(recipes, REFERENCE, None, n_heldout=N, encoder="torchvision:resnet18")
+    assert "was not measured in the predictor study" in unknown["summary"][-1]
 
 
 _value = st.floats(0.0, 1.0, allow_nan=False)

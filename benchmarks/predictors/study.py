@@ -391,6 +391,29 @@ def flag_evidence(conditions: list[str], gains: dict[str, dict[str, float]]) -> 
     return out
 
 
+#: what the verdict tells users about a training-free ranking's reliability (densify/audit/_reliability.py)
+PACKAGED = ROOT / "densify" / "audit" / "predictor_study.json"
+
+
+def packaged_summary(result: dict) -> dict:
+    """The part of analysis.json that ships with densify: every candidate's left-out score per dataset, and the
+    select-best selector's (the reliability the study states, rule 6)."""
+    rows = {r["candidate"]: r for r in result["ranking"]}
+    return {
+        "source": "benchmarks/predictors/study.py analyse (docs/predictor-study.md)",
+        "conditions": result["conditions"],
+        "datasets": list(result["datasets"]),
+        "chosen": result["chosen"],
+        "candidates": {
+            c: {"per_dataset": r["per_dataset"], "worst": r["worst"], "mean": r["mean"]}
+            for c, r in rows.items()
+        },
+        "flags": {
+            enc: {lvl: per["all"] for lvl, per in levels.items()} for enc, levels in result["flags"].items()
+        },
+    }
+
+
 def analyse_phase(args) -> None:
     """The leave-one-dataset-out selection of the module docstring, and the tables of docs/predictor-study.md."""
     import numpy as np
@@ -459,6 +482,7 @@ def analyse_phase(args) -> None:
         "gains_points": {n: {v: 100 * g for v, g in gains[n].items()} for n in conditions},
     }
     _write(RESULTS / "analysis.json", result)
+    _write(PACKAGED, packaged_summary(result))
     lines = _tables(result, np)
     from densify._io import write_text_atomic
 

@@ -180,6 +180,7 @@ def _compute(plan: AuditPlan, state: Path, note: Progress) -> tuple[dict[str, An
         seed=settings.seed,
         supervised=coverage.supervised,
         n_heldout=len(data.heldout),
+        encoder=coverage.encoder,
     )
     report: dict[str, Any] = {
         "schema": SCHEMA,

@@ -25,8 +25,8 @@ The rules, each a row of the table in ``tests/test_verdict_table.py``:
 - **Without training**: rank by ``DEFAULT_PREDICTOR``; when it cannot separate the recipes (at most one distinct
   value, e.g. coverage gain 0 everywhere on saturated coverage) rank by ``FALLBACK_PREDICTOR``, and when that
   cannot either, recommend nothing. A pick whose value equals the runner-up's is a tie; one whose 95% interval
-  overlaps the runner-up's is named as uncertain. Flags are worded as evidence with their measured precision
-  (``FLAG_EVIDENCE``): a recipe flagged both ways is listed to avoid and never recommended (the next recipe is).
+  overlaps the runner-up's is named as uncertain, and the predictor's measured reliability in the predictor study
+  is stated. Flags are worded as evidence with their measured precision (``flag_evidence``): a recipe flagged both ways is listed to avoid and never recommended (the next recipe is).
 - A recipe is never both recommended and avoided.
 """
 
@@ -55,11 +55,6 @@ SATURATED = 0.98
 MIN_HELDOUT = 1000
 #: held-out accuracy (of ``none``, or of every recipe) at or above which gains cannot show
 CEILING = 0.99
-#: flags as evidence, measured in the predictor study at the default encoder (reference): (flagged variants that
-#: lost accuracy when trained, flagged variants) for any flag and for both flags, over its conditions; pinned to
-#: benchmarks/predictors/results/analysis.json by tests/test_verdict_table.py
-FLAG_EVIDENCE = {"any": (29, 42), "both": (19, 21), "conditions": 6}
-
 LABELS = _catalogue.LABELS
 
 
@@ -110,6 +105,7 @@ def verdict(
     default_predictor: str = DEFAULT_PREDICTOR,
     supervised: bool = True,
     n_heldout: int | None = None,
+    encoder: str | None = None,
 ) -> dict[str, Any]:
     """The audit's verdict.
 
@@ -120,6 +116,7 @@ def verdict(
             "runs": [{"seed", "heldout_accuracy"}, ...]}} (``report.json["training"]["recipes"]``), or None.
         supervised: whether the encoder was fitted to the training labels (else no manifold / label flags).
         n_heldout: held-out images the numbers rest on (None: not checked).
+        encoder: the encoder's name, for the reliability the predictor study measured (None: not stated).
     """
     names = list(recipes)
     values = {p: {r: predictor_value(recipes[r]["metrics"], p) for r in names} for p in PREDICTORS}
@@ -159,7 +156,7 @@ def verdict(
                 "ci": [None if math.isnan(low) else low, None if math.isnan(high) else high],
                 "n": len(common),
             }
-    out.update(_advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout))
+    out.update(_advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder))
     return out
 
 
@@ -177,12 +174,24 @@ def _raised(recipe_flags: dict[str, str]) -> set[str]:
     return set(recipe_flags) - {"adds_nothing"}
 
 
+def flag_evidence(level: str, encoder: str = "reference") -> tuple[int, int]:
+    """(flagged variants that lost accuracy when trained, flagged variants) in the predictor study, for any flag
+    (``level="any"``) or both; measured with ``encoder`` (the default encoder when the study did not use it)."""
+    from densify.audit._reliability import study
+
+    flags = study()["flags"]
+    c = (flags.get(encoder) or flags["reference"])[level]
+    return c["flagged_lost"], c["flagged"]
+
+
 def _evidence(level: str) -> str:
-    lost, flagged = FLAG_EVIDENCE[level]
+    from densify.audit._reliability import study
+
+    lost, flagged = flag_evidence(level)
     which = "flagged both ways" if level == "both" else "flagged"
     return (
         f"in the predictor study, {lost} of {flagged} variants {which} lost accuracy when trained "
-        f"({FLAG_EVIDENCE['conditions']} conditions)"
+        f"({len(study()['conditions'])} conditions)"
     )
 
 
@@ -240,7 +249,7 @@ def _degenerate_views(recipes, names) -> dict[str, str]:
     return {r: describe(recipes[r]["views"]) for r in names if is_degenerate(recipes[r].get("views"))}
 
 
-def _advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout) -> dict[str, Any]:
+def _advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder) -> dict[str, Any]:
     """warnings, use / avoid lists, the head-to-head, and the plain-language summary."""
     names = [r for r in recipes if r != "none"]
     warnings, kinds = _warnings(recipes, trained, n_heldout)
@@ -259,6 +268,10 @@ def _advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout
             names, recipes, values, recipe_flags, default_predictor, degenerate
         )
         h2h = None
+        if ranked_by is not None and encoder is not None:
+            from densify.audit._reliability import reliability_sentence
+
+            summary.append(reliability_sentence(ranked_by, encoder))
     avoid += more_avoid
     summary += [f"Avoid {a['recipe']}: {a['reason']}." for a in avoid]
     idle = [r for r in names if "adds_nothing" in recipe_flags[r]]

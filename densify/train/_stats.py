@@ -26,11 +26,11 @@ def t95(df: int) -> float:
 
 
 def mean_t_ci(values, bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its 95% t-interval (infinite half-width for a single value), clipped to
-    ``bounds`` (an accuracy's interval never leaves [0, 1], a gain's never [-1, 1])."""
+    """(mean, low, high): the mean and its 95% t-interval (infinite half-width for a single value), otherwise
+    clipped to ``bounds`` (an accuracy's interval never leaves [0, 1], a gain's never [-1, 1])."""
     v = np.asarray(values, dtype=np.float64)
     mean = float(v.mean())
     if len(v) < 2:
-        return mean, bounds[0], bounds[1]
+        return mean, -math.inf, math.inf
     half = t95(len(v) - 1) * float(v.std(ddof=1)) / math.sqrt(len(v))
     return mean, max(mean - half, bounds[0]), min(mean + half, bounds[1])
