@@ -656,8 +656,12 @@ def _parse_train_size(value: str) -> int | None:
     "--resume", is_flag=True, help="Reuse every finished step cached in --out (after an interruption)."
 )
 @click.option("--force", is_flag=True, help="Replace a report of a different run in --out.")
+@click.option(
+    "--n-boot", type=click.IntRange(min=100), default=1000, show_default=True,
+    help="Bootstrap resamples behind every coverage interval.",
+)  # fmt: skip
 def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, batch, model, train_size,
-             heldout_size, seed, strength, projection, out, resume, force) -> None:  # fmt: skip
+             heldout_size, seed, strength, projection, out, resume, force, n_boot) -> None:  # fmt: skip
     """Audit recipes: coverage of held-out data (training-free), trained confirmation over seeds, a verdict,
     and a report bundle (report.json, metrics.csv, plots/, report.html) in --out."""
     from rich.console import Console
@@ -681,6 +685,7 @@ def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, bat
         train_size=train_size,
         heldout_size=heldout_size,
         projection=projection,
+        n_boot=n_boot,
     )
     console = Console(stderr=True)
     with progress_display(console) as shown:

@@ -132,6 +132,8 @@ def reproduce_command(settings: dict[str, Any], out: str | None = None) -> str:
     for key in ("encoder", "views", "k", "seed", "strength", "seeds", "steps", "batch", "model"):
         args += ["-k" if key == "k" else f"--{key.replace('_', '-')}", str(settings[key])]
     args += ["--train-size", "all" if settings.get("train_size") is None else str(settings["train_size"])]
+    if settings.get("n_boot", 1000) != 1000:
+        args += ["--n-boot", str(settings["n_boot"])]
     for key in ("heldout_size", "weights", "projection"):
         if settings.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(settings[key])]
