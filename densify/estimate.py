@@ -270,6 +270,9 @@ def estimate_coverage(
     augmenters = [
         load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes
     ]  # validate first
+    for name, split in (("training", data.train), ("held-out", data.heldout)):  # before the (slow) encoder fit
+        if isinstance(k, int) and len(split) <= k:
+            raise CoverageError(f"the {name} set has {len(split)} points; k={k} needs more than k")
     cache = ArrayCache(default_cache_dir() if cache_dir is True else (cache_dir or None))
     note = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
