@@ -40,6 +40,8 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("label_coverage_gain", "label-aware coverage gain", "label cov. gain", signed=True),
     MetricInfo("knn_accuracy_gain", "k-NN accuracy gain", "kNN acc. gain", signed=True, table=True, terminal=True,
                plot="k-NN accuracy gain\n(share of held-out points)"),
+    MetricInfo("probe_accuracy_gain", "linear-probe accuracy gain", "probe gain", signed=True),
+    MetricInfo("probe_margin_gain", "linear-probe margin gain", "probe margin", signed=True),
     MetricInfo("fidelity", "fidelity", "fidelity", table=True, terminal=True),
     MetricInfo("label_consistency", "label consistency", "label cons.", table=True, terminal=True),
     MetricInfo("diversity", "diversity", "diversity", table=True, terminal=True),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from densify._catalogue import SUMMARY
+from densify._catalogue import LABELS, SUMMARY
 from densify._version import __version__
 from densify.errors import DensifyError
 
@@ -430,16 +430,25 @@ def coverage(
         for name, metric in result.metrics.items():
             table.add_row(name, _fmt(metric, signed=name.endswith("_gain") or name == "densification"))
         out.print(table)
-    summary = Table(title="summary", title_justify="left")
-    summary.add_column("recipe")
-    for _, label in SUMMARY:
-        summary.add_column(label, justify="right")
+    from rich import box
+
+    summary = Table(
+        title="summary", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0)
+    )
+    summary.add_column("recipe", no_wrap=True)
+    for _, label in SUMMARY:  # headers wrap (at most 7 wide) so the table fits 80 columns; names never do
+        summary.add_column(_ABBREV.get(label, label), justify="right", min_width=6, max_width=7)
     for result in run.results:
         summary.add_row(
             result.recipe,
             *(f"{result.metrics[n].value:.3f}" if n in result.metrics else "-" for n, _ in SUMMARY),
         )
     out.print(summary)
+    out.print(
+        "(" + "; ".join(f"{_ABBREV.get(label, label)}: {LABELS[n]}" for n, label in SUMMARY) + ")",
+        soft_wrap=True,
+        highlight=False,
+    )
     if per_class:
         gap = Table(
             title="coverage gain per class (held-out points): the coverage-gap map", title_justify="left"
@@ -785,6 +794,10 @@ _ABBREV = {
     "fidelity": "fid.",
     "label cons.": "cons.",
     "diversity": "div.",
+    "label cov. gain": "l.cov",
+    "cov. gain": "cov.",
+    "probe gain": "probe",
+    "probe margin": "margin",
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from densify._catalogue import CATALOGUE
 from densify._hash import digest
 from densify._version import __version__
 from densify.coverage import Metric, prepare_baseline, recipe_metrics
@@ -24,6 +25,8 @@ from densify.embed._cache import ArrayCache, default_cache_dir
 from densify.errors import CoverageError
 
 VIEW_BATCH = 2048
+#: part of every cached metrics key: a new metric in the catalogue recomputes cached metrics instead of reusing them
+METRIC_NAMES = ",".join(m.name for m in CATALOGUE)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -270,7 +273,10 @@ def estimate_coverage(
     augmenters = [
         load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes
     ]  # validate first
-    for name, split in (("training", data.train), ("held-out", data.heldout)):  # before the (slow) encoder fit
+    for name, split in (
+        ("training", data.train),
+        ("held-out", data.heldout),
+    ):  # before the (slow) encoder fit
         if isinstance(k, int) and len(split) <= k:
             raise CoverageError(f"the {name} set has {len(split)} points; k={k} needs more than k")
     cache = ArrayCache(default_cache_dir() if cache_dir is True else (cache_dir or None))
@@ -316,7 +322,7 @@ def estimate_coverage(
         name = augmenter.recipe.name
         exported = _exported(augmenter.recipe, strength)
         key = digest("views", fp, train_fp, json.dumps(exported, sort_keys=True), strength, views, seed)
-        metrics_key = digest("metrics", key, heldout_key, k, n_boot, seed, __version__)
+        metrics_key = digest("metrics", key, heldout_key, k, n_boot, seed, __version__, METRIC_NAMES)
         note(f"views of {name}", i, len(augmenters))
         cached = cache.get(metrics_key)
         if cached is not None:

@@ -245,3 +245,25 @@ def test_undefined_per_class_values_serialise_as_null():
     )
     encoded = json.loads(json.dumps(m["coverage_gain"].to_dict(), allow_nan=False))
     assert encoded["per_class"][2] is None and encoded["value"] is not None
+
+
+def test_linear_probe_is_sklearns_ridge_and_adds_nothing_for_identical_views():
+    from sklearn.linear_model import Ridge
+
+    from densify.coverage import prepare_baseline, recipe_metrics
+    from densify.coverage._probe import RIDGE, fit_probe, standardiser
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 6)) * [1, 2, 3, 4, 5, 6] + 1.5
+    y = rng.integers(0, 3, size=120)
+    mean, scale = standardiser(x)
+    w, b = fit_probe(x, y, 3, mean, scale)
+    ref = Ridge(alpha=RIDGE * len(x)).fit((x - mean) / scale, np.eye(3)[y])
+    np.testing.assert_allclose(w, ref.coef_.T, atol=1e-10)
+    np.testing.assert_allclose(b, ref.intercept_, atol=1e-10)
+
+    heldout = rng.normal(size=(60, 6)) * [1, 2, 3, 4, 5, 6] + 1.5
+    base = prepare_baseline(x, y, heldout, rng.integers(0, 3, size=60), 3, 3)
+    same = recipe_metrics(base, np.repeat(x, 2, axis=0), np.repeat(np.arange(120), 2), n_boot=50)
+    assert same["probe_accuracy_gain"].value == 0.0
+    assert abs(same["probe_margin_gain"].value) < 1e-9

@@ -211,6 +211,7 @@ def recipe_metrics(
         "knn_accuracy_gain": knn_ta.astype(float) - knn_t,
         "nn_accuracy_augmented": labs_ta[:, 0] == y_h,
     }
+    held.update(_probe_gains(base, views, view_labels))
     out = {name: _metric(v, y_h, c, n_boot, seed) for name, v in held.items()}
 
     # Fidelity is a mean over views: on a seeded random sample of at most `max_fidelity_views` views (a Monte
@@ -236,6 +237,24 @@ def recipe_metrics(
         per_class = np.where(np.isfinite(per_class), per_class, np.nan)
         out["label_consistency"] = Metric(value, low, high, tuple(float(v) for v in per_class))
     return out
+
+
+def _probe_gains(base: Baseline, views: np.ndarray, view_labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Per held-out point: the linear probe's correctness and margin gains from adding the views
+    (``densify/coverage/_probe.py``); the probe on T alone is fitted once per baseline."""
+    from densify.coverage._probe import correct_and_margin, fit_probe, probe_scores, standardiser
+
+    if "probe" not in base.memo:
+        mean, scale = standardiser(base.train)
+        w, b = fit_probe(base.train, base.train_labels, base.n_classes, mean, scale)
+        ok, margin = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
+        base.memo["probe"] = (mean, scale, ok, margin)
+    mean, scale, ok_t, margin_t = base.memo["probe"]
+    x = np.concatenate([base.train, views])
+    y = np.concatenate([base.train_labels, view_labels])
+    w, b = fit_probe(x, y, base.n_classes, mean, scale)
+    ok_ta, margin_ta = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
+    return {"probe_accuracy_gain": ok_ta.astype(float) - ok_t, "probe_margin_gain": margin_ta - margin_t}
 
 
 def _metric(values, labels, n_classes: int, n_boot: int, seed: int) -> Metric:

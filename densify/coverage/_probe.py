@@ -1,0 +1,53 @@
+"""A linear probe on frozen embeddings: the training-free stand-in for "train a model with the views".
+
+Dao et al. (2019, "A Kernel Theory of Modern Data Augmentation") show that training a linear model on augmented
+features is, to first order, training on view-averaged features plus a variance penalty; fitting the same probe on
+T and on T ∪ A and scoring both on H is the cheapest "fine-tune proxy" of the issue's list. The probe is ridge
+regression on one-hot labels (closed form, deterministic): features standardised by T's mean and deviation,
+``W = (X'X / n + lam I)^-1 X'Y / n``. Two predictors come from it, each per held-out point:
+- *probe accuracy gain*: correct with T ∪ A minus correct with T;
+- *probe margin gain*: the change of the margin (true-class score minus the best other score), the margin-based
+  generalisation signal of Ji et al.'s augmentation analyses, which moves before accuracy does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: ridge penalty on standardised features (unit variance), relative to the mean Gram matrix
+RIDGE = 0.1
+
+
+def fit_probe(
+    x: np.ndarray, labels: np.ndarray, n_classes: int, mean: np.ndarray, scale: np.ndarray, lam: float = RIDGE
+):
+    """(W, b) of the ridge probe on rows ``x`` standardised by ``mean`` / ``scale``."""
+    z = (np.asarray(x, dtype=np.float64) - mean) / scale
+    y = np.zeros((len(z), n_classes))
+    y[np.arange(len(z)), labels] = 1.0
+    z_mean, y_mean = z.mean(axis=0), y.mean(axis=0)
+    zc = z - z_mean
+    gram = zc.T @ zc / len(z) + lam * np.eye(z.shape[1])
+    w = np.linalg.solve(gram, zc.T @ (y - y_mean) / len(z))
+    return w, y_mean - z_mean @ w
+
+
+def probe_scores(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, mean: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    return ((np.asarray(x, dtype=np.float64) - mean) / scale) @ w + b
+
+
+def correct_and_margin(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: whether the top score is the true class (ties: the lowest index), and true minus best other score."""
+    n = len(scores)
+    true = scores[np.arange(n), labels]
+    other = scores.copy()
+    other[np.arange(n), labels] = -np.inf
+    return scores.argmax(axis=1) == labels, true - other.max(axis=1)
+
+
+def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    train = np.asarray(train, dtype=np.float64)
+    scale = train.std(axis=0)
+    return train.mean(axis=0), np.where(scale > 1e-12, scale, 1.0)
