@@ -254,6 +254,16 @@ def _coverage(data, encoder: str, args) -> dict:
     return {"metrics": metrics, "reference": reference, "supervised": run.supervised}
 
 
+def _complete(coverage: dict | None) -> bool:
+    """Whether exported predictor values hold every metric densify computes now (a new metric in the catalogue
+    recomputes them; the embeddings come back from the cache, so only the metrics are computed)."""
+    from densify._catalogue import BASE_PREDICTORS
+
+    if coverage is None:
+        return False
+    return all(p in m for m in coverage["metrics"].values() for p in BASE_PREDICTORS)
+
+
 def coverage_phase(args) -> None:
     """Every predictor for every variant, with every encoder, for each condition whose ground truth exists."""
     for name in _selected(args):
@@ -263,7 +273,7 @@ def coverage_phase(args) -> None:
         data = None
         for encoder in args.encoders.split(","):
             path = coverage_path(name, encoder)
-            if path.is_file():
+            if _complete(_read(path)):
                 continue
             data = data or load(CONDITIONS[name], args)
             start = time.perf_counter()
