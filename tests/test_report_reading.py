@@ -168,3 +168,15 @@ def test_a_piped_audit_prints_progress_lines(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert any("fit encoder" in line for line in lines) and any("views of flip" in line for line in lines)
     assert Path(tmp_path / "r" / "report.json").is_file()
+
+
+def test_coverage_summary_fits_80_columns(tmp_path):
+    names = ["flip", "affine-heavy", "flip-crop-cutout"]
+    args = ["coverage", "--train-size", "200", "--heldout-size", "100", "--recipes", ",".join(names),
+            "--encoder", "pixels:pca16", "--no-cache"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = result.stdout.split("summary")[-1].split("\n(")[0]
+    assert max(len(line) for line in summary.splitlines()) <= 80
+    assert "…" not in summary and all(f" {r} " in summary for r in names)
+    assert "probe: linear-probe accuracy gain" in result.stdout  # abbreviations are explained
