@@ -211,7 +211,7 @@ def recipe_metrics(
         "knn_accuracy_gain": knn_ta.astype(float) - knn_t,
         "nn_accuracy_augmented": labs_ta[:, 0] == y_h,
     }
-    held.update(_probe_gains(base, views, view_labels))
+    held.update(_probe_gains(base, views, sources))
     out = {name: _metric(v, y_h, c, n_boot, seed) for name, v in held.items()}
 
     # Fidelity is a mean over views: on a seeded random sample of at most `max_fidelity_views` views (a Monte
@@ -239,7 +239,7 @@ def recipe_metrics(
     return out
 
 
-def _probe_gains(base: Baseline, views: np.ndarray, view_labels: np.ndarray) -> dict[str, np.ndarray]:
+def _probe_gains(base: Baseline, views: np.ndarray, sources: np.ndarray) -> dict[str, np.ndarray]:
     """Per held-out point: the linear probe's correctness and margin gains from adding the views
     (``densify/coverage/_probe.py``); the probe on T alone is fitted once per baseline."""
     from densify.coverage._probe import correct_and_margin, fit_probe, probe_scores, standardiser
@@ -250,8 +250,12 @@ def _probe_gains(base: Baseline, views: np.ndarray, view_labels: np.ndarray) -> 
         ok, margin = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
         base.memo["probe"] = (mean, scale, ok, margin)
     mean, scale, ok_t, margin_t = base.memo["probe"]
+    if np.array_equal(
+        views, base.train[sources]
+    ):  # every view is its source (``none``): the probe is the same, exactly (no float noise from the refit)
+        return {"probe_accuracy_gain": np.zeros(len(ok_t)), "probe_margin_gain": np.zeros(len(ok_t))}
     x = np.concatenate([base.train, views])
-    y = np.concatenate([base.train_labels, view_labels])
+    y = np.concatenate([base.train_labels, base.train_labels[sources]])
     w, b = fit_probe(x, y, base.n_classes, mean, scale)
     ok_ta, margin_ta = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
     return {"probe_accuracy_gain": ok_ta.astype(float) - ok_t, "probe_margin_gain": margin_ta - margin_t}
