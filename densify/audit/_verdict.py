@@ -461,7 +461,7 @@ def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, d
             )
         chosen = {u["recipe"] for u in use}
         cautions = [
-            f"{r} ({_why_flagged(recipe_flags[r])})"
+            f"{r}: {_why_flagged(recipe_flags[r])}"
             for r in ranked
             if len(_raised(recipe_flags[r])) == 1 and r not in chosen
         ]
