@@ -180,3 +180,22 @@ def test_coverage_summary_fits_80_columns(tmp_path):
     assert max(len(line) for line in summary.splitlines()) <= 80
     assert "…" not in summary and all(f" {r} " in summary for r in names)
     assert "probe: linear-probe accuracy gain" in result.stdout  # abbreviations are explained
+
+
+def test_the_gain_axis_keeps_helpful_recipes_apart_when_one_is_a_disaster():
+    from densify.plots import gain_axis
+
+    means, lows, highs = (
+        [2.0, 1.2, 0.4, -0.3, -13.0],
+        [1.5, 0.7, -0.1, -0.8, -14.0],
+        [2.5, 1.7, 0.9, 0.2, -12.0],
+    )
+    lo, hi = gain_axis(means, lows, highs)
+    assert -13.0 < lo < -0.8 and hi > 2.5  # the disaster is outside (drawn at the edge), the rest inside
+    assert hi - lo < 5  # the helpful recipes keep most of the axis
+    lo, hi = gain_axis(means[:4], lows[:4], highs[:4])
+    assert lo <= -0.8 and hi >= 2.5  # without a disaster every interval fits
+    lo, hi = gain_axis(
+        [-11.5, -1.7, 1.5], [-13.6, -10.1, -9.1], [-9.4, 6.8, 12.1]
+    )  # wide seeds: nothing clipped
+    assert lo <= -13.6 and hi >= 12.1
