@@ -325,10 +325,15 @@ def _candidates(conditions: list[str]) -> dict[str, dict[str, dict[str, float]]]
 
 
 def _rho(values: dict[str, float], gains: dict[str, float]) -> float:
+    """Spearman rho of a candidate's values with the measured gains; a constant candidate (rho undefined) ranks
+    nothing and scores 0 (an undefined score must not drop out of a worst case or a mean)."""
+    import math
+
     from densify.audit import spearman
 
     names = [v for v in gains if v in values]
-    return spearman([values[v] for v in names], [gains[v] for v in names])
+    rho = spearman([values[v] for v in names], [gains[v] for v in names])
+    return 0.0 if math.isnan(rho) else rho
 
 
 def _regret(values: dict[str, float], gains: dict[str, float]) -> float:
