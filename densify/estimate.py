@@ -290,8 +290,14 @@ def estimate_coverage(
     start = time.perf_counter()
     enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
     note("fit encoder", 0, 1)
+    stepped = hasattr(enc, "on_step")
+    if stepped:  # an encoder trained in steps reports them
+        enc.on_step = lambda done, total: note("fit encoder", done, total)
     _fit_encoder(enc, train, augmenters, strength, cache)
-    note("fit encoder", 1, 1)
+    if stepped:
+        enc.on_step = None
+    else:
+        note("fit encoder", 1, 1)
     timings["fit_encoder"] = time.perf_counter() - start
     embed = _Embedder(enc, cache)
     fp = enc.fingerprint()

@@ -73,6 +73,8 @@ class ReferenceEncoder:
     def __init__(
         self, seed: int = 0, steps: int = 800, width: int = 16, embed_dim: int = 128, batch: int = 128
     ) -> None:
+        #: called as ``on_step(done, total)`` every 20 training steps (progress; not part of the fingerprint)
+        self.on_step = None
         self.seed, self.steps, self.width, self.embed_dim, self.batch = (
             int(seed),
             int(steps),
@@ -157,6 +159,8 @@ class ReferenceEncoder:
                 loss.backward()
                 optimiser.step()
                 schedule.step()
+                if self.on_step is not None and ((step + 1) % 20 == 0 or step + 1 == self.steps):
+                    self.on_step(step + 1, self.steps)
         self.train_seconds = time.perf_counter() - start
         self._features.eval()
         self._head.eval()
