@@ -42,6 +42,7 @@ CATALOGUE: tuple[MetricInfo, ...] = (
                plot="k-NN accuracy gain\n(share of held-out points)"),
     MetricInfo("probe_accuracy_gain", "linear-probe accuracy gain", "probe gain", signed=True),
     MetricInfo("probe_margin_gain", "linear-probe margin gain", "probe margin", signed=True),
+    MetricInfo("class_margin_gain", "class-margin gain", "margin gain", signed=True),
     MetricInfo("fidelity", "fidelity", "fidelity", table=True, terminal=True),
     MetricInfo("label_consistency", "label consistency", "label cons.", table=True, terminal=True),
     MetricInfo("diversity", "diversity", "diversity", table=True, terminal=True),

@@ -798,6 +798,7 @@ _ABBREV = {
     "cov. gain": "cov.",
     "probe gain": "probe",
     "probe margin": "margin",
+    "margin gain": "c.marg",
 }
 
 

@@ -267,3 +267,27 @@ def test_linear_probe_is_sklearns_ridge_and_adds_nothing_for_identical_views():
     same = recipe_metrics(base, np.repeat(x, 2, axis=0), np.repeat(np.arange(120), 2), n_boot=50)
     assert same["probe_accuracy_gain"].value == 0.0
     assert abs(same["probe_margin_gain"].value) < 1e-9
+
+
+def test_class_margins_closed_form_and_none_adds_nothing():
+    from densify.coverage import prepare_baseline, recipe_metrics
+    from densify.coverage._metrics import class_margins
+
+    ref = np.array([[0.0, 0.0], [4.0, 0.0], [10.0, 0.0]])
+    labels = np.array([0, 1, 1])
+    points = np.array([[1.0, 0.0], [3.0, 0.0]])
+    # point 0 (class 0): own at 1, other at 3 -> +2; point 1 (class 1): own at 1, other at 3 -> +2
+    np.testing.assert_allclose(class_margins(points, np.array([0, 1]), ref, labels, 2), [2.0, 2.0])
+    # labelled the other way round: -2 each
+    np.testing.assert_allclose(class_margins(points, np.array([1, 0]), ref, labels, 2), [-2.0, -2.0])
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(80, 4)), rng.integers(0, 2, size=80)
+    base = prepare_baseline(x, y, rng.normal(size=(40, 4)), np.zeros(40, np.int64), 3, 2)
+    same = recipe_metrics(base, np.repeat(x, 2, axis=0), np.repeat(np.arange(80), 2), n_boot=50)
+    assert same["class_margin_gain"].value == 0.0
+    # every held-out point is class 0; views of class-0 images placed on them bring its own class to distance 0 and
+    # leave the nearest class-1 sample where it was: every margin grows (or stays, where it was already 0 away)
+    src = np.full(40, np.flatnonzero(y == 0)[0])
+    moved = recipe_metrics(base, base.heldout.copy(), src, n_boot=50)
+    assert moved["class_margin_gain"].low >= 0 and moved["class_margin_gain"].value > 0

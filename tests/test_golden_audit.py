@@ -12,7 +12,7 @@ thread counts (the golden file was written with one thread; CI runs with every c
 Regenerated once, by issue 12 (the verdict states only what the numbers support): that change added each recipe's
 ``views`` health and the verdict's ``warnings``, ``ranked_by``, ``head_to_head`` and rewrote its wording; every other
 number was checked equal to the previous golden file (same comparison, verdict and ``views`` excluded) before
-replacing it. The same issue's linear-probe predictors (``probe_accuracy_gain``, ``probe_margin_gain``) were then
+replacing it. The same issue's new predictors (``probe_accuracy_gain``, ``probe_margin_gain``, ``class_margin_gain``) were then
 added the same way: every other number checked unchanged first.
 """
 
