@@ -283,6 +283,23 @@ def coverage_phase(args) -> None:
             print(f"coverage {name} {encoder}: {result['seconds']:.0f} s", flush=True)
 
 
+def measured_harm(name: str, steps: int = STEPS) -> dict[str, bool]:
+    """{variant: whether its paired gain's 95% t-interval over seeds lies below 0} (the issue's "measured harm")."""
+    from densify.train._stats import mean_t_ci
+
+    truth = _read(truth_path(name, steps)) or {}
+    if "gain" in truth:
+        return {v: g[2] is not None and g[2] < 0 for v, g in truth["gain"].items()}
+    acc = truth.get("accuracy", {})
+    base = acc.get("none", {})
+    out = {}
+    for v, seeds in acc.items():
+        paired = [seeds[s] - base[s] for s in seeds if s in base]
+        if len(paired) >= 2:
+            out[v] = mean_t_ci(paired, (-1.0, 1.0))[2] < 0
+    return out
+
+
 def measured_gains(name: str, steps: int = STEPS) -> dict[str, float] | None:
     """{variant: mean paired gain over seeds} of a condition's ground truth (None when it is not there)."""
     truth = _read(truth_path(name, steps))
@@ -371,8 +388,8 @@ def _rank_average(members: list[str], values: dict[str, dict[str, dict[str, floa
 
 def flag_evidence(conditions: list[str], gains: dict[str, dict[str, float]]) -> dict:
     """Precision and recall of the verdict's flags per condition and encoder: of the variants flagged *leaves the
-    manifold* or *changes labels* (once, or both), how many lost held-out accuracy when trained (mean gain < 0),
-    and how many of the variants that lost were flagged."""
+    manifold* or *changes labels* (once, or both), how many lost held-out accuracy when trained (mean gain < 0) and
+    how many were measurably harmed (gain interval below 0), and how many of those were flagged."""
     from densify.audit._verdict import flags
 
     out: dict = {}
@@ -381,28 +398,26 @@ def flag_evidence(conditions: list[str], gains: dict[str, dict[str, float]]) -> 
             cov = _read(coverage_path(cond, encoder))
             if cov is None:
                 continue
+            harm = measured_harm(cond)
             rows = []
             for variant, metrics in cov["metrics"].items():
                 if variant == "none" or variant not in gains[cond]:
                     continue
                 raised = set(flags(metrics, cov["reference"])) - {"adds_nothing"}
-                rows.append((len(raised), gains[cond][variant] < 0))
-            lost = sum(hurt for _, hurt in rows)
+                rows.append((len(raised), gains[cond][variant] < 0, harm.get(variant, False)))
             for level, least in (("any", 1), ("both", 2)):
-                flagged = [hurt for n, hurt in rows if n >= least]
+                flagged = [(lost, harmed) for n, lost, harmed in rows if n >= least]
                 out.setdefault(encoder, {}).setdefault(level, {})[cond] = {
                     "variants": len(rows),
                     "flagged": len(flagged),
-                    "flagged_lost": sum(flagged),
-                    "lost": lost,
+                    "flagged_lost": sum(lost for lost, _ in flagged),
+                    "lost": sum(lost for _, lost, _ in rows),
+                    "flagged_harmed": sum(harmed for _, harmed in flagged),
+                    "harmed": sum(harmed for _, _, harmed in rows),
                 }
     for levels in out.values():
         for per in levels.values():
-            f = sum(c["flagged"] for c in per.values())
-            fl = sum(c["flagged_lost"] for c in per.values())
-            lost = sum(c["lost"] for c in per.values())
-            per["all"] = {"variants": sum(c["variants"] for c in per.values()), "flagged": f, "flagged_lost": fl,
-                          "lost": lost}  # fmt: skip
+            per["all"] = {key: sum(c[key] for c in per.values()) for key in next(iter(per.values()))}
     return out
 
 
@@ -546,21 +561,29 @@ def _tables(result: dict, np) -> list[str]:
         lines += ["", "### Budget check: Spearman rho between gains at 600 and 1,200 steps", ""]
         lines += [f"- {n}: {r:+.2f}" for n, r in result["budget_rho"].items()]
     lines += ["", "### Flags as evidence: of the variants flagged, how many lost accuracy when trained", ""]
-    lines += ["| encoder | flags | " + " | ".join(conds) + " | all | precision | recall |"]
-    lines += ["| --- | --- | " + " | ".join("---:" for _ in conds) + " | ---: | ---: | ---: |"]
-    for encoder, levels in result["flags"].items():
-        for level, per in levels.items():
-            a = per["all"]
-            prec = f"{a['flagged_lost'] / a['flagged']:.0%}" if a["flagged"] else "-"
-            rec = f"{a['flagged_lost'] / a['lost']:.0%}" if a["lost"] else "-"
-            cells = [f"{per[c]['flagged_lost']}/{per[c]['flagged']}" if c in per else "-" for c in conds]
-            lines.append(
-                f"| {encoder} | {level} | "
-                + " | ".join(cells)
-                + f" | {a['flagged_lost']}/{a['flagged']} | {prec} | {rec} |"
-            )
-    lines += ["", "Cells: flagged variants that lost accuracy / flagged variants. Precision: the share of flagged variants "
-              "that lost; recall: the share of losing variants that were flagged.", ""]  # fmt: skip
+    for key, what in (
+        ("lost", "lost accuracy (mean paired gain < 0)"),
+        ("harmed", "were measurably harmed (gain interval below 0)"),
+    ):
+        lines += ["", f"Flagged variants that {what} / flagged variants:", ""]
+        lines += ["| encoder | flags | " + " | ".join(conds) + " | all | precision | recall |"]
+        lines += ["| --- | --- | " + " | ".join("---:" for _ in conds) + " | ---: | ---: | ---: |"]
+        for encoder, levels in result["flags"].items():
+            for level, per in levels.items():
+                a = per["all"]
+                hit = a[f"flagged_{key}"]
+                prec = f"{hit / a['flagged']:.0%}" if a["flagged"] else "-"
+                rec = f"{hit / a[key]:.0%}" if a[key] else "-"
+                cells = [
+                    f"{per[c][f'flagged_{key}']}/{per[c]['flagged']}" if c in per else "-" for c in conds
+                ]
+                lines.append(
+                    f"| {encoder} | {level} | "
+                    + " | ".join(cells)
+                    + f" | {hit}/{a['flagged']} | {prec} | {rec} |"
+                )
+    lines += ["", "Precision: the share of flagged variants that lost (or were harmed); recall: the share of losing (harmed) "
+              "variants that were flagged.", ""]  # fmt: skip
     lines += ["", "### Spearman rho per condition [95% bootstrap CI over variants]", ""]
     lines += [
         "| candidate | " + " | ".join(conds) + " |",

@@ -188,10 +188,11 @@ def _evidence(level: str) -> str:
     from densify.audit._reliability import study
 
     lost, flagged = flag_evidence(level)
+    c = study()["flags"]["reference"][level]
     which = "flagged both ways" if level == "both" else "flagged"
     return (
-        f"in the predictor study, {lost} of {flagged} variants {which} lost accuracy when trained "
-        f"({len(study()['conditions'])} conditions)"
+        f"in the predictor study, {lost} of {flagged} variants {which} lost accuracy when trained, "
+        f"{c['flagged_harmed']} of them beyond seed noise ({len(study()['conditions'])} conditions)"
     )
 
 
