@@ -450,6 +450,21 @@ def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, d
                     )
             if _raised(recipe_flags[top]):
                 sentence += f" Caution: {_why_flagged(recipe_flags[top])}; {_evidence('any')}."
+            other = FALLBACK_PREDICTOR if ranked_by != FALLBACK_PREDICTOR else None
+            rival = None
+            if other and _separates(values[other], pickable):
+                rival = max(pickable, key=lambda r: values[other][r])
+                if rival != top:
+                    sentence += (
+                        f" {LABELS[other].capitalize()} would pick {rival} instead: the predictors disagree."
+                    )
+            contest = [r for r in (top, entry.get("tied_with"), rival) if r and r != "none"]
+            if len(set(contest)) > 1:
+                sentence += (
+                    " Training decides between them: densify evaluate --recipes "
+                    + ",".join(dict.fromkeys(contest))
+                    + "."
+                )
             summary.append(sentence)
             use.append(entry)
         for r in doubly:
