@@ -35,6 +35,9 @@ figure{margin:16px 0}figure img{max-width:100%;border:1px solid #eee}figcaption{
 .grid figure{margin:0}code,pre{background:#f6f6f6;border-radius:3px;padding:1px 4px;font-size:12px}
 pre{padding:8px;overflow-x:auto}details{margin:8px 0}.scroll{overflow-x:auto;max-width:100%}
 td.flags{text-align:left;white-space:normal;min-width:120px}
+th.rot{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left;max-width:none;white-space:nowrap;
+padding:6px 4px}#rankings td{text-align:center;min-width:28px}
+#rankings td:first-child{text-align:left}pre.cmd{white-space:pre-wrap;overflow-wrap:anywhere}
 """
 
 SCRIPT = """
@@ -303,7 +306,7 @@ def _rankings_section(report: dict[str, Any]) -> list[str]:
     parts = [
         "<h2>Rankings</h2><p class=meta>Each recipe's rank (1 = best) by the measured gain and by every "
         f"training-free predictor; rows in the order of {_e(LABELS[lead])}.</p><table id=rankings><tr><th>recipe</th>"
-        + "".join(f"<th>{_e(LABELS[p] + star.get(p, ''))}</th>" for p in order)
+        + "".join(f"<th class=rot>{_e(LABELS[p] + star.get(p, ''))}</th>" for p in order)
         + "</tr>"
     ]
     for r in v["ranking"][lead]:
@@ -343,7 +346,7 @@ def _reproduce_section(report: dict[str, Any]) -> list[str]:
     data = report["data"]
     return [
         "<h2>Reproduce</h2>",
-        f"<pre>{_e(reproduce_command(report['settings']))}</pre>",
+        f"<pre class=cmd>{_e(reproduce_command(report['settings']))}</pre>",
         f"<p class=meta>Data <code>{_e(data['spec'])}</code> from {_e(data['source'])} (fingerprint "
         f"<code>{_e(data['fingerprint'][:16])}</code>; held-out: {_e(data['heldout_origin'])}). Versions: "
         + ", ".join(f"{_e(k)} {_e(val)}" for k, val in report["versions"].items())
