@@ -195,6 +195,9 @@ def test_without_training_the_verdict_states_the_measured_reliability():
     v = verdict(recipes, REFERENCE, None, n_heldout=N, encoder="reference")
     assert reliability_sentence("fidelity_x_coverage_gain", "reference") in v["summary"]
     assert "Spearman rho fashion" in v["summary"][-1] and "worst" in v["summary"][-1]
+    chosen_predictor, _, chosen_encoder = json.loads(STUDY.read_text())["chosen"].partition(" @ ")
+    if chosen_predictor == "fidelity_x_coverage_gain" and chosen_encoder != "reference":
+        assert f"The study's choice is this predictor with --encoder {chosen_encoder}" in v["summary"][-1]
     unknown = verdict(recipes, REFERENCE, None, n_heldout=N, encoder="torchvision:resnet18")
     assert "was not measured in the predictor study" in unknown["summary"][-1]
 

@@ -39,8 +39,16 @@ def reliability_sentence(predictor: str, encoder: str) -> str:
         )
     per = ", ".join(f"{d} {rho:+.2f}" for d, rho in r["per_dataset"].items())
     strength = "weak" if r["worst"] < 0.3 else "moderate" if r["worst"] < 0.6 else "good"
-    return (
+    sentence = (
         f"How far to trust this ranking: in the predictor study, {LABELS[predictor]} with encoder {encoder} ranked "
         f"recipes like training with Spearman rho {per} (worst {r['worst']:+.2f}, mean {r['mean']:+.2f}): "
         f"{strength} evidence; confirm with training (--train) before relying on it."
     )
+    best_predictor, _, best_encoder = s["chosen"].partition(" @ ")
+    best = s["candidates"].get(s["chosen"])
+    if best_predictor == predictor and best_encoder != encoder and best and best["worst"] > r["worst"]:
+        sentence += (
+            f" The study's choice is this predictor with --encoder {best_encoder} (worst {best['worst']:+.2f}, "
+            f"mean {best['mean']:+.2f})."
+        )
+    return sentence
