@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from densify._catalogue import LABELS, SUMMARY
+from densify._progress import progress_display, run_progress
 from densify._version import __version__
 from densify.errors import DensifyError
 
@@ -70,18 +71,6 @@ def data_options(func):
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def progress_display(console):
-    from densify._progress import progress_display as display
-
-    return display(console)
-
-
-def run_progress(update, runs: int):
-    from densify._progress import run_progress as make
-
-    return make(update, runs)
 
 
 def _load(spec: str, train_size, heldout_size, seed, resize, channels):
@@ -830,17 +819,17 @@ def compare(folders, out) -> None:
         for metric in ("densification", "fidelity", "measured_gain"):
             d = by_metric[metric]
             # accuracy gains in points, as everywhere else; coverage metrics as they are
-            scale, fmt, label = (
-                (100, "+.2f", "gain (points)") if metric == "measured_gain" else (1, ".3f", LABELS[metric])
-            )
+            points = metric == "measured_gain"
+            scale, digits = (100, 2) if points else (1, 3)
+            label = "gain (points)" if points else LABELS[metric]
             cells = []
             for i, value in enumerate(d["values"]):
                 diff = d["differences"][i]
                 cells.append(
                     "-"
                     if value is None
-                    else f"{scale * value:{fmt}}"
-                    + (f" ({scale * diff:+.{fmt[-2]}f})" if i and diff is not None else "")
+                    else f"{scale * value:{'+' if points else ''}.{digits}f}"
+                    + (f" ({scale * diff:+.{digits}f})" if i and diff is not None else "")
                 )
             table.add_row(recipe, label, *cells)
     console = Console()
