@@ -211,8 +211,9 @@ def recipe_metrics(
         "knn_accuracy_gain": knn_ta.astype(float) - knn_t,
         "nn_accuracy_augmented": labs_ta[:, 0] == y_h,
     }
-    held.update(_probe_gains(base, views, sources))
-    held["class_margin_gain"] = _class_margin(base, views, sources) - _clean_class_margin(base)
+    identical = np.array_equal(views, base.train[sources])  # every view is its source (``none``)
+    held.update(_probe_gains(base, views, sources, identical))
+    held["class_margin_gain"] = _class_margin(base, views, sources, identical) - _clean_class_margin(base)
     out = {name: _metric(v, y_h, c, n_boot, seed) for name, v in held.items()}
 
     # Fidelity is a mean over views: on a seeded random sample of at most `max_fidelity_views` views (a Monte
@@ -269,16 +270,18 @@ def _clean_class_margin(base: Baseline) -> np.ndarray:
     return base.memo["class_margin"]
 
 
-def _class_margin(base: Baseline, views: np.ndarray, sources: np.ndarray) -> np.ndarray:
+def _class_margin(base: Baseline, views: np.ndarray, sources: np.ndarray, identical: bool) -> np.ndarray:
     """Class margins of the held-out points against T ∪ A (the clean margins when every view is its source)."""
-    if np.array_equal(views, base.train[sources]):
+    if identical:
         return _clean_class_margin(base)
     ref = np.concatenate([base.train, views])
     labels = np.concatenate([base.train_labels, base.train_labels[sources]])
     return class_margins(base.heldout, base.heldout_labels, ref, labels, base.n_classes)
 
 
-def _probe_gains(base: Baseline, views: np.ndarray, sources: np.ndarray) -> dict[str, np.ndarray]:
+def _probe_gains(
+    base: Baseline, views: np.ndarray, sources: np.ndarray, identical: bool
+) -> dict[str, np.ndarray]:
     """Per held-out point: the linear probe's correctness and margin gains from adding the views
     (``densify/coverage/_probe.py``); the probe on T alone is fitted once per baseline."""
     from densify.coverage._probe import correct_and_margin, fit_probe, probe_scores, standardiser
@@ -289,9 +292,7 @@ def _probe_gains(base: Baseline, views: np.ndarray, sources: np.ndarray) -> dict
         ok, margin = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
         base.memo["probe"] = (mean, scale, ok, margin)
     mean, scale, ok_t, margin_t = base.memo["probe"]
-    if np.array_equal(
-        views, base.train[sources]
-    ):  # every view is its source (``none``): the probe is the same, exactly (no float noise from the refit)
+    if identical:  # the probe is the same, exactly (no float noise from the refit)
         return {"probe_accuracy_gain": np.zeros(len(ok_t)), "probe_margin_gain": np.zeros(len(ok_t))}
     x = np.concatenate([base.train, views])
     y = np.concatenate([base.train_labels, base.train_labels[sources]])
