@@ -204,3 +204,52 @@ def test_transforms_without_a_strict_argument_build(tmp_path, transform):
     assert result.exit_code == 0, result.output
     bad = recipe_file(tmp_path, HEAD + f"pipeline:\n  - {transform}: {{p: 1, nonsense: 3}}\n", "bad.yaml")
     refused(["recipes", "check", str(bad)], f"nonsense: unknown parameter of {transform}")
+
+
+#: the parameters a listed transform cannot do without (albumentations gives them no default); every other
+#: listed transform must build from ``{p: 1}`` alone. A new albumentations release that adds a required
+#: parameter, or a transform densify lists but cannot build, fails the test below by name.
+REQUIRED = {  # sizes equal the 32x32 test image: densify recipes keep the image shape
+    "CenterCrop": {"height": 32, "width": 32},
+    "Crop": {"x_max": 32, "y_max": 32},
+    "CropAndPad": {"px": 2},
+    "GridElasticDeform": {"num_grid_xy": [4, 4], "magnitude": 2},
+    "LongestMaxSize": {"max_size": 32},
+    "PadIfNeeded": {"min_height": 32, "min_width": 32},
+    "RandomCrop": {"height": 32, "width": 32},
+    "RandomResizedCrop": {"size": [32, 32]},
+    "RandomSizedCrop": {"min_max_height": [16, 32], "size": [32, 32]},
+    "Resize": {"height": 32, "width": 32},
+    "SmallestMaxSize": {"max_size": 32},
+    "TimeMasking": {"time_mask_param": 8},
+}
+#: transforms that change the size by design: tested followed by a resize back, as a recipe must use them
+RESIZED_AFTER = ("RandomCropFromBorders", "RandomScale")
+
+
+def test_every_listed_transform_builds_and_runs_through_a_recipe(tmp_path):
+    """One shared check for every transform ``densify recipes transforms`` lists: it compiles in a recipe (the
+    path a user's file takes) and runs on an RGB image, and the listing and the table above agree."""
+    import warnings
+
+    from densify.loader import load_recipe
+    from densify.recipes._albu import allowed_transforms
+
+    listed = list(allowed_transforms())
+    assert len(listed) > 80 and not set(REQUIRED) - set(listed)
+    failed = {}
+    for name in listed:
+        params = {"p": 1, **REQUIRED.get(name, {})}
+        recipe = HEAD.replace("name: r", f"name: t-{name.lower()}") + f"pipeline:\n  - {name}: {params}\n"
+        if name in RESIZED_AFTER:
+            recipe += "  - Resize: {height: 32, width: 32}\n"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                augmenter = load_recipe(recipe_file(tmp_path, recipe, f"{name}.yaml"), output="numpy")
+                view = augmenter.augment(make_images(1, 32, 32, 3)[0], index=0)
+            assert view.dtype == np.uint8 and view.ndim == 3
+        except Exception as exc:  # collected so that one run names every transform that fails
+            failed[name] = str(exc).splitlines()[0][:160]
+    assert not failed, failed
+

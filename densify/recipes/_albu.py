@@ -29,6 +29,7 @@ DENIED = {
     "TextImage": "needs text metadata",
     "ConstrainedCoarseDropout": "needs masks or boxes",
     "MaskDropout": "needs a mask",
+    "CropNonEmptyMaskIfExists": "needs a mask",
     "RandomSizedBBoxSafeCrop": "needs boxes",
     "BBoxSafeRandomCrop": "needs boxes",
     "AtLeastOneBBoxRandomCrop": "needs boxes",
