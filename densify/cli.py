@@ -44,6 +44,50 @@ def _parse_hw(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return h, w
 
 
+def _parse_image_size(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return "auto"
+    text = value.strip().lower()
+    if text in ("auto", "stored"):
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    if "x" in text:
+        return _parse_hw(ctx, param, text)
+    raise click.BadParameter(f"{value!r} is not auto, stored, a side in pixels (64) or HxW (64x48)")
+
+
+def image_options(func):
+    """How images are read and sized, on every command that loads data: --resize, --channels, --image-size."""
+    options = [
+        click.option(
+            "--resize",
+            callback=_parse_hw,
+            metavar="HxW",
+            help="Resize every image when it is read (a folder of mixed sizes otherwise gets its most common).",
+        ),
+        click.option(
+            "--channels",
+            type=click.Choice(["1", "3"]),
+            help="Convert every image to grayscale (1) or RGB (3) when it is read.",
+        ),
+        click.option(
+            "--image-size",
+            callback=_parse_image_size,
+            metavar="auto|stored|N|HxW",
+            help="Working size: recipes augment the stored images, then views and clean images are resized to "
+            "it. auto: larger than 32 px scaled down to 32 on the longer side  [default: auto]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _image_kwargs(resize, channels, image_size) -> dict:
+    return {"resize": resize, "channels": int(channels) if channels else None, "image_size": image_size}
+
+
 def data_options(func):
     """Options every command that loads data shares, in one place."""
     options = [
@@ -56,24 +100,13 @@ def data_options(func):
             help="Stratified subset (or carve) of held-out images.",
         ),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsets and carving."),
-        click.option(
-            "--resize",
-            callback=_parse_hw,
-            metavar="HxW",
-            help="Resize every image (e.g. a folder of mixed sizes).",
-        ),
-        click.option(
-            "--channels",
-            type=click.Choice(["1", "3"]),
-            help="Convert every image to grayscale (1) or RGB (3).",
-        ),
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return image_options(func)
 
 
-def _load(spec: str, train_size, heldout_size, seed, resize, channels):
+def _load(spec: str, train_size, heldout_size, seed, resize, channels, image_size):
     from densify.data import load_data
 
     return load_data(
@@ -81,8 +114,7 @@ def _load(spec: str, train_size, heldout_size, seed, resize, channels):
         train_size=train_size,
         heldout_size=heldout_size,
         seed=seed,
-        resize=resize,
-        channels=int(channels) if channels else None,
+        **_image_kwargs(resize, channels, image_size),
     )
 
 
@@ -123,13 +155,17 @@ def data_info(spec: str, as_json: bool, **load_kwargs) -> None:
     console.print(table)
     console.print(f"source: {summary['source']}", soft_wrap=True)
     h, w, c = summary["shape"]
-    console.print(f"image shape: {h}x{w}x{c} (HxWxC, uint8)")
+    sh, sw, _ = summary["stored_shape"]
+    stored = f"; the working size; recipes augment the stored {sh}x{sw}" if (sh, sw) != (h, w) else ""
+    console.print(f"image shape: {h}x{w}x{c} (HxWxC, uint8{stored})")
     for split in ("train", "heldout"):
         lo, hi = summary[split]["value_range"]
         console.print(
             f"{split}: {summary[split]['n']} images, values {lo}..{hi}, mean {summary[split]['mean']:.1f}"
         )
     console.print(f"held-out split: {summary['heldout_origin']}")
+    for note in summary["notes"]:
+        console.print(f"note: {note}", soft_wrap=True, highlight=False)
 
 
 @cli.group()
@@ -223,7 +259,10 @@ def recipes_show(recipe: str, strength: float, as_json: bool) -> None:
     default=None,
     help="PNG path [default: RECIPE-preview.png].",
 )
-def recipes_preview(recipe, spec, seed, strength, rows, views, epoch, out) -> None:
+@image_options
+def recipes_preview(
+    recipe, spec, seed, strength, rows, views, epoch, out, resize, channels, image_size
+) -> None:
     """Write a PNG grid of RECIPE's views: rows of training images, columns of views (first column: clean).
 
     The grid replays exactly: the same seed gives the same pixels, and they are the views DensifiedDataset
@@ -234,7 +273,7 @@ def recipes_preview(recipe, spec, seed, strength, rows, views, epoch, out) -> No
     from densify.preview import preview_grid, save_png
 
     augmenter = load_recipe(recipe, strength=strength, seed=seed, output="numpy")
-    data = load_data(spec)
+    data = load_data(spec, **_image_kwargs(resize, channels, image_size))
     path = save_png(
         preview_grid(data.train, augmenter, rows, views, seed, epoch),
         out or f"{augmenter.recipe.name}-preview.png",
@@ -322,8 +361,9 @@ def _coverage_options(func):
         ),
         click.option(
             "--weights",
-            type=click.Path(dir_okay=False),
-            help="Local weights (state dict) for torchvision:NAME.",
+            metavar="NAME|FILE",
+            help="For torchvision:NAME: a weights name (DEFAULT, IMAGENET1K_V1), read from torch's hub cache "
+            "(TORCH_HOME; never downloaded), or a local state-dict file.",
         ),
         click.option(
             "--views",
@@ -359,6 +399,7 @@ def _fmt(metric, signed: bool = False) -> str:
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--per-class", is_flag=True, help="Also print each recipe's coverage gain per class.")
+@image_options
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False), help="Write every number to this JSON file."
 )
@@ -377,6 +418,9 @@ def coverage(
     no_cache,
     per_class,
     json_out,
+    resize,
+    channels,
+    image_size,
 ) -> None:
     """How much each recipe densifies the training set where held-out data lies, before any training.
 
@@ -390,7 +434,13 @@ def coverage(
     from densify.estimate import estimate_coverage
     from densify.recipes import expand_recipe_refs
 
-    data = load_data(spec, train_size=train_size, heldout_size=heldout_size, seed=seed)
+    data = load_data(
+        spec,
+        train_size=train_size,
+        heldout_size=heldout_size,
+        seed=seed,
+        **_image_kwargs(resize, channels, image_size),
+    )
     console = Console(stderr=True)
     with progress_display(console) as shown:
         progress = shown.update
@@ -490,6 +540,7 @@ def coverage(
     callback=lambda ctx, param, v: _parse_sizes(v),
     help="Also train on these training-set sizes and report each recipe's effective data multiplier.",
 )
+@image_options
 def train_command(
     spec,
     recipes,
@@ -506,6 +557,9 @@ def train_command(
     heldout_size,
     out,
     scaling,
+    resize,
+    channels,
+    image_size,
 ) -> None:
     """Train a model with each recipe for an equal number of steps, over several seeds; report held-out accuracy
     (mean and 95% t-interval) and each recipe's gain over 'none', paired by seed."""
@@ -516,7 +570,13 @@ def train_command(
     from densify.recipes import expand_recipe_refs
     from densify.train import TrainConfig, train_recipes, write_scaling_report, write_train_report
 
-    data = load_data(spec, train_size=train_size, heldout_size=heldout_size, seed=0)
+    data = load_data(
+        spec,
+        train_size=train_size,
+        heldout_size=heldout_size,
+        seed=0,
+        **_image_kwargs(resize, channels, image_size),
+    )
     config = TrainConfig(
         steps=steps,
         batch=batch,
@@ -658,8 +718,10 @@ def _parse_train_size(value: str) -> int | None:
     "--n-boot", type=click.IntRange(min=100), default=1000, show_default=True,
     help="Bootstrap resamples behind every coverage interval.",
 )  # fmt: skip
+@image_options
 def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, batch, model, train_size,
-             heldout_size, seed, strength, projection, out, resume, force, n_boot) -> None:  # fmt: skip
+             heldout_size, seed, strength, projection, out, resume, force, n_boot, resize, channels,
+             image_size) -> None:  # fmt: skip
     """Audit recipes: coverage of held-out data (training-free), trained confirmation over seeds, a verdict,
     and a report bundle (report.json, metrics.csv, plots/, report.html) in --out."""
     from rich.console import Console
@@ -684,6 +746,7 @@ def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, bat
         heldout_size=heldout_size,
         projection=projection,
         n_boot=n_boot,
+        **_image_kwargs(resize, channels, image_size),
     )
     console = Console(stderr=True)
     with progress_display(console) as shown:

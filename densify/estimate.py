@@ -19,6 +19,7 @@ from densify._hash import digest
 from densify._version import __version__
 from densify.coverage import Metric, prepare_baseline, recipe_metrics
 from densify.data import DataSplits, ImageSet
+from densify.data._working import ImageSize, at_working_size, resize_image
 from densify.embed import Encoder, get_encoder
 from densify.embed._base import Classifier, LearnsFromViews, Stateful
 from densify.embed._cache import ArrayCache, default_cache_dir
@@ -196,13 +197,13 @@ def view_batches(train: ImageSet, augmenter, views: int, batch: int = VIEW_BATCH
     """uint8 batches of the views, in order (image 0 view 0, image 0 view 1, ...), each a pure function of
     (seed, epoch 0, index, view)."""
     total = len(train) * views
-    images = train.images
+    sources, size = train.view_sources, train.shape[:2]  # augment as stored, then bring to the working size
     for start in range(0, total, batch):
         stop = min(start + batch, total)
         out = np.empty((stop - start, *train.shape), np.uint8)
         for j, flat in enumerate(range(start, stop)):
             index, view = divmod(flat, views)
-            out[j] = augmenter.augment(images[index], index=index, view=view, epoch=0)
+            out[j] = resize_image(augmenter.augment(sources[index], index=index, view=view, epoch=0), size)
         yield out
 
 
@@ -215,12 +216,13 @@ def check_views(train: ImageSet, augmenter, views: int, n: int = HEALTH_VIEWS) -
     (seed, index, view), so these are exactly views the metrics embed)."""
     from densify.coverage import view_health
 
-    images = train.images
+    images, sources, size = train.images, train.view_sources, train.shape[:2]
     count = min(n, len(train) * views)
     index = np.arange(count) // views
     out = np.empty((count, *train.shape), np.uint8)
     for j in range(count):
-        out[j] = augmenter.augment(images[index[j]], index=int(index[j]), view=j % views, epoch=0)
+        view = augmenter.augment(sources[index[j]], index=int(index[j]), view=j % views, epoch=0)
+        out[j] = resize_image(view, size)
     value_range = (int(images.min()), int(images.max())) if len(images) else (0, 255)
     return view_health(out, images[index], value_range)
 
@@ -239,6 +241,7 @@ def estimate_coverage(
     n_boot: int = 1000,
     progress: Progress | None = None,
     samples: int = 0,
+    image_size: ImageSize = None,
 ) -> CoverageRun:
     """Embed clean, augmented and held-out images and compute every coverage metric for each recipe.
 
@@ -258,6 +261,8 @@ def estimate_coverage(
         progress: called as ``progress(stage, done, total)``.
         samples: keep a seeded sample of at most this many embeddings of the clean, held-out and each recipe's
             views in ``CoverageRun.samples`` (for projections); 0 keeps none.
+        image_size: bring ``data`` to this working size first (:func:`densify.data.at_working_size`); None
+            (default) uses ``data`` as given (``load_data`` has already applied its ``image_size``).
 
     Embeddings and each recipe's metrics are cached under keys that hold exactly what they depend on: views
     depend on the training images (not the held-out ones), metrics on the views, held-out set, k, n_boot and seed.
@@ -279,12 +284,14 @@ def estimate_coverage(
     ):  # before the (slow) encoder fit
         if isinstance(k, int) and len(split) <= k:
             raise CoverageError(f"the {name} set has {len(split)} points; k={k} needs more than k")
+    if image_size is not None:
+        data = at_working_size(data, image_size)
     cache = ArrayCache(default_cache_dir() if cache_dir is True else (cache_dir or None))
     note = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
     train, held = data.train, data.heldout
     n_classes = len(data.classes)
-    train_fp = digest(train.images, train.labels, data.classes)
+    train_fp = digest(*train.fingerprint_parts(), data.classes)
     data_fp = digest(train_fp, held.images, held.labels)
 
     start = time.perf_counter()
@@ -394,7 +401,7 @@ def _fit_encoder(enc: Encoder, train: ImageSet, augmenters, strength: float, cac
             sorted(json.dumps(_exported(a.recipe, strength), sort_keys=True) for a in augmenters)
         )
         enc.see_views([a for a in augmenters if a.recipe.pipeline], descriptor)
-    state_key = digest("encoder-state", enc.fingerprint(), digest(train.images, train.labels))
+    state_key = digest("encoder-state", enc.fingerprint(), digest(*train.fingerprint_parts()))
     state = cache.get(state_key) if isinstance(enc, Stateful) else None
     if state is not None:
         enc.load_state(state, train)

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import numpy as np
 
 from densify._rng import SampleRNG, sample_key, view_key
+from densify.data._imageset import ImageSet
+from densify.data._working import resize_image
 from densify.errors import DensifyError, RecipeError
 
 Output = Literal["tensor", "numpy", "pil"]
@@ -255,6 +257,9 @@ class DensifiedDataset:
         self.epoch = 0
         images = getattr(base, "images", None)
         self._arrays = (images, base.labels) if isinstance(images, np.ndarray) else None
+        self._size = None
+        if isinstance(base, ImageSet) and base.sources is not None:  # at a working size: augment the sources
+            self._arrays, self._size = (base.sources, base.labels), base.shape[:2]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -275,4 +280,6 @@ class DensifiedDataset:
         index, view = divmod(i % n, self.views)
         image, label = self._base_item(index)
         out = self.augmenter.augment(image, index=index, view=view, epoch=self.epoch)
+        if self._size is not None:  # an ImageSet at a working size: augment as stored, then resize
+            out = resize_image(out, self._size)
         return convert_output(out, self.output), label

@@ -29,15 +29,16 @@ def preview_grid(
 ) -> np.ndarray:
     """A uint8 (H', W', 3) grid: column 0 the clean image, columns 1..views its views for (seed, epoch, index, view).
 
-    The views are exactly those :class:`~densify.DensifiedDataset` yields for the same seed, epoch and index.
+    The views are exactly those :class:`~densify.DensifiedDataset` yields for the same seed, epoch and index, shown
+    at the stored resolution (before the working-size resize), so photographs stay legible.
     """
     picked = preview_indices(images, rows, seed)
-    h, w, _ = images.shape
+    h, w, _ = images.source_shape
     factor = max(1, -(-TILE // max(h, w)))
     th, tw = h * factor, w * factor
     grid = np.full((len(picked) * (th + GAP) + GAP, (views + 1) * (tw + GAP) + 2 * GAP, 3), 255, np.uint8)
     for r, index in enumerate(picked):
-        source = images.images[index]
+        source = images.view_sources[index]
         tiles = [source] + [
             augmenter.augment(source, index=int(index), view=v, epoch=epoch) for v in range(views)
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -113,20 +114,22 @@ def test_folder_without_split_subfolders_carves(folder_tree: Path):
     assert "carved" in data.heldout_origin
 
 
-def test_folder_mixed_sizes_are_reported_and_resized_on_request(folder_tree: Path):
+def test_folder_mixed_sizes_get_the_most_common_size_with_a_note(folder_tree: Path):
     write_png(folder_tree / "train" / "dog" / "big.png", make_images(1, 9, 9, 3)[0])
-    with pytest.raises(
-        DataError, match=r"different sizes \(HxW\): 6x6 \(18 files.*9x9 \(1 files.*resize \(H, W\)"
-    ):
-        load_data(f"folder:{folder_tree}")
+    data = load_data(f"folder:{folder_tree}")
+    assert data.train.shape == (6, 6, 3)
+    (note,) = data.notes
+    assert re.search(r"different sizes \(HxW\): 6x6 \(18 files.*9x9 \(1 files.*big.png", note), note
+    assert "resized to the most common, 6x6 (set resize" in note
     data = load_data(f"folder:{folder_tree}", resize=(8, 8))
-    assert data.train.shape == (8, 8, 3)
+    assert data.train.shape == (8, 8, 3) and not data.notes
 
 
-def test_folder_mixed_channels_are_reported_and_converted_on_request(folder_tree: Path):
+def test_folder_mixed_channels_get_the_most_common_count_with_a_note(folder_tree: Path):
     write_png(folder_tree / "train" / "dog" / "gray.png", make_images(1, 6, 6)[0])
-    with pytest.raises(DataError, match=r"different channel counts.*set channels"):
-        load_data(f"folder:{folder_tree}")
+    data = load_data(f"folder:{folder_tree}")
+    assert data.train.shape == (6, 6, 3)
+    assert any("different channel counts" in n and "converted to the most common, 3" in n for n in data.notes)
     assert load_data(f"folder:{folder_tree}", channels=1).train.shape == (6, 6, 1)
 
 

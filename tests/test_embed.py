@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,7 @@ def test_pixels_without_pca_is_the_flat_image():
     [
         ("resnet", {}, "unknown encoder 'resnet'"),
         ("pixels:pcaX", {}, "pixels:pcaN with an integer N"),
-        ("torchvision:resnet18", {}, "set weights to a local state-dict file"),
+        ("torchvision:resnet18", {}, "set weights to a torchvision weights name"),
         ("torchvision:resnet18", {"weights": "/nope.pt"}, "/nope.pt: weights file not found"),
         ("random-cnn", {"weights": "x.pt"}, "weights apply to torchvision"),
     ],
@@ -137,3 +138,86 @@ def test_cache_round_trip_and_corruption(tmp_path: Path):
     path.write_bytes(bytes(raw))
     assert cache.get("k") is None and cache.corrupt == 2
     assert ArrayCache(None).get("k") is None
+
+
+def _no_network(monkeypatch):
+    """Any attempt to download fails the test loudly."""
+    import urllib.request
+
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"densify tried to download: {args[:1]}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+
+
+def test_weights_by_name_are_read_from_torch_hub_cache(tmp_path: Path, tv_weights: Path, monkeypatch):
+    """``--weights DEFAULT`` resolves where torchvision itself keeps the file ($TORCH_HOME/hub/checkpoints, named
+    after the download URL), never downloads, and names the exact file when it is missing or corrupt."""
+    import shutil
+
+    from densify.embed._torchvision import hub_checkpoint
+
+    _no_network(monkeypatch)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    expected = tmp_path / "torch" / "hub" / "checkpoints" / "mobilenet_v3_small-047dcff4.pth"
+    for name in ("DEFAULT", "IMAGENET1K_V1", "MobileNet_V3_Small_Weights.IMAGENET1K_V1"):
+        assert hub_checkpoint("mobilenet_v3_small", name) == (
+            expected,
+            "MobileNet_V3_Small_Weights.IMAGENET1K_V1",
+        )
+    # missing: one line naming the file, TORCH_HOME and the command that fetches it
+    with pytest.raises(EncoderError) as missing:
+        get_encoder("torchvision:mobilenet_v3_small", weights="DEFAULT")
+    message = str(missing.value)
+    assert message.startswith(f"{expected}: weights MobileNet_V3_Small_Weights.IMAGENET1K_V1 are not in")
+    assert "TORCH_HOME" in message and "get_model('mobilenet_v3_small'" in message and "\n" not in message
+    # present: the saved checkpoint is used, same embeddings as the same file passed by path
+    expected.parent.mkdir(parents=True)
+    shutil.copy(tv_weights, expected)
+    train = _images(6, (16, 16, 3))
+    by_name = get_encoder("torchvision:mobilenet_v3_small", weights="DEFAULT").fit(train)
+    by_path = get_encoder("torchvision:mobilenet_v3_small", weights=tv_weights).fit(train)
+    np.testing.assert_allclose(by_name.encode(train.images), by_path.encode(train.images), atol=1e-6)
+    assert by_name.fingerprint() == by_path.fingerprint()
+    # corrupt (a partial download): one line naming the file
+    expected.write_bytes(tv_weights.read_bytes()[:1000])
+    with pytest.raises(EncoderError, match=r"mobilenet_v3_small-047dcff4\.pth: cannot load weights"):
+        get_encoder("torchvision:mobilenet_v3_small", weights="DEFAULT").fit(train)
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ("IMAGENET1K_V9", "torchvision:resnet18 has IMAGENET1K_V1, DEFAULT"),
+        ("VGG16_Weights.DEFAULT", "not weights of torchvision:resnet18 (those are ResNet18_Weights.*)"),
+    ],
+)
+def test_unknown_weights_names_are_one_line(weights, message, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(EncoderError, match=re.escape(message)):
+        get_encoder("torchvision:resnet18", weights=weights)
+
+
+def test_weights_by_name_from_the_command_line(tmp_path: Path, tv_weights: Path, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from densify.cli import cli
+
+    _no_network(monkeypatch)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    args = ["coverage", "--data", "digits", "--recipes", "flip", "--encoder", "torchvision:mobilenet_v3_small",
+            "--weights", "DEFAULT", "--train-size", "40", "--heldout-size", "30", "--no-cache"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "mobilenet_v3_small-047dcff4.pth: weights" in result.output
+    target = tmp_path / "torch" / "hub" / "checkpoints" / "mobilenet_v3_small-047dcff4.pth"
+    target.parent.mkdir(parents=True)
+    shutil.copy(tv_weights, target)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "encoder torchvision:mobilenet_v3_small" in result.output

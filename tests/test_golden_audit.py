@@ -14,7 +14,9 @@ Regenerated once, by issue 12 (the verdict states only what the numbers support)
 ``views`` health and the verdict's ``warnings``, ``ranked_by``, ``head_to_head`` and rewrote its wording; every other
 number was checked equal to the previous golden file (same comparison, verdict and ``views`` excluded) before
 replacing it. The same issue's new predictors (``probe_accuracy_gain``, ``probe_margin_gain``, ``class_margin_gain``) were then
-added the same way: every other number checked unchanged first.
+added the same way: every other number checked unchanged first. Issue 13 (working size) added the settings
+``resize``, ``channels``, ``image_size`` and the data's ``stored_shape`` and ``notes`` (so the run_id changed); every
+other value was checked equal before they were added to the file.
 """
 
 from __future__ import annotations

@@ -252,4 +252,3 @@ def test_every_listed_transform_builds_and_runs_through_a_recipe(tmp_path):
         except Exception as exc:  # collected so that one run names every transform that fails
             failed[name] = str(exc).splitlines()[0][:160]
     assert not failed, failed
-

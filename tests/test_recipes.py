@@ -37,6 +37,10 @@ RECIPE_TABLE = {
     "digits-safe": {"identity": False, "fades": True},
     "randaugment": {"identity": False, "fades": False},  # autocontrast, equalize have no magnitude
     "trivialaugment": {"identity": False, "fades": False},
+    "resized-crop": {"identity": False, "fades": True},
+    "colour-jitter": {"identity": False, "fades": True},
+    "perspective": {"identity": False, "fades": True},
+    "photo-standard": {"identity": False, "fades": False},  # the flip has no magnitude
 }
 INPUTS = {"gray28": (28, 28, 1), "rgb32": (32, 32, 3)}
 

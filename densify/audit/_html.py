@@ -140,6 +140,20 @@ def reproduce_command(settings: dict[str, Any], out: str | None = None) -> str:
     for key in ("heldout_size", "weights", "projection"):
         if settings.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(settings[key])]
+    if settings.get("resize") is not None:
+        args += ["--resize", "x".join(str(v) for v in settings["resize"])]
+    if settings.get("channels") is not None:
+        args += ["--channels", str(settings["channels"])]
+    size = settings.get("image_size", "auto")
+    if size != "auto":
+        args += [
+            "--image-size",
+            "stored"
+            if size is None
+            else "x".join(map(str, size))
+            if isinstance(size, list | tuple)
+            else str(size),
+        ]
     if not settings["train"]:
         args.append("--no-train")
     if out is not None:
@@ -190,6 +204,7 @@ def _header(report: dict[str, Any]) -> list[str]:
             else "; not trained (training-free verdict)"
         )
         + f". densify {_e(report['densify_version'])}, run <code>{_e(report['run_id'])}</code>.</p>",
+        *(f'<p class="meta">{_e(note)}</p>' for note in data.get("notes", [])),
     ]
 
 

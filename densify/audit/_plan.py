@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from densify._version import __version__
+from densify.data._working import working_size
 from densify.errors import DataError, DensifyError
 
 if TYPE_CHECKING:
@@ -78,6 +79,18 @@ def _check_settings(s: AuditSettings) -> None:
         positive(key)
     if s.train:
         positive("seeds", 2)  # a confidence interval needs two seeds
+    if s.channels not in (None, 1, 3):
+        raise SettingsError(f"channels must be 1 or 3, got {s.channels!r}")
+    if s.resize is not None and (
+        not isinstance(s.resize, tuple | list)
+        or len(s.resize) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in s.resize)
+    ):
+        raise SettingsError(f"resize must be (H, W) with positive integer sides, got {s.resize!r}")
+    try:
+        working_size((8, 8), s.image_size)
+    except DataError as exc:
+        raise SettingsError(str(exc)) from None
     for key in ("train_size", "heldout_size"):
         if getattr(s, key) is not None:
             positive(key)
@@ -128,7 +141,7 @@ def _check_data(s: AuditSettings, data: DataSplits) -> None:
 def plan_audit(settings: AuditSettings) -> AuditPlan:
     """Validate ``settings`` and load what the audit needs; raises a one-line :class:`DensifyError`."""
     from densify._hash import digest
-    from densify.data import DataSplits, load_data, stratified_subset
+    from densify.data import DataSplits, at_working_size, load_data, stratified_subset
     from densify.loader import load_recipe
 
     _check_settings(settings)
@@ -139,7 +152,14 @@ def plan_audit(settings: AuditSettings) -> AuditPlan:
         raise SettingsError(
             f"projection {settings.projection!r} is not one of the audited recipes: {', '.join(names)}"
         )
-    data = load_data(settings.data, heldout_size=settings.heldout_size, seed=settings.seed)
+    data = load_data(
+        settings.data,
+        heldout_size=settings.heldout_size,
+        seed=settings.seed,
+        resize=None if settings.resize is None else tuple(settings.resize),
+        channels=settings.channels,
+        image_size=None,  # the working size is applied below, to the training subset only
+    )
     if settings.train_size is not None and len(data.train) > settings.train_size:
         data = DataSplits(
             name=data.name,
@@ -147,14 +167,14 @@ def plan_audit(settings: AuditSettings) -> AuditPlan:
             heldout=data.heldout,
             source=data.source,
             heldout_origin=data.heldout_origin,
+            notes=data.notes,
         )
+    data = at_working_size(data, settings.image_size)
     _check_data(settings, data)
     augmenters = tuple(load_recipe(r, strength=settings.strength, seed=settings.seed) for r in recipes)
     for augmenter in augmenters:
-        augmenter.check_shape(data.train.shape)
-    data_fp = digest(
-        data.train.images, data.train.labels, data.heldout.images, data.heldout.labels, data.classes
-    )
+        augmenter.check_shape(data.train.source_shape)
+    data_fp = digest(*data.train.fingerprint_parts(), *data.heldout.fingerprint_parts(), data.classes)
     identity = settings.identity()
     run_id = digest(json.dumps(identity, sort_keys=True), data_fp, __version__)[:16]
     return AuditPlan(settings, data, augmenters, identity, data_fp, run_id)

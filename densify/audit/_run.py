@@ -39,6 +39,9 @@ class AuditSettings:
     heldout_size: a stratified subset of the held-out images. seed: subsets, encoder, views and bootstrap.
     strength: scales every recipe's magnitudes. projection: the recipe whose views the 2-D projection shows
     (default: the recommended recipe).
+    resize / channels: convert every image when it is read (``load_data``'s arguments). image_size: the working
+    size (``"auto"``: images larger than ``densify.data.AUTO_SIDE`` are scaled down to it; recipes augment the
+    stored pixels first; see ``densify.data.at_working_size``).
     """
 
     data: str = "fashion-mini"
@@ -58,6 +61,9 @@ class AuditSettings:
     heldout_size: int | None = None
     n_boot: int = 1000
     projection: str | None = None
+    resize: tuple[int, int] | None = None
+    channels: int | None = None
+    image_size: int | str | tuple[int, int] | None = "auto"
     extra: dict = field(default_factory=dict)  # free-form notes recorded in the report (not part of run_id)
 
     def identity(self) -> dict[str, Any]:

@@ -43,6 +43,9 @@ class Settings(_Model):
     heldout_size: int | None
     n_boot: int
     projection: str | None
+    resize: list[int] | None = None  # older reports lack these three (defaults: what they ran with)
+    channels: int | None = None
+    image_size: int | str | list[int] | None = "auto"
     extra: dict[str, Any]
 
 

@@ -44,11 +44,13 @@ def _channels_of(path: Path, mode: str) -> int:
     )
 
 
-def _summarise(groups: dict, what: str) -> str:
-    parts = [
-        f"{key} ({len(files)} files, e.g. {files[0]})"
-        for key, files in sorted(groups.items(), key=lambda kv: -len(kv[1]))
-    ]
+def _summarise(groups: dict, what: str, shown: int = 3) -> str:
+    """The groups by size, largest first: the first ``shown`` with a count and an example, then how many more."""
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    parts = [f"{key} ({len(files)} files, e.g. {files[0]})" for key, files in ordered[:shown]]
+    rest = ordered[shown:]
+    if rest:
+        parts.append(f"{len(rest)} more ({sum(len(f) for _, f in rest)} files)")
     return f"images have different {what}: " + "; ".join(parts)
 
 
@@ -69,13 +71,23 @@ def scan(root: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
     return files, np.asarray(labels, dtype=np.int64)
 
 
+def _modal(groups: dict) -> str | int:
+    """The key held by the most files (ties: the larger key), for a folder of mixed sizes or modes."""
+    return max(groups, key=lambda k: (len(groups[k]), k))
+
+
 def read_images(
-    root: Path, files: list[Path], resize: tuple[int, int] | None = None, channels: int | None = None
+    root: Path,
+    files: list[Path],
+    resize: tuple[int, int] | None = None,
+    channels: int | None = None,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
     """Decode ``files`` into one uint8 array (N, H, W, C).
 
-    All images must share one size and one channel count, unless ``resize=(H, W)`` or ``channels`` (1 or 3)
-    is given; then every image is converted. Mixed inputs are reported with counts and an example of each.
+    Images of another size than the most common one are resized to it (bilinear), and images of another
+    channel count are converted to the most common one, unless ``resize=(H, W)`` or ``channels`` (1 or 3) says
+    what to use; what was converted (counts and an example of each) is appended to ``notes``.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -95,13 +107,20 @@ def read_images(
         ) as exc:
             raise DataError(f"{path}: cannot read image ({exc})") from exc
     if resize is None and len(sizes) > 1:
-        raise DataError(
-            f"{root}: {_summarise(sizes, 'sizes (HxW)')}; set resize (H, W) to resize them (--resize HxW)"
-        )
+        modal = _modal(sizes)
+        if notes is not None:
+            notes.append(
+                f"{root}: {_summarise(sizes, 'sizes (HxW)')}; all were resized to the most common, {modal} "
+                "(set resize to choose another size)"
+            )
+        resize = tuple(int(v) for v in modal.split("x"))  # type: ignore[assignment]
     if channels is None and len(chans) > 1:
-        raise DataError(
-            f"{root}: {_summarise(chans, 'channel counts')}; set channels to 1 or 3 to convert them (--channels)"
-        )
+        channels = int(_modal(chans))
+        if notes is not None:
+            notes.append(
+                f"{root}: {_summarise(chans, 'channel counts')}; all were converted to the most common, "
+                f"{channels} (set channels to choose)"
+            )
     height, width = resize or tuple(int(v) for v in next(iter(sizes)).split("x"))
     c = channels or next(iter(chans))
     out = np.empty((len(files), height, width, c), dtype=np.uint8)
@@ -119,8 +138,11 @@ def read_images(
 
 def load_folder(
     root: Path, resize: tuple[int, int] | None = None, channels: int | None = None
-) -> tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
-    """(classes, (train images, labels), (held-out images, labels) or None) of an ImageFolder tree."""
+) -> tuple[
+    tuple[str, ...], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None, tuple[str, ...]
+]:
+    """(classes, (train images, labels), (held-out images, labels) or None, notes) of an ImageFolder tree;
+    the notes say what was resized or converted to give every image one size and channel count."""
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     train_root = root / "train" if (root / "train").is_dir() else root
@@ -129,7 +151,6 @@ def load_folder(
     if not classes:
         raise DataError(f"{train_root}: no class sub-folders found (expected {train_root}/<class>/<image>)")
     train_files, train_labels = scan(train_root, classes)
-    held = None
     if held_root is not None:
         unknown = sorted(set(p.name for p in _class_dirs(held_root)) - set(classes))
         if unknown:
@@ -138,16 +159,21 @@ def load_folder(
                 f"({', '.join(classes)})"
             )
         held_files, held_labels = scan(held_root, classes)
-        if held_files:
-            images = read_images(root, train_files + held_files, resize, channels)
-            n = len(train_files)
-            return (
-                tuple(display_name(c) for c in classes),
-                (images[:n], train_labels),
-                (images[n:], held_labels),
-            )
+    else:
+        held_files = []
+    notes: list[str] = []
+    if held_files:
+        images = read_images(root, train_files + held_files, resize, channels, notes)
+        n = len(train_files)
+        return (
+            tuple(display_name(c) for c in classes),
+            (images[:n], train_labels),
+            (images[n:], held_labels),
+            tuple(notes),
+        )
     return (
         tuple(display_name(c) for c in classes),
-        (read_images(root, train_files, resize, channels), train_labels),
-        held,
+        (read_images(root, train_files, resize, channels, notes), train_labels),
+        None,
+        tuple(notes),
     )

@@ -24,12 +24,16 @@ class ImageSet:
         labels: int64 array, shape (N,), each in ``range(len(classes))``; stored read-only.
         classes: class names; ``classes[label]`` names a label.
         name: a short human-readable name, e.g. ``"fashion-mini/train"``.
+        sources: optional uint8 array (N, H', W', C): the same images at their stored resolution when ``images``
+            hold them at a smaller working size (see :func:`densify.data.at_working_size`). Recipes augment the
+            sources; each view is then resized to ``images``' size. None: recipes augment ``images``.
     """
 
     images: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
     name: str = ""
+    sources: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         images, labels = self.images, np.asarray(self.labels)
@@ -55,6 +59,20 @@ class ImageSet:
                 f"{where}label {int(bad[0])} is outside the class list (labels must be in 0..{len(classes) - 1}, "
                 f"{len(bad)} labels out of range)"
             )
+        sources = self.sources
+        if sources is not None:
+            if (
+                not isinstance(sources, np.ndarray)
+                or sources.dtype != np.uint8
+                or sources.ndim != 4
+                or len(sources) != len(images)
+                or sources.shape[-1] != images.shape[-1]
+            ):
+                raise DataError(
+                    f"{where}sources must be a uint8 array (N, H, W, C) with the images' N and C, got "
+                    f"{getattr(sources, 'dtype', type(sources))} {getattr(sources, 'shape', '')}"
+                )
+            object.__setattr__(self, "sources", _readonly(sources))
         object.__setattr__(self, "images", _readonly(images))
         object.__setattr__(self, "labels", _readonly(labels.astype(np.int64, copy=False)))
         object.__setattr__(self, "classes", classes)
@@ -71,6 +89,22 @@ class ImageSet:
         return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
 
     @property
+    def source_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the images recipes augment: the sources' shape when set, else :attr:`shape`."""
+        return tuple(int(s) for s in self.view_sources.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def view_sources(self) -> np.ndarray:
+        """The images recipes augment: :attr:`sources` when set, else :attr:`images`."""
+        return self.images if self.sources is None else self.sources
+
+    def fingerprint_parts(self) -> tuple:
+        """What identifies this split's pixels and labels in cache keys (the sources too, when set)."""
+        return (
+            (self.images, self.labels) if self.sources is None else (self.images, self.labels, self.sources)
+        )
+
+    @property
     def channels(self) -> int:
         return int(self.images.shape[-1])
 
@@ -82,7 +116,11 @@ class ImageSet:
         """A new ImageSet holding ``images[indices]`` (a copy) with the same classes."""
         indices = np.asarray(indices, dtype=np.int64)
         return ImageSet(
-            self.images[indices], self.labels[indices], self.classes, self.name if name is None else name
+            self.images[indices],
+            self.labels[indices],
+            self.classes,
+            self.name if name is None else name,
+            None if self.sources is None else self.sources[indices],
         )
 
 

@@ -16,13 +16,16 @@ def _split(images: ImageSet) -> dict[str, Any]:
 
 
 def summarise(data: DataSplits) -> dict[str, Any]:
-    """Counts per class and split, image shape, value range and provenance of ``data``."""
+    """Counts per class and split, image shape (the working size; ``stored_shape``: what recipes augment), value
+    range, provenance of ``data`` and the notes on what loading converted."""
     train_counts, held_counts = data.train.class_counts(), data.heldout.class_counts()
     return {
         "name": data.name,
         "source": data.source,
         "heldout_origin": data.heldout_origin,
         "shape": list(data.train.shape),
+        "stored_shape": list(data.train.source_shape),
+        "notes": list(data.notes),
         "train": _split(data.train),
         "heldout": _split(data.heldout),
         "classes": [

@@ -10,6 +10,7 @@ import numpy as np
 
 from densify.data._imageset import DataSplits, ImageSet
 from densify.data._subset import carve_heldout, stratified_subset
+from densify.data._working import ImageSize, at_working_size, working_size
 from densify.errors import DataError, SpecError
 
 DEFAULT_DATA = "fashion-mini"
@@ -88,27 +89,31 @@ def _builtin(kind: str) -> tuple[tuple[str, ...], tuple, tuple | None, str]:
     )
 
 
-def _read(spec: DataSpec, resize, channels) -> tuple[tuple[str, ...], tuple, tuple | None, str]:
+def _read(
+    spec: DataSpec, resize, channels
+) -> tuple[tuple[str, ...], tuple, tuple | None, str, tuple[str, ...]]:
+    """(classes, train, held-out or None, source, notes on what loading converted)."""
     if spec.path is None:
-        return _builtin(spec.kind)
+        return (*_builtin(spec.kind), ())
     path = spec.path
     if spec.kind != "npz" and not path.exists():
         raise DataError(f"{path}: no such folder (data spec '{spec}')")
     if spec.kind == "idx":
         from densify.data._idx import load_idx
 
-        return (*load_idx(path), str(path))
+        return (*load_idx(path), str(path), ())
     if spec.kind == "folder":
         from densify.data._folder import load_folder
 
-        return (*load_folder(path, resize, channels), str(path))
+        classes, train, held, notes = load_folder(path, resize, channels)
+        return classes, train, held, str(path), notes
     if spec.kind == "cifar":
         from densify.data._cifar import load_cifar
 
-        return (*load_cifar(path), str(path))
+        return (*load_cifar(path), str(path), ())
     from densify.data._npz import load_npz
 
-    return (*load_npz(path), str(path))
+    return (*load_npz(path), str(path), ())
 
 
 def _convert(images: np.ndarray, resize: tuple[int, int] | None, channels: int | None) -> np.ndarray:
@@ -138,6 +143,7 @@ def load_data(
     seed: int = 0,
     resize: tuple[int, int] | None = None,
     channels: int | None = None,
+    image_size: ImageSize = "auto",
 ) -> DataSplits:
     """Load a dataset from a data-spec string (see :func:`parse_spec`).
 
@@ -147,8 +153,14 @@ def load_data(
         train_size: keep a class-stratified random subset of this many training images.
         heldout_size: keep (or, when the source has no held-out split, carve from train) this many held-out images.
         seed: seeds subsets and carving; the result is a pure function of (source, sizes, seed).
-        resize: (H, W) to resize every image to; needed for folders of mixed sizes.
-        channels: 1 or 3 to convert every image to grayscale or RGB; needed for folders of mixed modes.
+        resize: (H, W) to resize every image to when it is read (a folder of mixed sizes is otherwise brought to
+            its most common size, with a note in ``DataSplits.notes``).
+        channels: 1 or 3 to convert every image to grayscale or RGB when it is read (a folder of mixed modes is
+            otherwise converted to its most common channel count, with a note).
+        image_size: the working size (see :mod:`densify.data._working`): ``"auto"`` (default) keeps images
+            whose longer side is at most ``AUTO_SIDE`` and scales larger ones down to it, an int N scales the
+            longer side to N, ``(H, W)`` is exact, None keeps the stored size. Images larger than the working
+            size keep their stored pixels as ``ImageSet.sources``: recipes augment those.
 
     Raises:
         DataError: the source is missing, malformed or inconsistent (the message names the path and problem).
@@ -161,7 +173,8 @@ def load_data(
         raise DataError(f"channels must be 1 or 3, got {channels!r}")
     if resize is not None and (len(resize) != 2 or min(resize) < 1):
         raise DataError(f"resize must be (H, W) with positive sides, got {resize!r}")
-    classes, train, held, source = _read(parsed, resize, channels)
+    working_size((8, 8), image_size)  # validates image_size before anything is read
+    classes, train, held, source, notes = _read(parsed, resize, channels)
     name = str(parsed)
     train_set = ImageSet(_convert(train[0], resize, channels), train[1], classes, f"{name}/train")
     if held is None:
@@ -174,4 +187,7 @@ def load_data(
             held_set = stratified_subset(held_set, heldout_size, seed)
     if train_size is not None:
         train_set = stratified_subset(train_set, train_size, seed)
-    return DataSplits(name=name, train=train_set, heldout=held_set, source=source, heldout_origin=origin)
+    data = DataSplits(
+        name=name, train=train_set, heldout=held_set, source=source, heldout_origin=origin, notes=notes
+    )
+    return at_working_size(data, image_size)

@@ -9,6 +9,7 @@ import numpy as np
 from densify._hash import digest
 from densify._torch import batches, device, to_tensor, torch_threads
 from densify.data import ImageSet
+from densify.data._working import resize_image
 from densify.errors import EncoderError
 
 
@@ -122,7 +123,7 @@ class ReferenceEncoder:
         from torch import nn
 
         torch.set_num_threads(torch_threads())
-        self._data_digest = digest(train.images, train.labels)
+        self._data_digest = digest(*train.fingerprint_parts())
         self._build(train.channels, len(train.classes))
         dev = device()
         params = [*self._features.parameters(), *self._head.parameters()]
@@ -130,7 +131,7 @@ class ReferenceEncoder:
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=self.steps)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
         rng = np.random.default_rng(self.seed)
-        images, labels = train.images, train.labels
+        images, labels, sources = train.images, train.labels, train.view_sources
         order, cursor = rng.permutation(len(images)), 0
         self._features.train()
         self._head.train()
@@ -147,9 +148,10 @@ class ReferenceEncoder:
                     batch = batch.copy()
                     pick = rng.integers(0, len(self._views) + 1, size=len(idx))  # 0: clean
                     for j in np.flatnonzero(pick):
-                        batch[j] = self._views[pick[j] - 1].augment(
-                            images[idx[j]], index=int(idx[j]), view=0, epoch=1 + step
+                        view = self._views[pick[j] - 1].augment(
+                            sources[idx[j]], index=int(idx[j]), view=0, epoch=1 + step
                         )
+                        batch[j] = resize_image(view, images.shape[1:3])  # the working-size rule
                 x = to_tensor(batch, dev)
                 y = torch.from_numpy(labels[idx]).to(dev)
                 loss = loss_fn(self._head(self._features(x)), y)
@@ -201,7 +203,7 @@ class ReferenceEncoder:
         """Restore weights saved by :meth:`state` for the same training split (no training)."""
         import torch
 
-        self._data_digest = digest(train.images, train.labels)
+        self._data_digest = digest(*train.fingerprint_parts())
         self._build(train.channels, len(train.classes))
         for prefix, module in (("features.", self._features), ("head.", self._head)):
             module.load_state_dict(

@@ -1,8 +1,12 @@
-"""``torchvision:NAME``: a torchvision classifier's penultimate features, from a local weights file."""
+"""``torchvision:NAME``: a torchvision classifier's penultimate features, with weights from torch's hub cache
+(by name) or a local file; never downloaded."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -12,12 +16,51 @@ from densify.data import ImageSet
 from densify.errors import EncoderError
 
 
-class TorchvisionEncoder:
-    """Penultimate features of ``torchvision.models.NAME`` with weights loaded from ``weights`` (a state dict saved
-    by ``torch.save(model.state_dict(), path)``; nothing is downloaded), L2-normalised.
+#: a torchvision weights enum member, alone (``DEFAULT``, ``IMAGENET1K_V1``) or qualified (``ResNet18_Weights.DEFAULT``)
+_ENUM_NAME = re.compile(r"^(?:[A-Za-z0-9_]+_Weights\.)?[A-Z][A-Z0-9_]*$")
 
-    Images get the model's own preprocessing (its default weights' ``transforms()``: resize, centre crop,
-    ImageNet normalisation); grayscale images are repeated to three channels.
+
+def hub_checkpoint(model: str, name: str) -> tuple[Path, str]:
+    """(the file torch's hub cache holds for weights ``name`` of torchvision model ``model``, the weights'
+    qualified name). The file is where ``torchvision.models.get_model(model, weights=name)`` would store and
+    read it: ``$TORCH_HOME/hub/checkpoints/`` (``torch.hub.get_dir()``), named after the download URL.
+
+    Raises:
+        EncoderError: unknown model, or no such weights for it (the message lists the ones it has).
+    """
+    import torch
+    from torchvision import models
+
+    try:
+        enum = models.get_model_weights(model)
+    except ValueError as exc:
+        raise EncoderError(f"torchvision:{model}: unknown torchvision model '{model}' ({exc})") from None
+    prefix, _, member = name.rpartition(".")
+    if prefix and prefix != enum.__name__:
+        raise EncoderError(
+            f"weights {name}: not weights of torchvision:{model} (those are {enum.__name__}.*)"
+        )
+    try:
+        weights = enum[member]
+    except KeyError:
+        raise EncoderError(
+            f"weights {name!r}: torchvision:{model} has {', '.join(enum.__members__)}"
+        ) from None
+    filename = os.path.basename(urlparse(weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename, f"{enum.__name__}.{weights.name}"
+
+
+class TorchvisionEncoder:
+    """Penultimate features of ``torchvision.models.NAME``, L2-normalised.
+
+    ``weights`` is a weights name the way torchvision spells it (``DEFAULT``, ``IMAGENET1K_V1`` or
+    ``ResNet18_Weights.IMAGENET1K_V1``), read from torch's own hub cache (``$TORCH_HOME/hub/checkpoints``, where
+    ``torchvision.models.get_model(NAME, weights=...)`` puts it), or a local state-dict file saved by
+    ``torch.save(model.state_dict(), path)``. densify never downloads: a missing cache file is a one-line error
+    naming the file and the command that fetches it.
+
+    Images get the weights' own preprocessing (``transforms()``: resize, centre crop, ImageNet normalisation; the
+    model's default weights' for a local file); grayscale images are repeated to three channels.
     """
 
     def __init__(self, model: str, weights: str | Path | None) -> None:
@@ -25,11 +68,25 @@ class TorchvisionEncoder:
         self.name = f"torchvision:{model}"
         if weights is None:
             raise EncoderError(
-                f"{self.name}: set weights to a local state-dict file; densify downloads nothing"
+                f"{self.name}: set weights to a torchvision weights name (e.g. DEFAULT, read from torch's hub "
+                "cache) or a local state-dict file; densify downloads nothing"
             )
-        self.weights = Path(weights)
-        if not self.weights.is_file():
-            raise EncoderError(f"{self.weights}: weights file not found (encoder {self.name})")
+        text = str(weights)
+        self.weights_name: str | None = None
+        if not Path(text).is_file() and _ENUM_NAME.match(text):
+            path, self.weights_name = hub_checkpoint(model, text)
+            if not path.is_file():
+                raise EncoderError(
+                    f"{path}: weights {self.weights_name} are not in torch's hub cache (TORCH_HOME); densify "
+                    f'never downloads: fetch them with python -c "import torchvision; '
+                    f"torchvision.models.get_model('{model}', weights='{self.weights_name}')\", or pass a "
+                    "local state-dict file"
+                )
+            self.weights = path
+        else:
+            self.weights = Path(text)
+            if not self.weights.is_file():
+                raise EncoderError(f"{self.weights}: weights file not found (encoder {self.name})")
         self._net = None
         self._preprocess = None
         self._weights_digest = ""
@@ -63,7 +120,9 @@ class TorchvisionEncoder:
                 setattr(net, attr, nn.Identity())
                 break
         self._net = net.eval().to(device())
-        self._preprocess = models.get_model_weights(self.model).DEFAULT.transforms()
+        enum = models.get_model_weights(self.model)
+        chosen = enum[self.weights_name.rpartition(".")[2]] if self.weights_name else enum.DEFAULT
+        self._preprocess = chosen.transforms()
         self._weights_digest = digest(self.weights.read_bytes())
         return self
 

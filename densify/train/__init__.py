@@ -94,8 +94,7 @@ def train_recipes(
     config = (config or TrainConfig()).check()
     names = [load_recipe(r).recipe.name for r in recipes]  # validate every recipe before training anything
     fingerprint = digest(
-        data.train.images,
-        data.train.labels,
+        *data.train.fingerprint_parts(),
         data.heldout.images,
         data.heldout.labels,
         sorted(asdict(config).items()),
