@@ -15,7 +15,6 @@ from densify._torch import batches, device, torch_threads
 from densify.data import ImageSet
 from densify.errors import EncoderError
 
-
 #: a torchvision weights enum member, alone (``DEFAULT``, ``IMAGENET1K_V1``) or qualified (``ResNet18_Weights.DEFAULT``)
 _ENUM_NAME = re.compile(r"^(?:[A-Za-z0-9_]+_Weights\.)?[A-Z][A-Z0-9_]*$")
 
