@@ -10,7 +10,8 @@ intel-scenes. It reports held-out accuracy, the flip gain, seconds per run, and 
 default photo audit (7 recipes x 3 seeds of training + the coverage estimate).
 
 Selection rule (fixed before any result was seen): among the sizes whose projected default photo audit takes at
-most 15 minutes on this 2-core machine, the one with the highest `none` accuracy averaged over both photo sets and
+most 15 minutes on this 2-core machine (timed with DENSIFY_TORCH_THREADS=1, a conservative bound: two threads
+train 1.56x faster on an idle machine), the one with the highest `none` accuracy averaged over both photo sets and
 both seeds; if no size fits, the smallest. Runs are stored under --out and reused; results in
 --out/results.json and a markdown table on stdout.
 """
@@ -80,6 +81,24 @@ def measure(args) -> dict:
     return results
 
 
+def stored_cost(args, results: dict) -> None:
+    """What a photo audit took before the working-size rule: the trainer at the stored 150x150 (intel-scenes),
+    timed over 30 steps and projected to the default audit's 21 runs of 600 steps."""
+    from densify._io import write_text_atomic
+    from densify.train import TrainConfig, train_run
+
+    if "stored" in results:
+        return
+    data = _load(SETS["intel"].format(photos=args.photos), "stored")
+    run = train_run(data, "none", 0, TrainConfig(steps=30, batch=BATCH))
+    per_step = run.seconds / 30
+    results["stored"] = {"shape": list(data.train.shape), "seconds_per_step": per_step,
+                         "projected_training_s": 21 * STEPS * per_step}  # fmt: skip
+    write_text_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")
+    print(f"stored {data.train.shape}: {per_step:.2f} s/step; 21 runs x {STEPS} steps = "
+          f"{21 * STEPS * per_step / 3600:.1f} h", flush=True)  # fmt: skip
+
+
 def table(results: dict, sizes: list[int]) -> int | None:
     rows, fits = [], {}
     print("| size | none acc. intel | none acc. flowers | flip gain intel | flip gain flowers | s/run | "
@@ -130,6 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     results = measure(args)
+    stored_cost(args, results)
     table(results, sorted(args.sizes))
 
 
