@@ -355,7 +355,7 @@ def _coverage_options(func):
     options = [
         click.option(
             "--encoder",
-            default="reference",
+            default="reference+views",
             show_default=True,
             help="reference | reference+views | random-cnn | pixels | pixels:pcaN | torchvision:NAME",
         ),

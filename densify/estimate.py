@@ -20,7 +20,7 @@ from densify._version import __version__
 from densify.coverage import Metric, prepare_baseline, recipe_metrics
 from densify.data import DataSplits, ImageSet
 from densify.data._working import ImageSize, at_working_size, resize_image
-from densify.embed import Encoder, get_encoder
+from densify.embed import DEFAULT_ENCODER, Encoder, get_encoder
 from densify.embed._base import Classifier, LearnsFromViews, Stateful
 from densify.embed._cache import ArrayCache, default_cache_dir
 from densify.errors import CoverageError
@@ -231,7 +231,7 @@ def estimate_coverage(
     data: DataSplits,
     recipes: Sequence[str],
     *,
-    encoder: str | Encoder = "reference",
+    encoder: str | Encoder = DEFAULT_ENCODER,
     weights: str | Path | None = None,
     views: int = 2,
     k: int = 5,
@@ -248,8 +248,8 @@ def estimate_coverage(
     Args:
         data: the dataset; the encoder is fitted on ``data.train`` only.
         recipes: recipe names or files.
-        encoder: ``reference`` (default), ``reference+views`` (trained on the clean split plus views of every recipe
-            in ``recipes``, so none is unseen), ``random-cnn``, ``pixels``, ``pixels:pcaN``, ``torchvision:NAME``, or an
+        encoder: ``reference+views`` (default: the reference CNN trained on the clean split plus views of every
+            recipe in ``recipes``, so none is unseen; the predictor study's choice), ``reference`` (clean split only), ``random-cnn``, ``pixels``, ``pixels:pcaN``, ``torchvision:NAME``, or an
             :class:`~densify.embed.Encoder` instance (not yet fitted).
         weights: local weights file for ``torchvision:NAME``.
         views: augmented views per training image.

@@ -17,6 +17,7 @@ from densify.audit import _bundle
 from densify.audit._plan import AuditPlan, plan_audit
 from densify.audit._schema import check_report
 from densify.audit._verdict import PREDICTORS, verdict
+from densify.embed import DEFAULT_ENCODER
 
 SCHEMA = "densify.report/1"
 #: the recipes `densify evaluate` audits by default: the baseline, two safe geometric recipes, one occlusion
@@ -46,7 +47,7 @@ class AuditSettings:
 
     data: str = "fashion-mini"
     recipes: tuple[str, ...] = DEFAULT_RECIPES
-    encoder: str = "reference"
+    encoder: str = DEFAULT_ENCODER
     weights: str | None = None
     views: int = 2
     k: int = 5

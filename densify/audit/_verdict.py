@@ -46,9 +46,10 @@ COMBINED = _catalogue.COMBINED
 #: before the results were seen)
 DEFAULT_PREDICTOR = "fidelity_x_coverage_gain"
 #: what ranks when the default predictor cannot separate the recipes: the predictor with the best worst-case
-#: left-out rho at the default encoder among those that do not saturate (densification is a mean log-distance
-#: reduction, never capped), in the cross-dataset predictor study (docs/predictor-study.md)
-FALLBACK_PREDICTOR = "densification"
+#: left-out rho at the default encoder (reference+views) among those that do not saturate (label consistency x
+#: densification: a mean log-distance reduction, never capped, times the share of views that keep their label;
+#: worst +0.26, against densification's +0.19), in the cross-dataset predictor study (docs/predictor-study.md)
+FALLBACK_PREDICTOR = "consistency_x_densification"
 #: held-out coverage of the clean set above which coverage gains cannot separate recipes
 SATURATED = 0.98
 #: held-out images below which the verdict warns (the studies measure gains on at least 1,000)
@@ -184,15 +185,20 @@ def flag_evidence(level: str, encoder: str = "reference") -> tuple[int, int]:
     return c["flagged_lost"], c["flagged"]
 
 
-def _evidence(level: str) -> str:
+def _evidence(level: str, encoder: str | None = None) -> str:
+    """The flags' measured precision in the predictor study, with ``encoder`` when the study measured it (else
+    with ``reference``), naming the encoder it was measured with."""
     from densify.audit._reliability import study
 
-    lost, flagged = flag_evidence(level)
-    c = study()["flags"]["reference"][level]
+    flags = study()["flags"]
+    measured = encoder if encoder in flags else "reference"
+    lost, flagged = flag_evidence(level, measured)
+    c = flags[measured][level]
     which = "flagged both ways" if level == "both" else "flagged"
     return (
         f"in the predictor study, {lost} of {flagged} variants {which} lost accuracy when trained, "
-        f"{c['flagged_harmed']} of them beyond seed noise ({len(study()['conditions'])} conditions)"
+        f"{c['flagged_harmed']} of them beyond seed noise ({len(study()['conditions'])} conditions, encoder "
+        f"{measured})"
     )
 
 
@@ -266,7 +272,7 @@ def _advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout
         ranked_by = "measured_gain"
     else:
         use, more_avoid, summary, ranked_by = _untrained_advice(
-            names, recipes, values, recipe_flags, default_predictor, degenerate
+            names, recipes, values, recipe_flags, default_predictor, degenerate, encoder
         )
         h2h = None
         if ranked_by is not None and encoder is not None:
@@ -397,7 +403,7 @@ def predictor_interval(metrics: dict[str, dict], name: str) -> tuple[float, floa
     return low, high
 
 
-def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, degenerate):
+def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, degenerate, encoder=None):
     """Without training: rank by the default predictor (or the fallback); flags are evidence, both flags avoid."""
     use, avoid, summary, cautions = [], [], [], []
     candidates = [r for r in names if r not in degenerate]
@@ -449,7 +455,7 @@ def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, d
                         f"([{a[0]:.4f}, {a[1]:.4f}] and [{b[0]:.4f}, {b[1]:.4f}]): an uncertain pick."
                     )
             if _raised(recipe_flags[top]):
-                sentence += f" Caution: {_why_flagged(recipe_flags[top])}; {_evidence('any')}."
+                sentence += f" Caution: {_why_flagged(recipe_flags[top])}; {_evidence('any', encoder)}."
             other = FALLBACK_PREDICTOR if ranked_by != FALLBACK_PREDICTOR else None
             rival = None
             if other and _separates(values[other], pickable):
@@ -472,7 +478,7 @@ def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, d
                 {
                     "recipe": r,
                     "reason": f"evidence against it (not confirmed by training): {_why_flagged(recipe_flags[r])}; "
-                    f"{_evidence('both')}",
+                    f"{_evidence('both', encoder)}",
                 }
             )
         chosen = {u["recipe"] for u in use}
@@ -482,7 +488,9 @@ def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, d
             if len(_raised(recipe_flags[r])) == 1 and r not in chosen
         ]
     if cautions:
-        summary.append(f"Check with training before using: {'; '.join(cautions)}; {_evidence('any')}.")
+        summary.append(
+            f"Check with training before using: {'; '.join(cautions)}; {_evidence('any', encoder)}."
+        )
     return use, avoid, summary, ranked_by
 
 

@@ -9,7 +9,7 @@ from densify.embed._base import Encoder
 from densify.errors import EncoderError
 
 ENCODERS = ("reference", "reference+views", "random-cnn", "pixels", "torchvision:NAME")
-DEFAULT_ENCODER = "reference"
+DEFAULT_ENCODER = "reference+views"
 
 
 def get_encoder(spec: str = DEFAULT_ENCODER, *, seed: int = 0, weights: str | Path | None = None) -> Encoder:
