@@ -25,15 +25,27 @@ def preview_indices(images: ImageSet, rows: int, seed: int) -> np.ndarray:
 
 
 def preview_grid(
-    images: ImageSet, augmenter, rows: int = 8, views: int = 8, seed: int = 0, epoch: int = 0
+    images: ImageSet,
+    augmenter,
+    rows: int = 8,
+    views: int = 8,
+    seed: int = 0,
+    epoch: int = 0,
+    max_side: int | None = None,
 ) -> np.ndarray:
     """A uint8 (H', W', 3) grid: column 0 the clean image, columns 1..views its views for (seed, epoch, index, view).
 
     The views are exactly those :class:`~densify.DensifiedDataset` yields for the same seed, epoch and index, shown
-    at the stored resolution (before the working-size resize), so photographs stay legible.
+    at the stored resolution (before the working-size resize), so photographs stay legible; ``max_side`` caps a
+    tile's longer side (the report's grids use it to keep the page small).
     """
+    from densify.data._working import resize_image, working_size
+
     picked = preview_indices(images, rows, seed)
     h, w, _ = images.source_shape
+    shrunk = working_size((h, w), max_side) if max_side and max(h, w) > max_side else None
+    if shrunk is not None:  # large photographs: each tile shrunk to max_side (area interpolation)
+        h, w = shrunk
     factor = max(1, -(-TILE // max(h, w)))
     th, tw = h * factor, w * factor
     grid = np.full((len(picked) * (th + GAP) + GAP, (views + 1) * (tw + GAP) + 2 * GAP, 3), 255, np.uint8)
@@ -43,6 +55,8 @@ def preview_grid(
             augmenter.augment(source, index=int(index), view=v, epoch=epoch) for v in range(views)
         ]
         for c, tile in enumerate(tiles):
+            if shrunk is not None:
+                tile = resize_image(tile, shrunk)
             big = np.repeat(np.repeat(tile, factor, axis=0), factor, axis=1)
             if big.shape[-1] == 1:
                 big = np.repeat(big, 3, axis=-1)

@@ -206,3 +206,17 @@ def test_imageset_refuses_sources_that_do_not_match():
         ImageSet(images, np.array([0, 1]), ("a", "b"), sources=np.zeros((3, 8, 8, 3), np.uint8))
     ok = ImageSet(images, np.array([0, 1]), ("a", "b"), sources=np.zeros((2, 8, 8, 3), np.uint8))
     DataSplits("x", ok, ok)
+
+
+def test_preview_grids_show_stored_pixels_and_shrink_large_photos(photos: Path):
+    from densify.loader import load_recipe
+    from densify.preview import GAP, TILE, preview_grid
+
+    data = load_data(f"folder:{photos}", image_size=16)
+    flip = load_recipe("flip", output="numpy")
+    stored = preview_grid(data.train, flip, rows=2, views=3)
+    factor = -(-TILE // 48)
+    assert stored.shape == (2 * (48 * factor + GAP) + GAP, 4 * (48 * factor + GAP) + 2 * GAP, 3)
+    shrunk = preview_grid(data.train, flip, rows=2, views=3, max_side=24)
+    factor = -(-TILE // 24)
+    assert shrunk.shape == (2 * (24 * factor + GAP) + GAP, 4 * (24 * factor + GAP) + 2 * GAP, 3)

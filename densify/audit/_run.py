@@ -24,6 +24,8 @@ SCHEMA = "densify.report/1"
 #: recipe, and two that are expected to hurt on upright objects (so the verdict has something to flag)
 DEFAULT_RECIPES = ("none", "flip", "vflip", "crop-pad", "affine-light", "affine-heavy", "cutout")
 PROJECTION_POINTS = 2000
+#: the longest tile side of the report's sample grids (photographs are shown shrunk to it; smaller images as stored)
+SAMPLE_TILE = 112
 Progress = Callable[[str, int, int], None]
 
 
@@ -291,7 +293,9 @@ def render_bundle(report, data, augmenters, samples) -> dict[str, bytes]:
         files[f"plots/{name}.png"] = png
     settings = report["settings"]
     for augmenter in augmenters:
-        grid = preview_grid(data.train, augmenter, rows=4, views=6, seed=settings["seed"])
+        grid = preview_grid(
+            data.train, augmenter, rows=4, views=6, seed=settings["seed"], max_side=SAMPLE_TILE
+        )
         files[f"plots/samples-{augmenter.recipe.name}.png"] = png_bytes(grid)
     files["report.html"] = render_html(
         report, {k: v for k, v in files.items() if k.endswith(".png")}
