@@ -98,7 +98,7 @@ def test_coverage_command(tmp_path: Path):
     [
         (["--encoder", "resnet"], "unknown encoder 'resnet'"),
         (["-k", "80"], "the held-out set has 60 points; k=80 needs more than k"),
-        (["--encoder", "torchvision:resnet18"], "set weights to a local state-dict file"),
+        (["--encoder", "torchvision:resnet18"], "set weights to a torchvision weights name"),
         (["--recipe", "nope"], "unknown recipe 'nope'"),
     ],
 )

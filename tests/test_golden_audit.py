@@ -16,7 +16,9 @@ number was checked equal to the previous golden file (same comparison, verdict a
 replacing it. The same issue's new predictors (``probe_accuracy_gain``, ``probe_margin_gain``, ``class_margin_gain``) were then
 added the same way: every other number checked unchanged first. Issue 13 (working size) added the settings
 ``resize``, ``channels``, ``image_size`` and the data's ``stored_shape`` and ``notes`` (so the run_id changed); every
-other value was checked equal before they were added to the file.
+other value was checked equal before they were added to the file. The same issue's switch of the fallback predictor
+(label consistency x densification) changed one verdict sentence ("... would pick vflip instead"); every other value
+was checked equal before the verdict was replaced.
 """
 
 from __future__ import annotations
