@@ -22,6 +22,7 @@ _LAZY = {
     "Augmenter": "densify.loader",
     "DataError": "densify.errors",
     "DataSplits": "densify.data",
+    "at_working_size": "densify.data",
     "DensifiedDataset": "densify.loader",
     "DensifyError": "densify.errors",
     "ImageSet": "densify.data",
@@ -52,6 +53,7 @@ __all__ = [
     "RecipeError",
     "SpecError",
     "__version__",
+    "at_working_size",
     "list_recipes",
     "load_data",
     "load_recipe",
@@ -66,7 +68,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from densify.audit import AuditPlan, AuditSettings, plan_audit, read_report, run_audit, write_comparison
-    from densify.data import DataSplits, ImageSet, load_data, parse_spec, stratified_subset
+    from densify.data import DataSplits, ImageSet, at_working_size, load_data, parse_spec, stratified_subset
     from densify.errors import DataError, DensifyError, RecipeError, SpecError
     from densify.loader import Augmenter, DensifiedDataset, load_recipe
     from densify.recipes import Recipe, list_recipes, read_recipe
