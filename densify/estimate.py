@@ -19,7 +19,7 @@ from densify._hash import digest
 from densify._version import __version__
 from densify.coverage import Metric, prepare_baseline, recipe_metrics
 from densify.data import DataSplits, ImageSet
-from densify.data._working import ImageSize, at_working_size, resize_image
+from densify.data._working import ImageSize, at_working_size
 from densify.embed import DEFAULT_ENCODER, Encoder, get_encoder
 from densify.embed._base import Classifier, LearnsFromViews, Stateful
 from densify.embed._cache import ArrayCache, default_cache_dir
@@ -197,13 +197,12 @@ def view_batches(train: ImageSet, augmenter, views: int, batch: int = VIEW_BATCH
     """uint8 batches of the views, in order (image 0 view 0, image 0 view 1, ...), each a pure function of
     (seed, epoch 0, index, view)."""
     total = len(train) * views
-    sources, size = train.view_sources, train.shape[:2]  # augment as stored, then bring to the working size
     for start in range(0, total, batch):
         stop = min(start + batch, total)
         out = np.empty((stop - start, *train.shape), np.uint8)
         for j, flat in enumerate(range(start, stop)):
             index, view = divmod(flat, views)
-            out[j] = resize_image(augmenter.augment(sources[index], index=index, view=view, epoch=0), size)
+            out[j] = augmenter.view_of(train, index, view)  # augmented as stored, at the working size
         yield out
 
 
@@ -216,13 +215,12 @@ def check_views(train: ImageSet, augmenter, views: int, n: int = HEALTH_VIEWS) -
     (seed, index, view), so these are exactly views the metrics embed)."""
     from densify.coverage import view_health
 
-    images, sources, size = train.images, train.view_sources, train.shape[:2]
+    images = train.images
     count = min(n, len(train) * views)
     index = np.arange(count) // views
     out = np.empty((count, *train.shape), np.uint8)
     for j in range(count):
-        view = augmenter.augment(sources[index[j]], index=int(index[j]), view=j % views, epoch=0)
-        out[j] = resize_image(view, size)
+        out[j] = augmenter.view_of(train, int(index[j]), j % views)
     value_range = (int(images.min()), int(images.max())) if len(images) else (0, 255)
     return view_health(out, images[index], value_range)
 

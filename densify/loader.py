@@ -193,6 +193,12 @@ class Augmenter:
             base = self._epoch_keys[epoch] = sample_key(self.seed, epoch)
         return self._apply(to_numpy_image(image), view_key(base, index, view))
 
+    def view_of(self, images: ImageSet, index: int, view: int = 0, epoch: int = 0) -> np.ndarray:
+        """:meth:`augment` of image ``index`` of ``images`` under the working-size rule: the stored pixels
+        (``images.view_sources``) are augmented, then the view is resized to ``images``' (working) size."""
+        out = self.augment(images.view_sources[index], index=index, view=view, epoch=epoch)
+        return resize_image(out, images.images.shape[1:3])
+
     def __call__(self, image: Any):
         """Drop-in transform: augment ``image`` (numpy, PIL or tensor) and return it as ``self.output``."""
         self._ready()
@@ -257,9 +263,6 @@ class DensifiedDataset:
         self.epoch = 0
         images = getattr(base, "images", None)
         self._arrays = (images, base.labels) if isinstance(images, np.ndarray) else None
-        self._size = None
-        if isinstance(base, ImageSet) and base.sources is not None:  # at a working size: augment the sources
-            self._arrays, self._size = (base.sources, base.labels), base.shape[:2]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -278,8 +281,12 @@ class DensifiedDataset:
         if not -n <= i < n:
             raise IndexError(f"index {i} out of range for {n} items")
         index, view = divmod(i % n, self.views)
-        image, label = self._base_item(index)
-        out = self.augmenter.augment(image, index=index, view=view, epoch=self.epoch)
-        if self._size is not None:  # an ImageSet at a working size: augment as stored, then resize
-            out = resize_image(out, self._size)
+        if isinstance(self.base, ImageSet):  # the working-size rule: augment as stored, then resize
+            out, label = (
+                self.augmenter.view_of(self.base, index, view, self.epoch),
+                int(self.base.labels[index]),
+            )
+        else:
+            image, label = self._base_item(index)
+            out = self.augmenter.augment(image, index=index, view=view, epoch=self.epoch)
         return convert_output(out, self.output), label

@@ -9,7 +9,6 @@ import numpy as np
 from densify._hash import digest
 from densify._torch import batches, device, to_tensor, torch_threads
 from densify.data import ImageSet
-from densify.data._working import resize_image
 from densify.errors import EncoderError
 
 
@@ -131,7 +130,7 @@ class ReferenceEncoder:
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=self.steps)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
         rng = np.random.default_rng(self.seed)
-        images, labels, sources = train.images, train.labels, train.view_sources
+        images, labels = train.images, train.labels
         order, cursor = rng.permutation(len(images)), 0
         self._features.train()
         self._head.train()
@@ -148,10 +147,7 @@ class ReferenceEncoder:
                     batch = batch.copy()
                     pick = rng.integers(0, len(self._views) + 1, size=len(idx))  # 0: clean
                     for j in np.flatnonzero(pick):
-                        view = self._views[pick[j] - 1].augment(
-                            sources[idx[j]], index=int(idx[j]), view=0, epoch=1 + step
-                        )
-                        batch[j] = resize_image(view, images.shape[1:3])  # the working-size rule
+                        batch[j] = self._views[pick[j] - 1].view_of(train, int(idx[j]), epoch=1 + step)
                 x = to_tensor(batch, dev)
                 y = torch.from_numpy(labels[idx]).to(dev)
                 loss = loss_fn(self._head(self._features(x)), y)
