@@ -31,6 +31,9 @@ _LAZY = {
     "SpecError": "densify.errors",
     "list_recipes": "densify.recipes",
     "load_data": "densify.data",
+    "coverage_curve": "densify.manifold",
+    "intrinsic_dimension": "densify.manifold",
+    "manifold_diagnostics": "densify.manifold",
     "load_recipe": "densify.loader",
     "parse_spec": "densify.data",
     "read_recipe": "densify.recipes",
@@ -54,9 +57,12 @@ __all__ = [
     "SpecError",
     "__version__",
     "at_working_size",
+    "coverage_curve",
+    "intrinsic_dimension",
     "list_recipes",
     "load_data",
     "load_recipe",
+    "manifold_diagnostics",
     "parse_spec",
     "plan_audit",
     "read_recipe",
@@ -71,6 +77,7 @@ if TYPE_CHECKING:
     from densify.data import DataSplits, ImageSet, at_working_size, load_data, parse_spec, stratified_subset
     from densify.errors import DataError, DensifyError, RecipeError, SpecError
     from densify.loader import Augmenter, DensifiedDataset, load_recipe
+    from densify.manifold import coverage_curve, intrinsic_dimension, manifold_diagnostics
     from densify.recipes import Recipe, list_recipes, read_recipe
 
 

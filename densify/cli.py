@@ -126,7 +126,8 @@ def cli() -> None:
 
 @cli.group()
 def data() -> None:
-    """Inspect datasets (data specs: fashion-mini, digits, idx:PATH, folder:PATH, cifar:PATH, npz:PATH)."""
+    """Inspect datasets (data specs: fashion-mini, digits, idx:PATH, folder:PATH, cifar:PATH, npz:PATH,
+    synth:FAMILY?OPTIONS)."""
 
 
 @data.command("info")
@@ -166,6 +167,13 @@ def data_info(spec: str, as_json: bool, **load_kwargs) -> None:
     console.print(f"held-out split: {summary['heldout_origin']}")
     for note in summary["notes"]:
         console.print(f"note: {note}", soft_wrap=True, highlight=False)
+    if summary["factors"]:
+        factors = Table(title="latent factors (observed range)", title_justify="left")
+        for column in ("factor", "train", "held-out"):
+            factors.add_column(column, justify="left" if column == "factor" else "right")
+        for row in summary["factors"]:
+            factors.add_row(row["name"], *(f"{lo:g} .. {hi:g}" for lo, hi in (row["train"], row["heldout"])))
+        console.print(factors)
 
 
 @cli.group()

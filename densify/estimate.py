@@ -24,6 +24,7 @@ from densify.embed import DEFAULT_ENCODER, Encoder, get_encoder
 from densify.embed._base import Classifier, LearnsFromViews, Stateful
 from densify.embed._cache import ArrayCache, default_cache_dir
 from densify.errors import CoverageError
+from densify.manifold import ManifoldReport, manifold_diagnostics
 
 VIEW_BATCH = 2048
 #: part of every cached metrics key: a new metric in the catalogue recomputes cached metrics instead of reusing them
@@ -74,6 +75,7 @@ class CoverageRun:
     reference: dict[str, Metric] = field(default_factory=dict)
     supervised: bool = False  # the encoder was fitted to the training labels (it has a classification head)
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    manifold: ManifoldReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +99,7 @@ class CoverageRun:
             "cache": self.cache,
             "reference": {name: m.to_dict() for name, m in self.reference.items()},
             "recipes": {r.recipe: r.to_dict() for r in self.results},
+            "manifold": None if self.manifold is None else self.manifold.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -325,6 +328,23 @@ def estimate_coverage(
         kept["train_labels"] = _sample(train.labels, samples, seed)
         kept["heldout_labels"] = _sample(held.labels, samples, seed)
     timings["baseline"] = time.perf_counter() - start
+    start = time.perf_counter()
+    note("manifold", 0, 1)
+    manifold = manifold_diagnostics(
+        t_emb,
+        train.labels,
+        h_emb,
+        held.labels,
+        data.classes,
+        k=k,
+        seed=seed,
+        n_boot=n_boot,
+        images=train.images,
+        radii=base.heldout_radii,
+        log_floor=base.log_floor,
+    )
+    note("manifold", 1, 1)
+    timings["manifold"] = time.perf_counter() - start
 
     results = []
     sources = np.repeat(np.arange(len(train)), views)
@@ -371,6 +391,16 @@ def estimate_coverage(
         )
         note(f"views of {name}", i + 1, len(augmenters))
     timings["recipes"] = sum(r.seconds for r in results)
+    manifold = manifold.with_recipes(
+        {
+            r.recipe: (
+                r.metrics["coverage_augmented"].value,
+                r.metrics["densification"].value,
+                np.asarray(r.metrics["coverage_augmented"].per_class, dtype=np.float64),
+            )
+            for r in results
+        }
+    )
     return CoverageRun(
         data=data.name,
         data_fingerprint=data_fp,
@@ -388,6 +418,7 @@ def estimate_coverage(
         cache={"hits": cache.hits, "misses": cache.misses, "corrupt": cache.corrupt},
         reference=reference,
         samples=kept,
+        manifold=manifold,
     )
 
 

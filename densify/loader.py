@@ -193,6 +193,23 @@ class Augmenter:
             base = self._epoch_keys[epoch] = sample_key(self.seed, epoch)
         return self._apply(to_numpy_image(image), view_key(base, index, view))
 
+    def applied(
+        self, image: np.ndarray, index: int, view: int = 0, epoch: int = 0
+    ) -> tuple[np.ndarray, list[tuple[str, dict]]]:
+        """:meth:`augment`'s view together with what albumentations applied to make it: a list of (transform
+        class name, its sampled parameters) in order, transforms that were skipped left out."""
+        self._ready()
+        base = self._epoch_keys.get(epoch)
+        if base is None:
+            base = self._epoch_keys[epoch] = sample_key(self.seed, epoch)
+        self._rng.reseed(view_key(base, index, view))
+        self._compose.save_applied_params = True
+        try:
+            result = self._compose(image=to_numpy_image(image))
+        finally:
+            self._compose.save_applied_params = False
+        return result["image"], list(result.get("applied_transforms", []))
+
     def view_of(self, images: ImageSet, index: int, view: int = 0, epoch: int = 0) -> np.ndarray:
         """:meth:`augment` of image ``index`` of ``images`` under the working-size rule: the stored pixels
         (``images.view_sources``) are augmented, then the view is resized to ``images``' (working) size."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -250,3 +251,42 @@ def test_resolve_recipes_all_dedupes_and_puts_none_first():
     assert [r.name for r in resolve_recipes(["flip", "vflip", "flip"])] == ["none", "flip", "vflip"]
     everything = [r.name for r in resolve_recipes(["all"])]
     assert everything[0] == "none" and sorted(everything) == sorted(known_names()) and len(everything) >= 14
+
+
+def test_every_bundle_has_the_manifold_section(bundle):
+    out, report = bundle
+    manifold = report["manifold"]
+    assert manifold["curve"]["sizes"][-1] == 300 and len(manifold["curve"]["coverage"]) == 5
+    assert list(manifold["multipliers"]) == ["none", "flip", "vflip"]
+    assert manifold["multipliers"]["none"] == {"coverage": 1.0, "distance": 1.0, "beyond": False}
+    for space in ("embeddings", "pixels"):
+        assert manifold["intrinsic_dimension"][space]["twonn"]["overall"]["value"] > 1
+    assert len(manifold["curve"]["class_needs"]) == 10
+    rows = list(csv.DictReader(io.StringIO((out / "metrics.csv").read_text())))
+    assert rows[0]["recipe"] == "none" and float(rows[0]["data_multiplier_coverage"]) == 1.0
+    assert all(float(r["data_multiplier_coverage"]) >= 1.0 for r in rows)
+    assert (out / "plots" / "manifold.png").stat().st_size > 1000
+    assert "The data manifold" in (out / "report.html").read_text()
+
+
+def test_evaluate_a_known_factor_dataset_from_the_cli(tmp_path):
+    spec = "synth:arrows?train=200&heldout=120&rotation=-5:5/-30:30"
+    args = [
+        "evaluate",
+        "--data",
+        spec,
+        "--recipes",
+        "flip",
+        "--encoder",
+        "pixels:pca16",
+        "-k",
+        "3",
+        "--no-train",
+    ]
+    result = CliRunner().invoke(cli, [*args, "--n-boot", "100", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    report = read_report(tmp_path / "r")
+    assert report["data"]["spec"] == spec and report["data"]["shape"] == [32, 32, 3]
+    rotation = next(f for f in report["data"]["factors"] if f["name"] == "rotation")
+    assert rotation["train"][1] <= 275 and rotation["heldout"][1] > 290  # 'right' arrows: 270 +- jitter
+    assert report["manifold"]["multipliers"]["flip"]["coverage"] >= 1.0

@@ -18,7 +18,9 @@ added the same way: every other number checked unchanged first. Issue 13 (workin
 ``resize``, ``channels``, ``image_size`` and the data's ``stored_shape`` and ``notes`` (so the run_id changed); every
 other value was checked equal before they were added to the file. The same issue's switch of the fallback predictor
 (label consistency x densification) changed one verdict sentence ("... would pick vflip instead"); every other value
-was checked equal before the verdict was replaced.
+was checked equal before the verdict was replaced. Issue 14 (the manifold lab) added the report's ``manifold``
+section and the data's ``factors`` (empty for real data); every other value was checked equal before they were
+added.
 """
 
 from __future__ import annotations

@@ -77,6 +77,11 @@ CAPTIONS = {
     "Numbers are recipes (key on the right).",
     "class-gaps": "Per class: how much of the held-out data the clean training set leaves uncovered (left), and how "
     "much each recipe densifies each class (right).",
+    "manifold": "Left: held-out coverage of nested, class-stratified subsets of the clean training set (points) and "
+    "the power law fitted to the uncovered share over the three largest subsets (line); each recipe sits at the "
+    "training size whose clean coverage equals the coverage its views reach (its coverage-equivalent data "
+    "multiplier). Right: per class, how many times its current images the fitted curve says would reach the "
+    "target coverage (dotted line, left).",
     "projection": "A 2-D PCA projection of clean training, augmented and held-out embeddings (random samples).",
 }
 
@@ -174,6 +179,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
         *_recipes_section(report),
         *_agreement_section(report),
         *_rankings_section(report),
+        *_manifold_section(report),
         *_figures_section(report, pngs),
         *_reproduce_section(report),
         "</body></html>\n",
@@ -330,6 +336,116 @@ def _rankings_section(report: dict[str, Any]) -> list[str]:
         )
         parts.append(f"<tr><td>{_e(r)}</td>{cells}</tr>")
     parts.append("</table>")
+    return parts
+
+
+MAX_MULTIPLIER = 100.0  # densify.manifold's cap (not imported: the page renders from report.json alone)
+
+
+def _dimension_cell(d: dict | None, path: str) -> str:
+    if not d or d.get("value") is None:
+        return "<td>-</td>"
+    return (
+        f"<td>{_num(d['value'], path + '/value', '.1f')} "
+        f"<small>[{_num(d['low'], path + '/low', '.1f')}, {_num(d['high'], path + '/high', '.1f')}]</small></td>"
+    )
+
+
+def _manifold_section(report: dict[str, Any]) -> list[str]:
+    """Intrinsic dimension, how coverage grows with data, per-class needs and each recipe's data multipliers."""
+    manifold = report.get("manifold")
+    if not manifold:
+        return []
+    dims, curve = manifold["intrinsic_dimension"], manifold["curve"]
+    spaces = [(s, f"{'encoder embeddings' if s == 'embeddings' else 'pixels'}") for s in dims if dims[s]]
+    parts = [
+        "<h2>The data manifold</h2><p class=meta>Intrinsic dimension of the clean training set (how many directions "
+        "its images vary along, whatever the embedding's size), overall with a 95% bootstrap interval: TwoNN "
+        "(Facco et al. 2017) and the Levina-Bickel MLE, in the encoder's embeddings and in the top "
+        f"{manifold['pixel_components']} principal components of the pixels. On datasets whose true dimension is "
+        "known, the pixels' TwoNN figure lands within 1 of it; trained encoders' embeddings read higher "
+        "(docs/manifold-lab.md).</p><table id=dimension><tr><th>estimator"
+        "</th>" + "".join(f"<th>{_e(label)}</th>" for _, label in spaces) + "</tr>"
+    ]
+    for method, label in (("twonn", "TwoNN"), ("mle", "MLE (k = 10-20)")):
+        cells = "".join(
+            _dimension_cell(dims[s][method]["overall"], f"manifold/intrinsic_dimension/{s}/{method}/overall")
+            for s, _ in spaces
+        )
+        parts.append(f"<tr><td>{label}</td>{cells}</tr>")
+    parts.append("</table>")
+    sizes, cov = curve["sizes"], curve["coverage"]
+    fit = curve["fit"]
+    growth = ""
+    if fit.get("b") is not None:
+        growth = (
+            f"; the uncovered share falls as n<sup>&minus;{_num(fit['b'], 'manifold/curve/fit/b', '.2f')}</sup> "
+            "near the full size"
+        )
+    parts.append(
+        f"<p>Held-out coverage with all {sizes[-1]} training images: "
+        f"{_num(cov[-1], f'manifold/curve/coverage/{len(cov) - 1}', '.1f', 100)}%; with "
+        f"{sizes[0]}: {_num(cov[0], 'manifold/curve/coverage/0', '.1f', 100)}%{growth}.</p>"
+    )
+    sparse = [
+        n for n in curve["class_needs"] if n["coverage"] is not None and n["coverage"] < curve["target"]
+    ]
+    if sparse:
+        parts.append("<ul id=class-needs>")
+        for i, n in enumerate(curve["class_needs"]):
+            if n not in sparse:
+                continue
+            path = f"manifold/curve/class_needs/{i}"
+            more = (
+                "the fit cannot say how many more images"
+                if n["multiple"] is None
+                else (
+                    f"more than {_num(n['multiple'], path + '/multiple', 'g')}x its images"
+                    if n["beyond"]
+                    else f"about {_num(n['multiple'], path + '/multiple', '.1f')}x its images "
+                    f"(~{_num(n['needed'], path + '/needed', '.0f')})"
+                )
+            )
+            recipe = ""
+            if n.get("recipe"):
+                rm = n.get("recipe_multiple")
+                worth = (
+                    ""
+                    if rm is None
+                    else f", worth more than {_num(rm, path + '/recipe_multiple', 'g')}x its images"
+                    if rm >= MAX_MULTIPLIER
+                    else f", worth about {_num(rm, path + '/recipe_multiple', '.1f')}x its images"
+                )
+                recipe = (
+                    f"; or <b>{_e(n['recipe'])}</b>, whose views cover "
+                    f"{_num(n['recipe_coverage'], path + '/recipe_coverage', '.1f', 100)}%{worth}"
+                )
+            parts.append(
+                f"<li>class <b>{_e(n['class'])}</b> is sparse: {_num(n['coverage'], path + '/coverage', '.1f', 100)}% of "
+                f"its held-out images covered; {more} would reach {curve['target']:.0%}{recipe}.</li>"
+            )
+        parts.append("</ul>")
+    parts.append(
+        "<table id=multipliers><tr><th>recipe</th><th>coverage-equivalent data</th><th>distance-equivalent data</th>"
+        "</tr>"
+    )
+    for name, m in manifold["multipliers"].items():
+        cells = "".join(
+            "<td>-</td>"
+            if m[key] is None
+            else f"<td>{'&ge;' if m[key] >= MAX_MULTIPLIER else ''}"
+            f"{_num(m[key], f'manifold/multipliers/{name}/{key}', '.2f')}x"
+            "</td>"
+            for key in ("coverage", "distance")
+        )
+        parts.append(f"<tr><td>{_e(name)}</td>{cells}</tr>")
+    parts.append(
+        "</table><p class=meta>How much real data a recipe's views are worth, read off the clean curves: the training "
+        "size at which clean data alone would reach the held-out coverage (or bring held-out images as close) that "
+        "the recipe reaches, as a multiple of the training set. Beyond the measured sizes these extrapolate the "
+        "fitted laws; the trained effective-data multiplier (<code>densify train --scaling N,N,...</code>) is the measured "
+        "counterpart.</p>"
+    )
     return parts
 
 

@@ -210,6 +210,7 @@ def _compute(plan: AuditPlan, state: Path, note: Progress) -> tuple[dict[str, An
         "coverage": recipes_cov,
         "training": training,
         "verdict": result,
+        "manifold": coverage_dict["manifold"],
         "versions": _versions(),
         "environment": _environment(),
         "timings": {**{k: round(v, 2) for k, v in timings.items()}, **coverage_dict["timings"]},
@@ -254,6 +255,8 @@ def metrics_csv(report: dict[str, Any]) -> str:
     header = ["recipe"] + [f"{m}{s}" for m in metrics for s in ("", "_low", "_high")]
     header += ["accuracy", "accuracy_low", "accuracy_high", "gain", "gain_low", "gain_high", "loss_ratio"]
     header += [f"predictor_{p}" for p in PREDICTORS] + ["flags"]
+    header += ["data_multiplier_coverage", "data_multiplier_distance"]
+    multipliers = (report.get("manifold") or {}).get("multipliers", {})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -277,6 +280,8 @@ def metrics_csv(report: dict[str, Any]) -> str:
         row += [t.get("loss_ratio")]
         row += [v["predictor_values"][p][name] for p in PREDICTORS]
         row += [";".join(sorted(v["flags"][name]))]
+        m = multipliers.get(name) or {}
+        row += [m.get("coverage"), m.get("distance")]
         writer.writerow(["" if x is None else x for x in row])
     return buffer.getvalue()
 

@@ -104,6 +104,53 @@ class Verdict(_Model):
     head_to_head: dict[str, Any] | None = None
 
 
+class DimensionEstimate(_Model):
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+    duplicates: int
+
+
+class DimensionMethod(_Model):
+    overall: DimensionEstimate | None
+    per_class: dict[str, DimensionEstimate | None]
+
+
+class ClassNeed(_Model):
+    model_config = ConfigDict(extra="allow")
+    images: int
+    coverage: float | None
+    needed: int | None
+    multiple: float | None
+    beyond: bool
+
+
+class Curve(_Model):
+    model_config = ConfigDict(extra="allow")
+    sizes: list[int]
+    coverage: list[float | None]
+    log_distance: list[float | None]
+    class_coverage: dict[str, list[float | None]]
+    fit: dict[str, float | int | None]
+    distance_fit: dict[str, float | None]
+    target: float
+    class_needs: list[ClassNeed]
+
+
+class Multiplier(_Model):
+    coverage: float | None
+    distance: float | None
+    beyond: bool
+
+
+class Manifold(_Model):
+    intrinsic_dimension: dict[str, dict[str, DimensionMethod] | None]
+    pixel_components: int
+    curve: Curve
+    multipliers: dict[str, Multiplier]
+
+
 class ReportV1(_Model):
     schema_: Literal["densify.report/1"] = Field(alias="schema")
     run_id: str
@@ -119,6 +166,7 @@ class ReportV1(_Model):
     versions: dict[str, str] | None = None
     environment: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
+    manifold: Manifold | None = None  # older reports lack it
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -27,6 +27,9 @@ class ImageSet:
         sources: optional uint8 array (N, H', W', C): the same images at their stored resolution when ``images``
             hold them at a smaller working size (see :func:`densify.data.at_working_size`). Recipes augment the
             sources; each view is then resized to ``images``' size. None: recipes augment ``images``.
+        factors: optional float64 array (N, F): the latent factors each image was rendered from (known-factor
+            ``synth:`` datasets, see :mod:`densify.data._synth`); None for real data.
+        factor_names: the F factor names, in column order (empty when ``factors`` is None).
     """
 
     images: np.ndarray
@@ -34,6 +37,8 @@ class ImageSet:
     classes: tuple[str, ...]
     name: str = ""
     sources: np.ndarray | None = None
+    factors: np.ndarray | None = None
+    factor_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         images, labels = self.images, np.asarray(self.labels)
@@ -73,6 +78,19 @@ class ImageSet:
                     f"{getattr(sources, 'dtype', type(sources))} {getattr(sources, 'shape', '')}"
                 )
             object.__setattr__(self, "sources", _readonly(sources))
+        factors = self.factors
+        names = tuple(str(n) for n in self.factor_names)
+        if factors is not None:
+            factors = np.asarray(factors, dtype=np.float64)
+            if factors.ndim != 2 or len(factors) != len(images) or factors.shape[1] != len(names):
+                raise DataError(
+                    f"{where}factors must be an (N, F) array with one row per image and one column per factor "
+                    f"name, got shape {factors.shape} for {len(images)} images and {len(names)} names"
+                )
+            object.__setattr__(self, "factors", _readonly(factors))
+        elif names:
+            raise DataError(f"{where}factor_names given without factors")
+        object.__setattr__(self, "factor_names", names)
         object.__setattr__(self, "images", _readonly(images))
         object.__setattr__(self, "labels", _readonly(labels.astype(np.int64, copy=False)))
         object.__setattr__(self, "classes", classes)
@@ -121,6 +139,8 @@ class ImageSet:
             self.classes,
             self.name if name is None else name,
             None if self.sources is None else self.sources[indices],
+            None if self.factors is None else self.factors[indices],
+            self.factor_names,
         )
 
 

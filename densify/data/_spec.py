@@ -10,22 +10,28 @@ import numpy as np
 
 from densify.data._imageset import DataSplits, ImageSet
 from densify.data._subset import carve_heldout, stratified_subset
+from densify.data._synth import SynthSpec, load_synth, parse_synth
 from densify.data._working import ImageSize, at_working_size, working_size
 from densify.errors import DataError, SpecError
 
 DEFAULT_DATA = "fashion-mini"
 BUILTIN_DATASETS = ("digits", "fashion-mini")
 PREFIXES = ("cifar", "folder", "idx", "npz")
+SYNTH = "synth"
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """A parsed data spec: ``kind`` is a built-in dataset name or a prefix, ``path`` is set for prefixes."""
+    """A parsed data spec: ``kind`` is a built-in dataset name, a path prefix or ``synth``; ``path`` is set for
+    path prefixes, ``synth`` for known-factor datasets."""
 
     kind: str
     path: Path | None = None
+    synth: SynthSpec | None = None
 
     def __str__(self) -> str:
+        if self.synth is not None:
+            return str(self.synth)
         return self.kind if self.path is None else f"{self.kind}:{self.path}"
 
 
@@ -34,10 +40,12 @@ def parse_spec(spec: str) -> DataSpec:
 
     Grammar::
 
-        spec   := NAME | PREFIX ":" PATH
+        spec   := NAME | PREFIX ":" PATH | SYNTH
         NAME   := "fashion-mini" | "digits"                 (built-in datasets)
         PREFIX := "idx" | "folder" | "cifar" | "npz"
         PATH   := any non-empty path; "~" is expanded; it may itself contain ":"
+        SYNTH  := "synth:" FAMILY [ "?" OPTIONS ]          (rendered known-factor datasets; the grammar of
+                                                          FAMILY and OPTIONS is :func:`parse_synth`'s)
 
     Surrounding whitespace is ignored; names and prefixes are case-sensitive. Anything else raises
     :class:`SpecError` naming the allowed forms (and the closest built-in name, if one is close).
@@ -48,13 +56,16 @@ def parse_spec(spec: str) -> DataSpec:
     if text in BUILTIN_DATASETS:
         return DataSpec(text)
     prefix, sep, rest = text.partition(":")
+    if sep and prefix == SYNTH:
+        return DataSpec(SYNTH, synth=parse_synth(text))
     if sep and prefix in PREFIXES:
         if not rest.strip():
             raise SpecError(f"data spec {spec!r} has an empty path after '{prefix}:'")
         return DataSpec(prefix, Path(rest.strip()).expanduser())
     if sep and len(prefix) > 1:
         raise SpecError(
-            f"unknown data-spec prefix '{prefix}:' in {spec!r}; allowed prefixes: {', '.join(p + ':' for p in PREFIXES)}"
+            f"unknown data-spec prefix '{prefix}:' in {spec!r}; allowed prefixes: "
+            f"{', '.join(p + ':' for p in (*PREFIXES, SYNTH))}"
         )
     close = difflib.get_close_matches(text, BUILTIN_DATASETS, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -64,7 +75,9 @@ def parse_spec(spec: str) -> DataSpec:
 
 
 def _forms() -> str:
-    return " or ".join([", ".join(BUILTIN_DATASETS), ", ".join(f"{p}:PATH" for p in PREFIXES)])
+    return " or ".join(
+        [", ".join(BUILTIN_DATASETS), ", ".join(f"{p}:PATH" for p in PREFIXES), "synth:FAMILY?OPTIONS"]
+    )
 
 
 def _builtin(kind: str) -> tuple[tuple[str, ...], tuple, tuple | None, str]:
@@ -93,6 +106,8 @@ def _read(
     spec: DataSpec, resize, channels
 ) -> tuple[tuple[str, ...], tuple, tuple | None, str, tuple[str, ...]]:
     """(classes, train, held-out or None, source, notes on what loading converted)."""
+    if spec.synth is not None:
+        return (*load_synth(spec.synth), ())
     if spec.path is None:
         return (*_builtin(spec.kind), ())
     path = spec.path
@@ -135,6 +150,15 @@ def _convert(images: np.ndarray, resize: tuple[int, int] | None, channels: int |
     return out
 
 
+def _split(arrays: tuple, resize, channels, classes, name: str, spec: DataSpec) -> ImageSet:
+    """An ImageSet from (images, labels[, factors]) as a reader returned them."""
+    images = _convert(arrays[0], resize, channels)
+    if len(arrays) == 2:
+        return ImageSet(images, arrays[1], classes, name)
+    assert spec.synth is not None
+    return ImageSet(images, arrays[1], classes, name, factors=arrays[2], factor_names=spec.synth.factor_names)
+
+
 def load_data(
     spec: str = DEFAULT_DATA,
     *,
@@ -149,7 +173,7 @@ def load_data(
 
     Args:
         spec: ``fashion-mini`` (default, embedded), ``digits``, ``idx:PATH``, ``folder:PATH``, ``cifar:PATH``,
-            ``npz:PATH``.
+            ``npz:PATH``, ``synth:FAMILY?OPTIONS`` (rendered known-factor images, see :func:`parse_synth`).
         train_size: keep a class-stratified random subset of this many training images.
         heldout_size: keep (or, when the source has no held-out split, carve from train) this many held-out images.
         seed: seeds subsets and carving; the result is a pure function of (source, sizes, seed).
@@ -176,13 +200,13 @@ def load_data(
     working_size((8, 8), image_size)  # validates image_size before anything is read
     classes, train, held, source, notes = _read(parsed, resize, channels)
     name = str(parsed)
-    train_set = ImageSet(_convert(train[0], resize, channels), train[1], classes, f"{name}/train")
+    train_set = _split(train, resize, channels, classes, f"{name}/train", parsed)
     if held is None:
         train_set, held_set = carve_heldout(train_set, heldout_size, seed)
         origin = f"carved from train (stratified, seed {seed})"
     else:
-        held_set = ImageSet(_convert(held[0], resize, channels), held[1], classes, f"{name}/heldout")
-        origin = "test split"
+        held_set = _split(held, resize, channels, classes, f"{name}/heldout", parsed)
+        origin = "rendered from the held-out factor ranges" if parsed.synth is not None else "test split"
         if heldout_size is not None:
             held_set = stratified_subset(held_set, heldout_size, seed)
     if train_size is not None:

@@ -16,6 +16,8 @@ default was chosen by ``benchmarks/bench_working_size.py`` (accuracy and cost on
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from densify.data._imageset import DataSplits, ImageSet
@@ -80,8 +82,8 @@ def resize_images(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _split_at(split: ImageSet, size: tuple[int, int]) -> ImageSet:
     source = split.view_sources
     if source.shape[1:3] == size:
-        return ImageSet(source, split.labels, split.classes, split.name)
-    return ImageSet(resize_images(source, size), split.labels, split.classes, split.name, sources=source)
+        return replace(split, images=source, sources=None)
+    return replace(split, images=resize_images(source, size), sources=source)
 
 
 def at_working_size(data: DataSplits, image_size: ImageSize = "auto") -> DataSplits:

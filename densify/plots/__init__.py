@@ -453,6 +453,60 @@ def projection_recipe(report: dict[str, Any]) -> str:
     return names[0] if names else next(iter(report["coverage"]))
 
 
+def manifold_curve(report: dict[str, Any]) -> bytes | None:
+    """Held-out coverage versus training size with its fitted power law (left; each recipe placed at its
+    coverage-equivalent size) and, per class, the multiple of its images the fit says reaching the target needs
+    (right)."""
+    manifold = report.get("manifold")
+    if not manifold:
+        return None
+    curve = manifold["curve"]
+    sizes = np.asarray(curve["sizes"], dtype=float)
+    cov = np.asarray([np.nan if v is None else v for v in curve["coverage"]], dtype=float)
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 3.6), gridspec_kw={"width_ratios": [1.25, 1]})
+    ax.plot(sizes, cov, "o", color=BLACK, label="clean subsets (measured)", zorder=3)
+    fit = curve["fit"]
+    colours = recipe_colours(report)
+    multipliers = manifold.get("multipliers", {})
+    top = max([1.0] + [m["coverage"] for m in multipliers.values() if m.get("coverage") is not None])
+    if fit.get("a") is not None and fit.get("b") is not None:
+        grid = np.geomspace(sizes.min(), sizes.max() * max(2.0, top * 1.2), 200)
+        ax.plot(grid, 1 - fit["a"] * grid ** (-fit["b"]), "-", color=GREY, label="power-law fit")
+    for name, m in multipliers.items():
+        value = (
+            (report["coverage"].get(name) or {}).get("metrics", {}).get("coverage_augmented", {}).get("value")
+        )
+        if m.get("coverage") is None or value is None or name == "none":
+            continue
+        x = sizes[-1] * m["coverage"]
+        ax.plot([x], [value], "D", color=colours.get(name, BLUE), ms=6, zorder=4)
+        ax.annotate(name, (x, value), xytext=(4, -3), textcoords="offset points", fontsize=7)
+    ax.axhline(curve["target"], color=GREY, ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images (log scale)")
+    ax.set_ylabel("held-out coverage")
+    ax.set_title("coverage grows with data; recipes at their equivalent size")
+    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    needs = curve["class_needs"]
+    names = [n["class"] for n in needs]
+    mult = np.asarray([np.nan if n["multiple"] is None else n["multiple"] for n in needs], dtype=float)
+    y = np.arange(len(names))[::-1]
+    shown = np.nan_to_num(mult, nan=1.0)
+    bx.barh(y, shown - 1.0, left=1.0, color=[VERMILLION if v > 1.5 else BLUE for v in shown])
+    for yi, n, v in zip(y, needs, mult, strict=True):
+        label = "n/a" if not np.isfinite(v) else (f">{v:g}x" if n["beyond"] else f"{v:.1f}x")
+        bx.text(np.nan_to_num(v, nan=1.0) * 1.08, yi, label, va="center", fontsize=7)
+    bx.set_xscale("log")
+    bx.set_xlim(0.9, 300)
+    bx.set_yticks(y, names)
+    bx.axvline(1.0, color=GREY, lw=1)
+    bx.set_xlabel(f"images needed for {curve['target']:.0%} held-out coverage (x now, log scale)")
+    bx.set_title("per class: how much more real data")
+    fig.tight_layout()
+    return _png(fig)
+
+
 def audit_figures(report: dict[str, Any], samples: dict[str, np.ndarray]) -> dict[str, bytes]:
     """{name: PNG} of every figure of an audit report."""
     figures = {
@@ -465,6 +519,7 @@ def audit_figures(report: dict[str, Any], samples: dict[str, np.ndarray]) -> dic
         ("predictors-vs-gain", predictors_vs_gain),
         ("class-accuracy", class_accuracy),
         ("loss-curves", loss_curves),
+        ("manifold", manifold_curve),
     ):
         png = draw(report)
         if png is not None:
