@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    print("| family | size | images/s (best of {}) |".format(args.repeats))
+    print(f"| family | size | images/s (best of {args.repeats}) |")
     print("|---|---|---|")
     for size in (32, 64):
         for family in FAMILIES:
