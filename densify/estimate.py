@@ -23,7 +23,7 @@ from densify.data._working import ImageSize, at_working_size
 from densify.embed import DEFAULT_ENCODER, Encoder, get_encoder
 from densify.embed._base import Classifier, LearnsFromViews, Stateful
 from densify.embed._cache import ArrayCache, default_cache_dir
-from densify.errors import CoverageError
+from densify.errors import CoverageError, DensifyError
 from densify.manifold import ManifoldReport, manifold_diagnostics
 
 VIEW_BATCH = 2048
@@ -391,6 +391,10 @@ def estimate_coverage(
         )
         note(f"views of {name}", i + 1, len(augmenters))
     timings["recipes"] = sum(r.seconds for r in results)
+    start = time.perf_counter()
+    factor_space = _factor_space(data, augmenters, views, k)
+    if factor_space is not None:
+        timings["factor_space"] = time.perf_counter() - start
     manifold = manifold.with_recipes(
         {
             r.recipe: (
@@ -399,7 +403,8 @@ def estimate_coverage(
                 np.asarray(r.metrics["coverage_augmented"].per_class, dtype=np.float64),
             )
             for r in results
-        }
+        },
+        factor_space,
     )
     return CoverageRun(
         data=data.name,
@@ -420,6 +425,38 @@ def estimate_coverage(
         samples=kept,
         manifold=manifold,
     )
+
+
+def _factor_space(data: DataSplits, augmenters, views: int, k: int) -> dict[str, dict] | None:
+    """For a known-factor (``synth:``) dataset, each recipe's held-out coverage in factor space, the ground truth
+    beside the embedding's numbers (:mod:`densify.manifold._factors`); None for real data."""
+    from densify.data import parse_spec
+    from densify.manifold import factor_coordinates, factor_coverage, view_factors
+
+    train, held = data.train, data.heldout
+    if train.factors is None or held.factors is None:
+        return None
+    try:
+        spec = parse_spec(data.name)
+    except DensifyError:  # a hand-built DataSplits with factors under another name: nothing to map them by
+        return None
+    if spec.synth is None:
+        return None
+    family = spec.synth.family
+
+    def coords(factors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return factor_coordinates(factors, labels, family, held.factors)
+
+    t, h = coords(train.factors, train.labels), coords(held.factors, held.labels)
+    out: dict[str, dict] = {}
+    for augmenter in augmenters:
+        factors, why = view_factors(train, augmenter, views)
+        if factors is None:
+            out[augmenter.recipe.name] = {"unknown": why}
+            continue
+        a = coords(factors, np.repeat(train.labels, views))
+        out[augmenter.recipe.name] = {m: round(v, 6) for m, v in factor_coverage(t, a, h, k).items()}
+    return out
 
 
 def _fit_encoder(enc: Encoder, train: ImageSet, augmenters, strength: float, cache: ArrayCache) -> None:

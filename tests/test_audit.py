@@ -267,6 +267,7 @@ def test_every_bundle_has_the_manifold_section(bundle):
     assert all(float(r["data_multiplier_coverage"]) >= 1.0 for r in rows)
     assert (out / "plots" / "manifold.png").stat().st_size > 1000
     assert "The data manifold" in (out / "report.html").read_text()
+    assert manifold["factor_space"] is None  # real data: no known factors
 
 
 def test_evaluate_a_known_factor_dataset_from_the_cli(tmp_path):
@@ -290,3 +291,6 @@ def test_evaluate_a_known_factor_dataset_from_the_cli(tmp_path):
     rotation = next(f for f in report["data"]["factors"] if f["name"] == "rotation")
     assert rotation["train"][1] <= 275 and rotation["heldout"][1] > 290  # 'right' arrows: 270 +- jitter
     assert report["manifold"]["multipliers"]["flip"]["coverage"] >= 1.0
+    truth = report["manifold"]["factor_space"]  # known factors: coverage on the true manifold too
+    assert truth["none"]["coverage_gain"] == 0.0 and truth["flip"]["coverage_gain"] > 0
+    assert "factor space (truth)" in (tmp_path / "r" / "report.html").read_text()

@@ -149,6 +149,7 @@ class Manifold(_Model):
     pixel_components: int
     curve: Curve
     multipliers: dict[str, Multiplier]
+    factor_space: dict[str, dict[str, float | str | None]] | None = None  # known-factor data only
 
 
 class ReportV1(_Model):

@@ -41,14 +41,25 @@ class ManifoldReport:
     target: float = TARGET
     multipliers: dict[str, dict] = field(default_factory=dict)
     class_coverage: dict[str, np.ndarray] = field(default_factory=dict)
+    factor_space: dict[str, dict] | None = None
 
-    def with_recipes(self, recipes: dict[str, tuple[float, float, np.ndarray]]) -> ManifoldReport:
+    def with_recipes(
+        self, recipes: dict[str, tuple[float, float, np.ndarray]], factor_space: dict[str, dict] | None = None
+    ) -> ManifoldReport:
         """A copy with multipliers for ``{recipe: (coverage of T ∪ A_r, densification, its per-class coverage)}``
-        (the per-class coverage names, for each class, the recipe that covers it best)."""
+        (the per-class coverage names, for each class, the recipe that covers it best) and, for known-factor data,
+        each recipe's coverage in factor space (:func:`densify.manifold.factor_coverage`, or why it is unknown)."""
         out = {name: data_multiplier(self.curve, cov, dens) for name, (cov, dens, _) in recipes.items()}
         per_class = {name: np.asarray(pc, dtype=np.float64) for name, (_, _, pc) in recipes.items()}
         return ManifoldReport(
-            self.classes, self.dimension, self.curve, self.pixel_dimension, self.target, out, per_class
+            self.classes,
+            self.dimension,
+            self.curve,
+            self.pixel_dimension,
+            self.target,
+            out,
+            per_class,
+            factor_space,
         )
 
     def to_dict(self) -> dict:
@@ -68,6 +79,7 @@ class ManifoldReport:
             "pixel_components": PIXEL_COMPONENTS,
             "curve": self.curve.to_dict(self.classes, self.target, self.class_coverage),
             "multipliers": self.multipliers,
+            "factor_space": self.factor_space,
         }
 
 

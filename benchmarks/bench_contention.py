@@ -1,0 +1,111 @@
+"""How densify behaves on a shared machine: one job alone against two at once, per thread setting.
+
+    python benchmarks/bench_contention.py [--jobs 2] [--repeats 1] [--out bench-contention.json]
+
+The job is a small but complete audit (``densify evaluate``: the reference encoder's fit, coverage of two recipes,
+one training run each), run as its own process, as a user would. For each setting it runs one job alone, then
+``--jobs`` identical jobs at the same time, and reports each setting's wall time alone and its *slowdown*: the mean
+wall time of the concurrent jobs over the time alone. A fair share of 2 cores between 2 jobs is a slowdown of
+about 2 (issue 16 asks for at most 2.5). Settings:
+
+- ``DENSIFY_TORCH_THREADS`` 1 or 2 (faiss follows ``DENSIFY_FAISS_THREADS``, set alike);
+- ``OMP_WAIT_POLICY`` unset (the OpenMP runtime's default: a waiting thread spins before it sleeps) or ``PASSIVE``
+  (it sleeps at once), which matters when more threads than cores compete.
+
+Run it on an otherwise idle machine: anything else running changes every number. The settings run in one
+interleaved order so drift hits them alike; ratios are within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+JOB = [
+    "evaluate", "--data", "fashion-mini", "--recipes", "none,affine-light", "--encoder", "reference",
+    "--train-size", "1000", "--heldout-size", "1000", "--seeds", "1", "--steps", "400", "--n-boot", "200",
+]  # fmt: skip
+SETTINGS = [
+    {"threads": 2, "wait": None},
+    {"threads": 2, "wait": "PASSIVE"},
+    {"threads": 1, "wait": None},
+    {"threads": 1, "wait": "PASSIVE"},
+]
+
+
+def _env(setting: dict, cache: Path) -> dict:
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", DENSIFY_CACHE=str(cache))
+    env["DENSIFY_TORCH_THREADS"] = env["DENSIFY_FAISS_THREADS"] = str(setting["threads"])
+    env.pop("OMP_WAIT_POLICY", None)
+    env.pop("OMP_NUM_THREADS", None)
+    if setting["wait"]:
+        env["OMP_WAIT_POLICY"] = setting["wait"]
+    return env
+
+
+def _jobs(setting: dict, n: int, root: Path) -> list[float]:
+    """Start ``n`` jobs at once (each with its own output and an empty cache); their wall times in seconds."""
+    densify = Path(sys.executable).parent / "densify"
+    procs = []
+    for _ in range(n):
+        work = Path(tempfile.mkdtemp(dir=root))
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(densify), *JOB, "--out", str(work / "r")],
+            env=_env(setting, work / "cache"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        procs.append((proc, start))
+    times = []
+    for proc, start in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"job failed: {err.decode()[-500:]}")
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("bench-contention.json"))
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for repeat in range(args.repeats):
+            for setting in SETTINGS:
+                alone = _jobs(setting, 1, root)[0]
+                together = _jobs(setting, args.jobs, root)
+                row = {
+                    **setting,
+                    "repeat": repeat,
+                    "alone_s": round(alone, 1),
+                    "together_s": [round(t, 1) for t in together],
+                    "slowdown": round(sum(together) / len(together) / alone, 2),
+                }
+                rows.append(row)
+                print(row, flush=True)
+    args.out.write_text(
+        json.dumps({"job": JOB, "jobs": args.jobs, "cpus": os.cpu_count(), "rows": rows}, indent=2)
+    )
+    print("| torch/faiss threads | OMP_WAIT_POLICY | alone (s) | 2 at once (s, mean) | slowdown |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        mean = sum(r["together_s"]) / len(r["together_s"])
+        print(
+            f"| {r['threads']} | {r['wait'] or 'default'} | {r['alone_s']} | {mean:.1f} | {r['slowdown']}x |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
