@@ -39,7 +39,9 @@ def sample_key(*parts: int) -> int:
 
 
 def view_key(base: int, index: int, view: int) -> int:
-    """Key of (index, view) under ``base`` (= ``sample_key(seed, epoch)``): one SplitMix64 of a unique packing."""
+    """Key of (index, view) under ``base`` (= ``sample_key(seed, epoch)``): one SplitMix64 of a unique packing.
+    numpy integers are taken as Python ints (their fixed width would overflow the packing)."""
+    base, index, view = int(base), int(index), int(view)
     if not 0 <= view < 1 << 24 or not 0 <= index < 1 << 40:
         return sample_key(base, index, view)
     return _splitmix((base + ((index << 24) | view) * _GOLDEN) & _MASK)

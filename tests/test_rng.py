@@ -49,3 +49,21 @@ def test_keys_are_distinct_over_a_grid():
 def test_state_cannot_be_saved_half_way():
     with pytest.raises(NotImplementedError):
         SampleRNG().py.getstate()
+
+
+def test_view_keys_take_numpy_integers():
+    """An index from numpy (np.flatnonzero, an int64 array) gives the same key and view as a Python int."""
+    import numpy as np
+
+    from densify._rng import view_key
+
+    assert view_key(np.uint64(12345), np.int64(987654), np.int64(3)) == view_key(12345, 987654, 3)
+    from densify.data import load_data
+    from densify.loader import load_recipe
+
+    data = load_data("digits", train_size=40)
+    augmenter = load_recipe("affine-light", seed=1, output="numpy")
+    index = np.flatnonzero(data.train.labels == 3)[0]
+    assert np.array_equal(
+        augmenter.view_of(data.train, index, 1), augmenter.view_of(data.train, int(index), 1)
+    )
