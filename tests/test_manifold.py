@@ -165,3 +165,27 @@ def test_manifold_diagnostics_report_is_json_ready():
     assert set(d) == {"intrinsic_dimension", "pixel_components", "curve", "multipliers"}
     assert d["multipliers"]["none"] == {"coverage": 1.0, "distance": 1.0, "beyond": False}
     assert [n["class"] for n in d["curve"]["class_needs"]] == list(data.classes)
+
+
+def test_the_manifold_lab_example_runs(tmp_path):
+    """examples/manifold_lab.py end to end, with a short training budget and the cheap pixel encoder."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "manifold_lab.py"
+    env = dict(
+        os.environ, NO_ALBUMENTATIONS_UPDATE="1", DENSIFY_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg"
+    )
+    args = ["--out", str(tmp_path / "lab"), "--steps", "10", "--seeds", "1", "--encoder", "pixels:pca16"]
+    result = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "lab" / "summary.json").read_text())
+    assert set(summary["trained"]) == {"none", "rotate-15", "rotate-180", "hue-50"}
+    assert (
+        summary["factor_space"]["rotate-180"]["coverage_augmented"]
+        > summary["factor_space"]["none"]["coverage_clean"]
+    )
+    assert (tmp_path / "lab" / "coverage-by-rotation.png").stat().st_size > 1000
