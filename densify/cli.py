@@ -496,6 +496,9 @@ def coverage(
         soft_wrap=True,
         highlight=False,
     )
+    if run.manifold is not None:
+        for line in manifold_lines(run.manifold.to_dict()):
+            out.print(line, soft_wrap=True, highlight=False)
     if per_class:
         gap = Table(
             title="coverage gain per class (held-out points): the coverage-gap map", title_justify="left"
@@ -509,6 +512,41 @@ def coverage(
     if json_out:
         write_text_atomic(Path(json_out), run.to_json() + "\n")
         out.print(f"wrote {json_out}")
+
+
+def manifold_lines(manifold: dict) -> list[str]:
+    """The manifold diagnostics in a few console lines (the report's section, condensed)."""
+    dims, curve = manifold["intrinsic_dimension"], manifold["curve"]
+
+    def dim(space: str) -> str:
+        d = (dims.get(space) or {}).get("twonn", {}).get("overall")
+        return (
+            "-" if not d or d.get("value") is None else f"{d['value']:.1f} [{d['low']:.1f}, {d['high']:.1f}]"
+        )
+
+    lines = [
+        f"manifold: intrinsic dimension (TwoNN) {dim('embeddings')} in the embeddings, {dim('pixels')} in the "
+        f"pixels' {manifold['pixel_components']} principal components; held-out coverage "
+        f"{curve['coverage'][-1]:.1%} with all {curve['sizes'][-1]} training images, {curve['coverage'][0]:.1%} "
+        f"with {curve['sizes'][0]}"
+    ]
+    for need in curve["class_needs"]:
+        if need["coverage"] is None or need["coverage"] >= curve["target"] or need["multiple"] is None:
+            continue
+        more = f"more than {need['multiple']:g}x" if need["beyond"] else f"~{need['multiple']:.1f}x"
+        fix = f"; or {need['recipe']} ({need['recipe_coverage']:.0%})" if need.get("recipe") else ""
+        lines.append(
+            f"  sparse class {need['class']}: {need['coverage']:.1%} covered; {more} its images for "
+            f"{curve['target']:.0%}{fix}"
+        )
+    worth = [
+        f"{name} {'>=' if m['beyond'] and m['coverage'] >= 100 else ''}{m['coverage']:.2f}x"
+        for name, m in manifold["multipliers"].items()
+        if m["coverage"] is not None and name != "none"
+    ]
+    if worth:
+        lines.append("  coverage-equivalent real data: " + ", ".join(worth))
+    return lines
 
 
 @cli.command("train")

@@ -86,6 +86,10 @@ def test_coverage_command(tmp_path: Path):
     assert (
         "summary" in result.output and "coverage-gap map" in result.output and "Ankle boot" in result.output
     )
+    assert (
+        "manifold: intrinsic dimension (TwoNN)" in result.output
+        and "coverage-equivalent real data" in result.output
+    )
     report = json.loads(out.read_text())
     assert set(report["recipes"]) == {"flip", "vflip"} and report["k"] == 3
     flip = report["recipes"]["flip"]["metrics"]
