@@ -14,6 +14,12 @@ from densify._version import __version__
 
 # albumentations contacts the network on import unless told not to; densify never uses the network.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# OpenMP threads (torch, faiss) that wait by spinning starve other processes on a shared machine: measured by
+# benchmarks/bench_contention.py on 2 cores, two audits at once took 6.2x as long as one alone with the runtime's
+# default and 1.4x with passive waiting. Set before torch or faiss load their OpenMP runtime; an explicit
+# OMP_WAIT_POLICY wins, and DENSIFY_OMP_WAIT_POLICY=default leaves the runtime's own default.
+if os.environ.get("DENSIFY_OMP_WAIT_POLICY", "passive").lower() != "default":
+    os.environ.setdefault("OMP_WAIT_POLICY", os.environ.get("DENSIFY_OMP_WAIT_POLICY", "PASSIVE").upper())
 
 _LAZY = {
     "AuditPlan": "densify.audit",

@@ -46,6 +46,7 @@ def _stable(report: dict) -> dict:
 def test_report_records_the_environment(bundle):
     _, report = bundle
     assert report["environment"]["device"] in ("cpu", "cuda") and report["environment"]["torch_threads"] >= 1
+    assert report["environment"]["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "default")
 
 
 @pytest.fixture(scope="module")

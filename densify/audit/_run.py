@@ -108,6 +108,7 @@ def _environment() -> dict[str, Any]:
         "torch_threads": torch_threads(),
         "faiss_threads": int(os.environ.get("DENSIFY_FAISS_THREADS", 0)) or (os.cpu_count() or 1),
         "cpu_count": os.cpu_count(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "default",
     }
 
 
