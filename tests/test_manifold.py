@@ -162,7 +162,7 @@ def test_manifold_diagnostics_report_is_json_ready():
         {"none": (float(report.curve.coverage[-1]), 0.0, report.curve.class_coverage[-1])}
     )
     d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
-    assert set(d) == {"intrinsic_dimension", "pixel_components", "curve", "multipliers"}
+    assert set(d) == {"intrinsic_dimension", "pixel_components", "curve", "multipliers", "factor_space"}
     assert d["multipliers"]["none"] == {"coverage": 1.0, "distance": 1.0, "beyond": False}
     assert [n["class"] for n in d["curve"]["class_needs"]] == list(data.classes)
 
