@@ -13,9 +13,10 @@ about 2 (issue 16 asks for at most 2.5). Settings:
   ``DENSIFY_OMP_WAIT_POLICY=default`` so densify does not set it) or ``PASSIVE`` (it sleeps at once, densify's
   default since this benchmark), which matters when more threads than cores compete.
 
-Measured 2026-11-28 on the 2-vCPU machine (``benchmarks/contention-results.txt``; the run was stopped after the two
-2-thread settings to save time): default wait, 80.3 s alone, two at once 498.7 s each (6.2x); passive, 90.8 s
-alone, two at once 121.6 and 134.8 s (1.4x).
+Measured 2026-11-28 on the 2-vCPU machine (``benchmarks/contention-results.txt``; the 2-thread settings in one
+run, stopped after them, the 1-thread ones with ``--threads 1`` later): 2 threads, default wait, 80.3 s alone, two
+at once 498.7 s each (6.2x); 2 threads passive, 90.8 s alone, 121.6 / 134.8 s (1.4x); 1 thread, default, 120.5 s
+alone, 117.9 / 120.9 s (1.0x); 1 thread passive, 118.4 s alone, 113.9 s each (1.0x).
 
 Run it on an otherwise idle machine: anything else running changes every number. The settings run in one
 interleaved order so drift hits them alike; ratios are within one run.
@@ -84,12 +85,14 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench-contention.json"))
+    parser.add_argument("--threads", type=int, choices=(1, 2), help="Only the settings with this thread count.")
     args = parser.parse_args(argv)
+    settings = [s for s in SETTINGS if args.threads in (None, s["threads"])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for repeat in range(args.repeats):
-            for setting in SETTINGS:
+            for setting in settings:
                 alone = _jobs(setting, 1, root)[0]
                 together = _jobs(setting, args.jobs, root)
                 row = {
