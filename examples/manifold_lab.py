@@ -61,9 +61,13 @@ def covered_by_angle(
 
 
 def figures(out: Path, data, curves: dict, augmenters: dict) -> None:
-    from densify.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION, _plt, _png
+    import matplotlib
 
-    plt = _plt()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from densify.plots import BLACK, BLUE, GREEN, ORANGE, VERMILLION  # densify's colour-blind-safe palette
+
     # 1. what the training set holds, what held-out asks for, what the missing-range recipe adds
     rows = []
     cls = 1  # triangle: its 120-degree period is half covered by 0-60
@@ -80,7 +84,8 @@ def figures(out: Path, data, curves: dict, augmenters: dict) -> None:
     ax.set_xticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    (out / "samples.png").write_bytes(_png(fig))
+    fig.savefig(out / "samples.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
     # 2. factor-space coverage of held-out images by their rotation
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     colours = {"none": BLACK, "rotate-15": ORANGE, "rotate-180": GREEN, "hue-50": BLUE}
@@ -91,7 +96,8 @@ def figures(out: Path, data, curves: dict, augmenters: dict) -> None:
     ax.set_ylabel("held-out images covered\n(factor space)")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(frameon=False, fontsize=7, ncol=2)
-    (out / "coverage-by-rotation.png").write_bytes(_png(fig))
+    fig.savefig(out / "coverage-by-rotation.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
