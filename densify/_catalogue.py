@@ -43,6 +43,8 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("probe_accuracy_gain", "linear-probe accuracy gain", "probe gain", signed=True),
     MetricInfo("probe_margin_gain", "linear-probe margin gain", "probe margin", signed=True),
     MetricInfo("class_margin_gain", "class-margin gain", "margin gain", signed=True),
+    MetricInfo("alignment_gain", "kernel-alignment gain", "align. gain", signed=True),
+    MetricInfo("prediction_variance", "prediction variance", "pred. var."),
     MetricInfo("fidelity", "fidelity", "fidelity", table=True, terminal=True),
     MetricInfo("label_consistency", "label consistency", "label cons.", table=True, terminal=True),
     MetricInfo("diversity", "diversity", "diversity", table=True, terminal=True),

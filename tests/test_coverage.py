@@ -291,3 +291,68 @@ def test_class_margins_closed_form_and_none_adds_nothing():
     src = np.full(40, np.flatnonzero(y == 0)[0])
     moved = recipe_metrics(base, base.heldout.copy(), src, n_boot=50)
     assert moved["class_margin_gain"].low >= 0 and moved["class_margin_gain"].value > 0
+
+
+def _explicit_alignment(x: np.ndarray, y: np.ndarray, n_classes: int, column: int | None = None) -> float:
+    """Centred kernel-target alignment from the n x n matrices (Cortes et al., 2012), the definition itself."""
+    target = np.eye(n_classes)[y] if column is None else np.eye(n_classes)[y][:, [column]]
+    centre = np.eye(len(x)) - 1.0 / len(x)
+    kc, lc = centre @ (x @ x.T) @ centre, centre @ (target @ target.T) @ centre
+    return float((kc * lc).sum() / (np.linalg.norm(kc) * np.linalg.norm(lc)))
+
+
+def test_kernel_alignment_matches_the_n_by_n_definition_and_closed_forms():
+    from densify.coverage._alignment import _alignments, _one_hot, alignment_gain, kernel_alignment, view_averages
+
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(90, 5)), rng.integers(0, 3, size=90)
+    assert kernel_alignment(x, y, 3) == pytest.approx(_explicit_alignment(x, y, 3), rel=1e-12)
+    per_class = _alignments(x, _one_hot(y, 3))[1]
+    for c in range(3):
+        assert per_class[c] == pytest.approx(_explicit_alignment(x, y, 3, c), rel=1e-12)
+    # features that are the one-hot labels align perfectly; scaling the features changes nothing
+    assert kernel_alignment(np.eye(3)[y], y, 3) == pytest.approx(1.0)
+    assert kernel_alignment(7.0 * x, y, 3) == pytest.approx(kernel_alignment(x, y, 3))
+    # two classes at +-1 on one axis plus independent noise on another of variance s^2: Kc's Frobenius norm is
+    # sqrt(1 + s^4) (eigenvalues n and n s^2, the axes uncorrelated), so A = 1 / sqrt(1 + s^4) exactly when the
+    # noise column is made exactly uncorrelated, zero-mean and of variance s^2
+    n, s = 200, 0.5
+    labels = np.repeat([0, 1], n // 2)
+    noise = np.tile([1.0, -1.0, -1.0, 1.0], n // 4) * s  # orthogonal to the label axis and to the constant
+    feats = np.column_stack([np.where(labels == 0, -1.0, 1.0), noise])
+    assert kernel_alignment(feats, labels, 2) == pytest.approx(1 / np.sqrt(1 + s**4), rel=1e-12)
+    # averaging each sample with views that remove the noise raises the alignment to 1
+    views = np.column_stack([feats[:, 0], -noise])  # the noise cancels in the average
+    assert np.allclose(view_averages(feats, views, np.arange(n))[:, 1], 0.0)
+    gain, low, high, pcs = alignment_gain(feats, views, np.arange(n), labels, 2, n_boot=50)
+    # standardised first: the noise axis has the label axis' variance, s^2 -> 1 before averaging
+    assert gain == pytest.approx(1 - 1 / np.sqrt(2), rel=1e-9) and low <= gain <= high and len(pcs) == 2
+
+
+def test_alignment_gain_and_prediction_variance_of_identical_and_noisy_views():
+    from densify.coverage import prepare_baseline, recipe_metrics
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(3, 8)) * 3
+    y = rng.integers(0, 3, size=150)
+    x = centres[y] + rng.normal(size=(150, 8))
+    h_y = rng.integers(0, 3, size=60)
+    base = prepare_baseline(x, y, centres[h_y] + rng.normal(size=(60, 8)), h_y, 3, 3)
+    src = np.repeat(np.arange(150), 2)
+    same = recipe_metrics(base, x[src], src, n_boot=50)
+    assert same["alignment_gain"].value == 0.0 and same["prediction_variance"].value == 0.0
+    # views toward their class centre sharpen the classes; views toward another class' centre blur them
+    toward = recipe_metrics(base, 0.5 * x[src] + 0.5 * centres[y[src]], src, n_boot=50)
+    away = recipe_metrics(base, 0.5 * x[src] + 0.5 * centres[(y[src] + 1) % 3], src, n_boot=50)
+    assert toward["alignment_gain"].low > 0 > away["alignment_gain"].high
+    assert away["prediction_variance"].value > toward["prediction_variance"].value > 0
+
+
+def test_prediction_variance_closed_form():
+    from densify.coverage._probe import prediction_variance
+
+    clean = np.array([[1.0, 0.0], [0.5, 0.5], [0.2, 0.8]])
+    views = np.array([[0.0, 1.0], [0.5, 0.5], [0.5, 0.5]])
+    sources = np.array([0, 1, 1])
+    # sample 0: outputs (1, 0) and (0, 1): each class varies by 0.25 -> 0.5; sample 1: three equal outputs -> 0
+    np.testing.assert_allclose(prediction_variance(clean, views, sources), [0.5, 0.0, np.nan])

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from click.testing import CliRunner
 
@@ -253,3 +254,37 @@ def test_scaling_option(tmp_path: Path):
     report = json.loads((tmp_path / "scaling.json").read_text())
     assert report["sizes"] == [64, 160] and len(report["multiplier"]["flip"]) == 2
     assert "effective data multiplier" in result.output
+
+
+def test_fine_tune_proxy_starts_every_recipe_from_the_shared_weights(tiny, tmp_path: Path, monkeypatch):
+    from densify.train import evaluate, finetune_config, finetune_recipes
+    from densify.train.models import build_model
+
+    config = TrainConfig(steps=24, batch=32, log_every=4)
+    assert finetune_config(config).steps == 4 and finetune_config(config).lr == pytest.approx(config.lr / 3)
+    result = finetune_recipes(tiny, ["flip", "vflip"], seeds=(0, 1), config=config, out=tmp_path)
+    assert [s.recipe for s in result.summaries] == ["none", "flip", "vflip"]
+    assert result.summaries[0].gain == (0.0, 0.0, 0.0) and all(s.gain is not None for s in result.summaries)
+    # cost: 24 base steps + 3 recipes x 2 seeds x 4 steps, against 3 recipes x 3 seeds x 24 steps
+    assert result.steps() == 24 + 3 * 2 * 4
+    assert result.cost_ratio(24, 3) == pytest.approx(48 / 216)
+    # the base weights are the clean run's own: loaded into a fresh model they score what train_run reports
+    weights = tmp_path / "base-24-seed0.pt"
+    base = train_run(tiny, "none", 0, config)
+    net = build_model("small-cnn", tiny.train.channels, len(tiny.classes))
+    net.load_state_dict(torch.load(weights, weights_only=True))
+    assert evaluate(net, tiny.heldout.images, tiny.heldout.labels, len(tiny.classes))[0] == base.heldout_accuracy
+    # a fine-tune of one step at a negligible learning rate stays at the base model's accuracy
+    nudge = train_run(tiny, "none", 0, TrainConfig(steps=1, batch=32, lr=1e-12), init=weights)
+    assert nudge.heldout_accuracy == pytest.approx(base.heldout_accuracy, abs=1.5 / len(tiny.heldout))
+    # everything is reused the second time: nothing is trained
+    calls = []
+    monkeypatch.setattr("densify.train.models.build_model", lambda *a: calls.append(a))
+    again = finetune_recipes(tiny, ["flip", "vflip"], seeds=(0, 1), config=config, out=tmp_path)
+    assert not calls and [s.gain for s in again.summaries] == [s.gain for s in result.summaries]
+    assert again.base_seconds == result.base_seconds
+
+
+def test_unreadable_initial_weights_name_the_file(tiny, tmp_path: Path):
+    with pytest.raises(TrainError, match="missing.pt: cannot read the initial weights"):
+        train_run(tiny, "none", 0, FAST, init=tmp_path / "missing.pt")

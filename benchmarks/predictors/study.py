@@ -213,6 +213,78 @@ def budget_phase(args) -> None:
             _train_condition(name, CONDITIONS[name], 2 * STEPS, args)
 
 
+def proxy_path(name: str) -> Path:
+    return RESULTS / f"proxy-{name}.json"
+
+
+#: the fine-tune proxy's settings, fixed before it was run: one clean base model (seed 0, the full STEPS), then
+#: every variant fine-tuned for STEPS / 6 steps at a third of the peak learning rate, with 2 seeds
+PROXY_SEEDS = (0, 1)
+
+
+def proxy_phase(args) -> None:
+    """The fine-tune proxy (densify.train.finetune_recipes) of every variant, for each selected condition."""
+    from densify.train import TrainConfig, finetune_recipes
+
+    for name in _selected(args):
+        path = proxy_path(name)
+        if _read(path) is not None:
+            print(f"{name}: proxy exported already ({path.name})", flush=True)
+            continue
+        data = load(CONDITIONS[name], args)
+        config = TrainConfig(steps=STEPS, batch=BATCH)
+        accuracy: dict[str, dict[str, float]] = {}
+        steps, base_seconds, seconds = 0, 0.0, 0.0
+        for strength in (1.0, 0.5):
+            result = finetune_recipes(
+                data,
+                [r for r, s in VARIANTS if s == strength],
+                PROXY_SEEDS,
+                config,
+                strength=strength,
+                out=args.out / "proxy" / name,
+            )
+            base_seconds = result.base_seconds  # one base model serves both strengths
+            seconds += result.finetune_seconds
+            steps += result.steps() - result.base_steps
+            for summary in result.summaries:
+                if summary.recipe == "none" and strength != 1.0:
+                    continue
+                v = variant_name(summary.recipe, strength)
+                accuracy[v] = {str(r.seed): r.heldout_accuracy for r in summary.runs}
+        steps += result.base_steps
+        full_steps = len(VARIANTS) * SEEDS * STEPS
+        truth = _read(truth_path(name, STEPS)) or {}
+        _write(
+            path,
+            {
+                "condition": name,
+                "base_steps": result.base_steps,
+                "finetune_steps": result.finetune_steps,
+                "seeds": list(PROXY_SEEDS),
+                "accuracy": accuracy,
+                "steps": steps,
+                "full_steps": full_steps,
+                "step_ratio": steps / full_steps,
+                "seconds": round(base_seconds + seconds, 1),
+                "full_seconds": truth.get("run_seconds"),
+                "threads": args.threads,
+            },
+        )
+        print(f"{name}: proxy {steps} steps ({steps / full_steps:.3f} of the full), {base_seconds + seconds:.0f} s",
+              flush=True)  # fmt: skip
+
+
+def proxy_gains(name: str) -> dict[str, float] | None:
+    """{variant: mean paired fine-tune gain over the proxy's seeds}."""
+    proxy = _read(proxy_path(name))
+    if proxy is None:
+        return None
+    acc = proxy["accuracy"]
+    base = acc["none"]
+    return {v: sum(seeds[s] - base[s] for s in seeds) / len(seeds) for v, seeds in acc.items()}
+
+
 def coverage_path(name: str, encoder: str) -> Path:
     return RESULTS / f"coverage-{name}-{encoder.replace('+', '-')}.json"
 
@@ -386,6 +458,80 @@ def _rank_average(members: list[str], values: dict[str, dict[str, dict[str, floa
     return total
 
 
+#: fitted combinations (rule 3: scored leave-one-dataset-out, fitted on the other datasets only), per encoder:
+#: {name: (predictors, quadratic)}. The affinity x diversity joint models follow Gontijo-Lopes et al. (ICLR 2021):
+#: affinity is label consistency (the clean model's accuracy on views over its accuracy on clean images, their
+#: definition), diversity is the views' displacement, or the clean probe's prediction variance (DivAug's); the model
+#: is a quadratic surface in the two ranks, not their product. "all-predictors" is a ridge regression on the ranks of
+#: every base predictor. Fixed before any of their results were seen.
+FITTED = {
+    "affinity-diversity joint": (("label_consistency", "diversity"), True),
+    "affinity-variance joint": (("label_consistency", "prediction_variance"), True),
+    "all-predictors ridge": (None, False),
+}
+FIT_RIDGE = 1.0
+
+
+def _rank01(values: list[float]):
+    import numpy as np
+
+    from densify.audit import ranks
+
+    r = ranks(values)
+    return (r - 1) / max(len(r) - 1, 1) if len(r) > 1 else np.zeros(len(r))
+
+
+def _design(values: dict[str, dict[str, dict[str, float]]], members: list[str], quadratic: bool, cond: str,
+            variants: list[str]):  # fmt: skip
+    """Rows: variants of one condition; columns: 1, each member's within-condition rank in [0, 1], and (quadratic)
+    their squares and pairwise products."""
+    import numpy as np
+
+    cols = [_rank01([values[m][cond][v] for v in variants]) for m in members]
+    feats = [np.ones(len(variants)), *cols]
+    if quadratic:
+        feats += [a * b for i, a in enumerate(cols) for b in cols[i:]]
+    return np.column_stack(feats)
+
+
+def fitted_selectors(values, gains, datasets) -> dict[str, dict[str, dict]]:
+    """{"MODEL @ encoder": {held-out dataset: {"rho", "coef"}}} for every FITTED model and encoder: least squares
+    (ridge FIT_RIDGE on the non-constant columns) of the gains' within-condition ranks on the design, fitted on the
+    other datasets' conditions and scored (mean Spearman rho over conditions) on the held-out one."""
+    import numpy as np
+
+    from densify._catalogue import BASE_PREDICTORS
+
+    out: dict[str, dict[str, dict]] = {}
+    for model, (predictors, quadratic) in FITTED.items():
+        for encoder in ENCODERS:
+            members = [f"{p} @ {encoder}" for p in (predictors or BASE_PREDICTORS)]
+            if not all(m in values for m in members):
+                continue
+            per: dict[str, dict] = {}
+            for held in datasets:
+                xs, ys = [], []
+                for d, conds in datasets.items():
+                    if d == held:
+                        continue
+                    for c in conds:
+                        variants = sorted(gains[c])
+                        xs.append(_design(values, members, quadratic, c, variants))
+                        ys.append(_rank01([gains[c][v] for v in variants]))
+                x, y = np.concatenate(xs), np.concatenate(ys)
+                penalty = FIT_RIDGE * np.eye(x.shape[1])
+                penalty[0, 0] = 0.0
+                coef = np.linalg.solve(x.T @ x + penalty, x.T @ y)
+                rhos = []
+                for c in datasets[held]:
+                    variants = sorted(gains[c])
+                    pred = _design(values, members, quadratic, c, variants) @ coef
+                    rhos.append(_rho(dict(zip(variants, pred, strict=True)), gains[c]))
+                per[held] = {"rho": sum(rhos) / len(rhos), "coef": [round(float(v), 4) for v in coef]}
+            out[f"{model} @ {encoder}"] = per
+    return out
+
+
 def flag_evidence(conditions: list[str], gains: dict[str, dict[str, float]]) -> dict:
     """Precision and recall of the verdict's flags per condition and encoder: of the variants flagged *leaves the
     manifold* or *changes labels* (once, or both), how many lost held-out accuracy when trained (mean gain < 0) and
@@ -475,7 +621,12 @@ def analyse_phase(args) -> None:
             combined = _rank_average(order[:3], values, cond)
             rhos.append(_rho(combined, gains[cond]))
         selectors["rank-average-top3"][held] = {"picked": order[:3], "rho": sum(rhos) / len(rhos)}
+    fitted = fitted_selectors(values, gains, datasets)
     rows = []
+    for name, per in fitted.items():
+        s = {d: per[d]["rho"] for d in datasets}
+        rows.append({"candidate": name, "worst": min(s.values()), "mean": sum(s.values()) / len(s),
+                     "per_dataset": s, "fitted": {d: per[d]["coef"] for d in datasets}})  # fmt: skip
     for c in values:
         s = scores[c]
         rows.append(
@@ -500,8 +651,26 @@ def analyse_phase(args) -> None:
         b, b2 = measured_gains(n, STEPS), measured_gains(n, 2 * STEPS)
         if b and b2:
             budget[n] = _rho(b, b2)
+    proxy = {}
+    for n in conditions:
+        pg, record = proxy_gains(n), _read(proxy_path(n))
+        if pg is None:
+            continue
+        names = [v for v in gains[n] if v in pg]
+        lo, hi = bootstrap_rho([pg[v] for v in names], [gains[n][v] for v in names], n_boot=1000)
+        full = record.get("full_seconds")
+        proxy[n] = {
+            "rho": _rho(pg, gains[n]),
+            "low": lo,
+            "high": hi,
+            "regret_points": 100 * _regret(pg, gains[n]),
+            "step_ratio": record["step_ratio"],
+            "seconds": record["seconds"],
+            "seconds_ratio": record["seconds"] / full if full else None,
+        }
     result = {
         "conditions": conditions,
+        "proxy": proxy,
         "datasets": datasets,
         "chosen": chosen,
         "ranking": rows,
@@ -557,6 +726,21 @@ def _tables(result: dict, np) -> list[str]:
                 f"without {d}: {p if isinstance(p, str) else ' + '.join(p)}" for d, p in row["picks"].items()
             )
             lines.append(f"- {row['candidate']} picked {picks}.")
+    if result.get("proxy"):
+        lines += ["", "### The fine-tune proxy against the full confirmation", ""]
+        lines += [
+            "| condition | Spearman rho [95% CI] | top-pick regret (points) | cost (steps) | cost (seconds) |"
+        ]
+        lines += ["| --- | ---: | ---: | ---: | ---: |"]
+        for n, p in result["proxy"].items():
+            secs = f"{p['seconds_ratio']:.3f}" if p["seconds_ratio"] is not None else "-"
+            lines.append(f"| {n} | {p['rho']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}] | {p['regret_points']:.2f} | "
+                         f"{p['step_ratio']:.3f} | {secs} |")  # fmt: skip
+        rhos = [p["rho"] for p in result["proxy"].values()]
+        lines += [
+            "",
+            f"Worst rho {min(rhos):+.2f}, mean {sum(rhos) / len(rhos):+.2f} over {len(rhos)} conditions.",
+        ]
     if result["budget_rho"]:
         lines += ["", "### Budget check: Spearman rho between gains at 600 and 1,200 steps", ""]
         lines += [f"- {n}: {r:+.2f}" for n, r in result["budget_rho"].items()]
@@ -598,7 +782,8 @@ def _tables(result: dict, np) -> list[str]:
     return lines
 
 
-PHASES = {"train": train_phase, "budget": budget_phase, "coverage": coverage_phase, "analyse": analyse_phase}
+PHASES = {"train": train_phase, "budget": budget_phase, "coverage": coverage_phase, "proxy": proxy_phase,
+          "analyse": analyse_phase}  # fmt: skip
 
 
 def main(argv=None) -> None:

@@ -213,6 +213,7 @@ def recipe_metrics(
     }
     identical = np.array_equal(views, base.train[sources])  # every view is its source (``none``)
     held.update(_probe_gains(base, views, sources, identical))
+    variance = _prediction_variance(base, views, sources, identical)
     held["class_margin_gain"] = _class_margin(base, views, sources, identical) - _clean_class_margin(base)
     out = {name: _metric(v, y_h, c, n_boot, seed) for name, v in held.items()}
 
@@ -226,6 +227,9 @@ def recipe_metrics(
     out["prdc_density"] = _metric(balls / k, view_labels[sample], c, n_boot, seed)
     moved = np.linalg.norm(views.astype(np.float64) - base.train[sources].astype(np.float64), axis=1)
     out["diversity"] = _metric(moved / max(base.diversity_scale, 1e-12), view_labels, c, n_boot, seed)
+    with_views = np.isfinite(variance)
+    out["prediction_variance"] = _metric(variance[with_views], base.train_labels[with_views], c, n_boot, seed)
+    out["alignment_gain"] = _alignment(base, views, sources, identical, n_boot, seed)
     if view_correct is not None and clean_correct is not None:
         view_correct = np.asarray(view_correct, dtype=float)
         clean_correct = np.asarray(clean_correct, dtype=float)
@@ -284,14 +288,9 @@ def _probe_gains(
 ) -> dict[str, np.ndarray]:
     """Per held-out point: the linear probe's correctness and margin gains from adding the views
     (``densify/coverage/_probe.py``); the probe on T alone is fitted once per baseline."""
-    from densify.coverage._probe import correct_and_margin, fit_probe, probe_scores, standardiser
+    from densify.coverage._probe import correct_and_margin, fit_probe, probe_scores
 
-    if "probe" not in base.memo:
-        mean, scale = standardiser(base.train)
-        w, b = fit_probe(base.train, base.train_labels, base.n_classes, mean, scale)
-        ok, margin = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
-        base.memo["probe"] = (mean, scale, ok, margin)
-    mean, scale, ok_t, margin_t = base.memo["probe"]
+    mean, scale, ok_t, margin_t, _, _ = _probe(base)
     if identical:  # the probe is the same, exactly (no float noise from the refit)
         return {"probe_accuracy_gain": np.zeros(len(ok_t)), "probe_margin_gain": np.zeros(len(ok_t))}
     x = np.concatenate([base.train, views])
@@ -299,6 +298,48 @@ def _probe_gains(
     w, b = fit_probe(x, y, base.n_classes, mean, scale)
     ok_ta, margin_ta = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
     return {"probe_accuracy_gain": ok_ta.astype(float) - ok_t, "probe_margin_gain": margin_ta - margin_t}
+
+
+def _probe(base: Baseline):
+    """(mean, scale, held-out correct, held-out margin, W, b) of the ridge probe on T (fitted once per baseline)."""
+    from densify.coverage._probe import correct_and_margin, fit_probe, probe_scores, standardiser
+
+    if "probe" not in base.memo:
+        mean, scale = standardiser(base.train)
+        w, b = fit_probe(base.train, base.train_labels, base.n_classes, mean, scale)
+        ok, margin = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
+        base.memo["probe"] = (mean, scale, ok, margin, w, b)
+    return base.memo["probe"]
+
+
+def _prediction_variance(
+    base: Baseline, views: np.ndarray, sources: np.ndarray, identical: bool
+) -> np.ndarray:
+    """Per training sample: the clean probe's output variance over the sample and its views (NaN without views)."""
+    from densify.coverage._probe import prediction_variance, probe_scores
+
+    mean, scale, _, _, w, b = _probe(base)
+    counts = np.bincount(sources, minlength=len(base.train))
+    if identical:  # every view is its source: no variance, exactly
+        return np.where(counts > 0, 0.0, np.nan)
+    if "probe_train_scores" not in base.memo:
+        base.memo["probe_train_scores"] = probe_scores(base.train, w, b, mean, scale)
+    return prediction_variance(
+        base.memo["probe_train_scores"], probe_scores(views, w, b, mean, scale), sources
+    )
+
+
+def _alignment(base: Baseline, views: np.ndarray, sources: np.ndarray, identical: bool, n_boot: int,
+               seed: int) -> Metric:  # fmt: skip
+    """The kernel-target alignment gain of the view-averaged features (``densify/coverage/_alignment.py``)."""
+    from densify.coverage._alignment import alignment_gain
+
+    if identical:  # averaging a sample with copies of itself changes nothing
+        return Metric(0.0, 0.0, 0.0, tuple(0.0 for _ in range(base.n_classes)))
+    value, low, high, per_class = alignment_gain(
+        base.train, views, sources, base.train_labels, base.n_classes, n_boot, seed
+    )
+    return Metric(value, low, high, tuple(float(v) for v in per_class))
 
 
 def _metric(values, labels, n_classes: int, n_boot: int, seed: int) -> Metric:

@@ -51,3 +51,25 @@ def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     train = np.asarray(train, dtype=np.float64)
     scale = train.std(axis=0)
     return train.mean(axis=0), np.where(scale > 1e-12, scale, 1.0)
+
+
+def prediction_variance(clean_scores: np.ndarray, view_scores: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Per training sample with views: the variance of the clean-fitted probe's outputs over the sample and its
+    views, summed over classes (after DivAug, Liu et al., ICCV 2021, whose "variance diversity" is the variance of a
+    model's predictions over a sample's augmentations). The ridge probe's outputs estimate class probabilities
+    (least squares on one-hot targets), so they stand in for the softmax; NaN for a sample without views.
+
+    Args:
+        clean_scores: (N, C) probe outputs of the clean samples. view_scores: (N·V, C) of the views.
+        sources: (N·V,) index of each view's clean sample.
+    """
+    clean_scores = np.asarray(clean_scores, dtype=np.float64)
+    view_scores = np.asarray(view_scores, dtype=np.float64)
+    counts = 1 + np.bincount(sources, minlength=len(clean_scores))
+    total = clean_scores.copy()
+    np.add.at(total, sources, view_scores)
+    mean = total / counts[:, None]
+    squares = (clean_scores - mean) ** 2
+    np.add.at(squares, sources, (view_scores - mean[sources]) ** 2)
+    variance = squares.sum(axis=1) / counts
+    return np.where(counts > 1, variance, np.nan)

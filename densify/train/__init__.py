@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from densify._hash import digest
 from densify._io import write_text_atomic
 from densify._version import __version__
@@ -82,8 +84,11 @@ def train_recipes(
     strength: float = 1.0,
     out: str | Path | None = None,
     progress: RunProgress | None = None,
+    init: str | Path | None = None,
 ) -> list[RecipeSummary]:
     """Train every (recipe, seed) pair and summarise over seeds.
+
+    ``init``: a weights file every run starts from (a fine-tune of a shared model) instead of a fresh network.
 
     With ``out``, each finished run is written to ``out/runs/RECIPE-seedS.json`` (atomically) and never retrained
     while its settings and data are unchanged; unfinished runs continue from ``out/checkpoints/``. Same seed,
@@ -100,6 +105,7 @@ def train_recipes(
         sorted(asdict(config).items()),
         strength,
         __version__,
+        None if init is None else digest(np.frombuffer(Path(init).read_bytes(), np.uint8)),
     )
     folder = Path(out) if out is not None else None
     runs = []
@@ -118,6 +124,7 @@ def train_recipes(
                 config,
                 strength=strength,
                 checkpoint=folder / "checkpoints" / f"{name}-seed{seed}.pt" if folder else None,
+                init=init,
                 progress=(lambda step, total, n=name, s=seed: progress(n, s, step, total))
                 if progress
                 else None,
@@ -205,12 +212,17 @@ def write_scaling_report(out, study: dict[str, Any]) -> Path:
     return path
 
 
+from densify.train._proxy import ProxyResult, finetune_config, finetune_recipes  # noqa: E402
+
 __all__ = [
+    "ProxyResult",
     "RecipeSummary",
     "RunResult",
     "TrainConfig",
     "batch_indices",
     "evaluate",
+    "finetune_config",
+    "finetune_recipes",
     "mean_t_ci",
     "scaling_study",
     "summarise",

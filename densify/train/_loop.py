@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from densify._hash import digest
 from densify._io import write_bytes_atomic
 from densify.data import DataSplits
 from densify.errors import TrainError
@@ -131,9 +132,15 @@ def train_run(
     strength: float = 1.0,
     checkpoint: str | Path | None = None,
     progress: Progress | None = None,
+    init: str | Path | None = None,
+    save_weights: str | Path | None = None,
 ) -> RunResult:
     """Train ``config.model`` on ``data.train`` augmented by ``recipe`` for ``config.steps`` steps; evaluate on
     ``data.heldout``.
+
+    ``init``: a weights file (``save_weights`` of an earlier run) to start from instead of the seed's fresh
+    initialisation: a fine-tune (:func:`densify.train.finetune_recipes`). ``save_weights``: where to write the
+    final weights (atomically, by rank 0).
 
     With ``checkpoint``, the state is saved there atomically every ``config.checkpoint_every`` steps and a run
     finding a checkpoint continues from it, ending exactly where an uninterrupted run ends. Under ``torchrun``
@@ -169,6 +176,11 @@ def train_run(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_model(config.model, train.channels, n_classes).to(dev)
+    identity = {"recipe": augmenter.recipe.name, "seed": seed, "strength": strength, "config": asdict(config)}
+    if init is not None:
+        blob = _read_weights(Path(init))
+        net.load_state_dict(torch.load(io.BytesIO(blob), map_location=dev, weights_only=True))
+        identity["init"] = digest(np.frombuffer(blob, np.uint8))
     model = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -177,7 +189,6 @@ def train_run(
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    identity = {"recipe": augmenter.recipe.name, "seed": seed, "strength": strength, "config": asdict(config)}
     path = Path(checkpoint) if checkpoint is not None else None
     step, losses, seconds = _restore(path, identity, dev, net, optimiser, schedule)
 
@@ -219,7 +230,18 @@ def train_run(
     seconds = time.perf_counter() - start
     if path is not None and rank == 0:
         path.unlink(missing_ok=True)
+    if save_weights is not None and rank == 0:
+        buffer = io.BytesIO()
+        torch.save(net.state_dict(), buffer)
+        write_bytes_atomic(Path(save_weights), buffer.getvalue())
     return _result(net, data, augmenter.recipe.name, seed, config, losses, seconds)
+
+
+def _read_weights(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise TrainError(f"{path}: cannot read the initial weights ({e.strerror or e})") from None
 
 
 def _restore(
