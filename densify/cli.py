@@ -383,6 +383,13 @@ def _coverage_options(func):
         click.option(
             "-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbourhood size."
         ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Processes generating the views (the same views with any number).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -418,6 +425,7 @@ def coverage(
     weights,
     views,
     k,
+    workers,
     seed,
     strength,
     train_size,
@@ -463,6 +471,7 @@ def coverage(
             strength=strength,
             cache_dir=None if no_cache else (cache_dir or True),
             progress=progress,
+            workers=workers,
         )
     out = Console()
     out.print(
@@ -765,7 +774,7 @@ def _parse_train_size(value: str) -> int | None:
     help="Bootstrap resamples behind every coverage interval.",
 )  # fmt: skip
 @image_options
-def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, batch, model, train_size,
+def evaluate(spec, recipes, encoder, weights, views, k, workers, train, seeds, steps, batch, model, train_size,
              heldout_size, seed, strength, projection, out, resume, force, n_boot, resize, channels,
              image_size) -> None:  # fmt: skip
     """Audit recipes: coverage of held-out data (training-free), trained confirmation over seeds, a verdict,
@@ -797,7 +806,7 @@ def evaluate(spec, recipes, encoder, weights, views, k, train, seeds, steps, bat
     console = Console(stderr=True)
     with progress_display(console) as shown:
         progress = shown.update
-        report = run_audit(settings, out, resume=resume, force=force, progress=progress)
+        report = run_audit(settings, out, resume=resume, force=force, progress=progress, workers=workers)
     _print_report(report)
     Console().print(
         f"report: {Path(out) / 'report.html'}  (all numbers: {Path(out) / 'report.json'})", soft_wrap=True

@@ -196,17 +196,44 @@ class _Embedder:
         return embeddings, predictions
 
 
-def view_batches(train: ImageSet, augmenter, views: int, batch: int = VIEW_BATCH):
+def view_batches(train: ImageSet, augmenter, views: int, batch: int = VIEW_BATCH, workers: int = 0):
     """uint8 batches of the views, in order (image 0 view 0, image 0 view 1, ...), each a pure function of
-    (seed, epoch 0, index, view)."""
+    (seed, epoch 0, index, view). With ``workers`` > 0 they are made by a torch DataLoader's worker processes
+    (the batches come back in order, so the views are the same whatever the worker count)."""
     total = len(train) * views
-    for start in range(0, total, batch):
-        stop = min(start + batch, total)
-        out = np.empty((stop - start, *train.shape), np.uint8)
-        for j, flat in enumerate(range(start, stop)):
-            index, view = divmod(flat, views)
-            out[j] = augmenter.view_of(train, index, view)  # augmented as stored, at the working size
-        yield out
+    ranges = [range(start, min(start + batch, total)) for start in range(0, total, batch)]
+    if workers == 0:
+        for rows in ranges:
+            yield _views_of(train, augmenter, views, rows)
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        _ViewBatches(train, augmenter, views, ranges), batch_size=None, num_workers=workers, prefetch_factor=2
+    )
+    for images in loader:
+        yield images.numpy() if hasattr(images, "numpy") else images
+
+
+def _views_of(train: ImageSet, augmenter, views: int, rows: range) -> np.ndarray:
+    out = np.empty((len(rows), *train.shape), np.uint8)
+    for j, flat in enumerate(rows):
+        index, view = divmod(flat, views)
+        out[j] = augmenter.view_of(train, index, view)  # augmented as stored, at the working size
+    return out
+
+
+class _ViewBatches:
+    """A map-style dataset whose item i is the i-th batch of views (one task per worker per batch)."""
+
+    def __init__(self, train: ImageSet, augmenter, views: int, ranges: list[range]) -> None:
+        self.train, self.augmenter, self.views, self.ranges = train, augmenter, views, ranges
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return _views_of(self.train, self.augmenter, self.views, self.ranges[i])
 
 
 #: views checked per recipe by ``view_health`` (the first images' views: the same views the metrics use)
@@ -243,6 +270,7 @@ def estimate_coverage(
     progress: Progress | None = None,
     samples: int = 0,
     image_size: ImageSize = None,
+    workers: int = 0,
 ) -> CoverageRun:
     """Embed clean, augmented and held-out images and compute every coverage metric for each recipe.
 
@@ -264,6 +292,8 @@ def estimate_coverage(
             views in ``CoverageRun.samples`` (for projections); 0 keeps none.
         image_size: bring ``data`` to this working size first (:func:`densify.data.at_working_size`); None
             (default) uses ``data`` as given (``load_data`` has already applied its ``image_size``).
+        workers: processes that generate the views (a torch DataLoader's workers; 0: in this process). The
+            views, and so every metric, are the same with any number of workers.
 
     Embeddings and each recipe's metrics are cached under keys that hold exactly what they depend on: views
     depend on the training images (not the held-out ones), metrics on the views, held-out set, k, n_boot and seed.
@@ -276,6 +306,8 @@ def estimate_coverage(
         raise CoverageError(f"views must be a positive integer, got {views!r}")
     if not recipes:
         raise CoverageError("no recipes to estimate")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise CoverageError(f"workers must be a non-negative integer, got {workers!r}")
     augmenters = [
         load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes
     ]  # validate first
@@ -360,7 +392,7 @@ def estimate_coverage(
             metrics = _metrics_from_arrays(cached)
         if cached is None or samples:
             a_emb, a_pred = embed.views(
-                key, view_batches(train, augmenter, views), train, views, t_emb, t_pred
+                key, view_batches(train, augmenter, views, workers=workers), train, views, t_emb, t_pred
             )
         if cached is None:
             if a_pred is None:

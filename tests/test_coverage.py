@@ -302,7 +302,13 @@ def _explicit_alignment(x: np.ndarray, y: np.ndarray, n_classes: int, column: in
 
 
 def test_kernel_alignment_matches_the_n_by_n_definition_and_closed_forms():
-    from densify.coverage._alignment import _alignments, _one_hot, alignment_gain, kernel_alignment, view_averages
+    from densify.coverage._alignment import (
+        _alignments,
+        _one_hot,
+        alignment_gain,
+        kernel_alignment,
+        view_averages,
+    )
 
     rng = np.random.default_rng(11)
     x, y = rng.normal(size=(90, 5)), rng.integers(0, 3, size=90)
@@ -356,3 +362,18 @@ def test_prediction_variance_closed_form():
     sources = np.array([0, 1, 1])
     # sample 0: outputs (1, 0) and (0, 1): each class varies by 0.25 -> 0.5; sample 1: three equal outputs -> 0
     np.testing.assert_allclose(prediction_variance(clean, views, sources), [0.5, 0.0, np.nan])
+
+
+def test_alignment_of_wide_features_is_exact_on_their_principal_components(monkeypatch):
+    from densify.coverage import _alignment
+
+    rng = np.random.default_rng(8)
+    mix = rng.normal(size=(10, 300))  # 300-wide features of rank 10: the top 128 components hold all of them
+    y = rng.integers(0, 3, size=200)
+    x = (rng.normal(size=(200, 10)) + 2 * np.eye(10)[y]) @ mix
+    views = (rng.normal(size=(400, 10)) + 2 * np.eye(10)[np.repeat(y, 2)]) @ mix
+    src = np.repeat(np.arange(200), 2)
+    projected = _alignment.alignment_gain(x, views, src, y, 3, n_boot=20)
+    monkeypatch.setattr(_alignment, "MAX_DIM", 1000)
+    direct = _alignment.alignment_gain(x, views, src, y, 3, n_boot=20)
+    np.testing.assert_allclose(projected[:3], direct[:3], rtol=1e-8, atol=1e-12)

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from densify.cli import cli
 from densify.data import load_data
+from densify.errors import CoverageError
 from densify.estimate import estimate_coverage, view_batches
 from densify.loader import load_recipe
 
@@ -61,6 +62,22 @@ def test_views_are_the_recipe_views_in_order(small):
     assert np.array_equal(batch[7], augmenter.augment(small.train.images[2], index=2, view=1))
 
 
+def test_views_and_metrics_are_the_same_with_0_1_and_2_workers(small):
+    augmenter = load_recipe("affine-heavy", seed=2, output="numpy")
+    serial = np.concatenate(list(view_batches(small.train, augmenter, views=2, batch=64)))
+    for workers in (1, 2):
+        parallel = np.concatenate(
+            list(view_batches(small.train, augmenter, views=2, batch=64, workers=workers))
+        )
+        assert parallel.dtype == np.uint8 and np.array_equal(serial, parallel)
+    kwargs = dict(encoder="pixels:pca16", views=2, k=3, n_boot=50, cache_dir=None)
+    a = estimate_coverage(small, ["flip", "affine-heavy"], workers=0, **kwargs)
+    b = estimate_coverage(small, ["flip", "affine-heavy"], workers=2, **kwargs)
+    assert _strip(a.to_dict()) == _strip(b.to_dict())
+    with pytest.raises(CoverageError, match="workers must be a non-negative integer, got -1"):
+        estimate_coverage(small, ["flip"], workers=-1, **kwargs)
+
+
 def test_coverage_command(tmp_path: Path):
     out = tmp_path / "cov.json"
     args = [
@@ -80,6 +97,8 @@ def test_coverage_command(tmp_path: Path):
         "--json",
         str(out),
         "--per-class",
+        "--workers",
+        "1",
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output

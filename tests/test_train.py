@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 from click.testing import CliRunner
 
 from densify.cli import cli
@@ -273,7 +273,9 @@ def test_fine_tune_proxy_starts_every_recipe_from_the_shared_weights(tiny, tmp_p
     base = train_run(tiny, "none", 0, config)
     net = build_model("small-cnn", tiny.train.channels, len(tiny.classes))
     net.load_state_dict(torch.load(weights, weights_only=True))
-    assert evaluate(net, tiny.heldout.images, tiny.heldout.labels, len(tiny.classes))[0] == base.heldout_accuracy
+    assert (
+        evaluate(net, tiny.heldout.images, tiny.heldout.labels, len(tiny.classes))[0] == base.heldout_accuracy
+    )
     # a fine-tune of one step at a negligible learning rate stays at the base model's accuracy
     nudge = train_run(tiny, "none", 0, TrainConfig(steps=1, batch=32, lr=1e-12), init=weights)
     assert nudge.heldout_accuracy == pytest.approx(base.heldout_accuracy, abs=1.5 / len(tiny.heldout))
@@ -286,5 +288,5 @@ def test_fine_tune_proxy_starts_every_recipe_from_the_shared_weights(tiny, tmp_p
 
 
 def test_unreadable_initial_weights_name_the_file(tiny, tmp_path: Path):
-    with pytest.raises(TrainError, match="missing.pt: cannot read the initial weights"):
+    with pytest.raises(TrainError, match=r"missing\.pt: cannot read the initial weights"):
         train_run(tiny, "none", 0, FAST, init=tmp_path / "missing.pt")

@@ -119,8 +119,12 @@ def run_audit(
     resume: bool = False,
     force: bool = False,
     progress: Progress | None = None,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Run an audit and write its bundle to ``out``; returns the report (the content of ``report.json``).
+
+    ``workers``: processes generating the coverage estimate's views (``estimate_coverage``); not part of the
+    run's identity (the report is the same with any number), recorded in its ``environment``.
 
     Every input is validated (recipes, data, settings, ``out``) before anything is written: a refused audit
     leaves ``out`` as it was. One audit at a time writes to an ``out`` folder (a second one is refused). The new
@@ -136,7 +140,7 @@ def run_audit(
     _bundle.check_claim(out, plan.run_id, plan.identity, resume=resume, force=force)
     with _bundle.lock(out):
         _bundle.claim(out, plan.run_id, plan.identity, resume=resume, force=force)
-        report, samples = _compute(plan, out / _bundle.STATE, note)
+        report, samples = _compute(plan, out / _bundle.STATE, note, workers)
         note("writing the report", 0, 1)
         start = time.perf_counter()
         files = render_bundle(report, plan.data, plan.augmenters, samples)
@@ -148,7 +152,7 @@ def run_audit(
     return report
 
 
-def _compute(plan: AuditPlan, state: Path, note: Progress) -> tuple[dict[str, Any], Any]:
+def _compute(plan: AuditPlan, state: Path, note: Progress, workers: int = 0) -> tuple[dict[str, Any], Any]:
     """Coverage, training and verdict of a planned audit: (the report, the projection samples)."""
     from densify.data._info import summarise
     from densify.estimate import estimate_coverage
@@ -170,6 +174,7 @@ def _compute(plan: AuditPlan, state: Path, note: Progress) -> tuple[dict[str, An
         n_boot=settings.n_boot,
         progress=note,
         samples=PROJECTION_POINTS,
+        workers=workers,
     )
     timings["coverage"] = time.perf_counter() - start
     training = None
@@ -213,7 +218,7 @@ def _compute(plan: AuditPlan, state: Path, note: Progress) -> tuple[dict[str, An
         "verdict": result,
         "manifold": coverage_dict["manifold"],
         "versions": _versions(),
-        "environment": _environment(),
+        "environment": {**_environment(), "view_workers": workers},
         "timings": {**{k: round(v, 2) for k, v in timings.items()}, **coverage_dict["timings"]},
     }
     return report, coverage.samples

@@ -11,7 +11,8 @@ For a linear kernel it needs no n x n matrix: with X and Y column-centred, <Kc, 
 ||Kc||_F = ||X'X||_F and ||Lc||_F = ||Y'Y||_F. A recipe's *alignment gain* is A(view-averaged features) minus
 A(clean features): an augmentation that averages nuisance variation away raises it, one that averages a sample with
 views that look like another class lowers it. Per class, the same alignment with the one-vs-rest target of that
-class. Features are standardised by the clean set's mean and deviation (as the linear probe's).
+class. Features are standardised by the clean set's mean and deviation (as the linear probe's), and features wider
+than :data:`MAX_DIM` are projected onto the clean set's top principal components first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from densify.errors import CoverageError
 
 #: bootstrap replicates of the alignment gain (each costs two d x d Gram matrices)
 MAX_BOOT = 200
+#: features wider than this are first projected onto the clean set's top MAX_DIM principal components (the same
+#: projection for the view-averaged features), so a replicate costs O(n MAX_DIM^2) whatever the encoder's width
+MAX_DIM = 128
 
 
 def _one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -83,6 +87,11 @@ def alignment_gain(
     scale = np.where(scale > 1e-12, scale, 1.0)
     clean = (train - mean) / scale
     averaged = (view_averages(train, views, sources) - mean) / scale
+    if (
+        clean.shape[1] > MAX_DIM
+    ):  # centred by the clean mean already (standardised): the top right singular vectors
+        basis = np.linalg.svd(clean, full_matrices=False)[2][:MAX_DIM].T
+        clean, averaged = clean @ basis, averaged @ basis
     y = _one_hot(np.asarray(labels, dtype=np.int64), n_classes)
     a_clean, pc_clean = _alignments(clean, y)
     a_avg, pc_avg = _alignments(averaged, y)
