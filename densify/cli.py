@@ -384,6 +384,14 @@ def _coverage_options(func):
             "-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbourhood size."
         ),
         click.option(
+            "--search",
+            type=click.Choice(["auto", "exact", "approximate"]),
+            default="auto",
+            show_default=True,
+            help="k-NN search: exact, an approximate index (its measured error is reported), or auto "
+            "(approximate from 200,000 points up).",
+        ),
+        click.option(
             "--workers",
             type=click.IntRange(min=0),
             default=0,
@@ -425,6 +433,7 @@ def coverage(
     weights,
     views,
     k,
+    search,
     workers,
     seed,
     strength,
@@ -472,6 +481,7 @@ def coverage(
             cache_dir=None if no_cache else (cache_dir or True),
             progress=progress,
             workers=workers,
+            search=search,
         )
     out = Console()
     out.print(
@@ -505,6 +515,15 @@ def coverage(
         soft_wrap=True,
         highlight=False,
     )
+    searches = run.search.get("approximate") or []
+    if searches:
+        out.print(
+            f"approximate k-NN search in {len(searches)} searches: worst recall of the true neighbours "
+            f"{min(e['recall'] for e in searches):.1%} (checked on {searches[0]['checked']} queries each); "
+            "--search exact for exact numbers",
+            soft_wrap=True,
+            highlight=False,
+        )
     if run.manifold is not None:
         for line in manifold_lines(run.manifold.to_dict()):
             out.print(line, soft_wrap=True, highlight=False)
@@ -774,7 +793,7 @@ def _parse_train_size(value: str) -> int | None:
     help="Bootstrap resamples behind every coverage interval.",
 )  # fmt: skip
 @image_options
-def evaluate(spec, recipes, encoder, weights, views, k, workers, train, seeds, steps, batch, model, train_size,
+def evaluate(spec, recipes, encoder, weights, views, k, search, workers, train, seeds, steps, batch, model, train_size,
              heldout_size, seed, strength, projection, out, resume, force, n_boot, resize, channels,
              image_size) -> None:  # fmt: skip
     """Audit recipes: coverage of held-out data (training-free), trained confirmation over seeds, a verdict,
@@ -801,6 +820,7 @@ def evaluate(spec, recipes, encoder, weights, views, k, workers, train, seeds, s
         heldout_size=heldout_size,
         projection=projection,
         n_boot=n_boot,
+        search=search,
         **_image_kwargs(resize, channels, image_size),
     )
     console = Console(stderr=True)

@@ -18,6 +18,7 @@ from densify._catalogue import CATALOGUE
 from densify._hash import digest
 from densify._version import __version__
 from densify.coverage import Metric, prepare_baseline, recipe_metrics
+from densify.coverage._knn import search_log, search_mode, search_settings
 from densify.data import DataSplits, ImageSet
 from densify.data._working import ImageSize, at_working_size
 from densify.embed import DEFAULT_ENCODER, Encoder, get_encoder
@@ -76,6 +77,9 @@ class CoverageRun:
     supervised: bool = False  # the encoder was fitted to the training labels (it has a classification head)
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     manifold: ManifoldReport | None = None
+    search: dict[str, Any] = field(
+        default_factory=dict
+    )  # k-NN search mode and each approximate search's error
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +104,7 @@ class CoverageRun:
             "reference": {name: m.to_dict() for name, m in self.reference.items()},
             "recipes": {r.recipe: r.to_dict() for r in self.results},
             "manifold": None if self.manifold is None else self.manifold.to_dict(),
+            "search": self.search,
         }
 
     def to_json(self) -> str:
@@ -271,6 +276,7 @@ def estimate_coverage(
     samples: int = 0,
     image_size: ImageSize = None,
     workers: int = 0,
+    search: str = "auto",
 ) -> CoverageRun:
     """Embed clean, augmented and held-out images and compute every coverage metric for each recipe.
 
@@ -292,6 +298,9 @@ def estimate_coverage(
             views in ``CoverageRun.samples`` (for projections); 0 keeps none.
         image_size: bring ``data`` to this working size first (:func:`densify.data.at_working_size`); None
             (default) uses ``data`` as given (``load_data`` has already applied its ``image_size``).
+        search: k-NN search: ``auto`` (exact below ``densify.coverage.APPROX_MIN_BASE`` base points, an
+            approximate inverted-file index from there up), ``exact`` or ``approximate``; every approximate search
+            measures its error on a sample of its queries, reported in ``CoverageRun.search``.
         workers: processes that generate the views (a torch DataLoader's workers; 0: in this process). The
             views, and so every metric, are the same with any number of workers.
 
@@ -300,14 +309,26 @@ def estimate_coverage(
     ``CoverageRun.reference`` holds what real unseen images score: the fidelity (PRDC precision) of the held-out
     set against the training set, and the encoder's held-out / training accuracy ratio (label consistency).
     """
-    from densify.loader import load_recipe
-
     if isinstance(views, bool) or not isinstance(views, int) or views < 1:
         raise CoverageError(f"views must be a positive integer, got {views!r}")
     if not recipes:
         raise CoverageError("no recipes to estimate")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise CoverageError(f"workers must be a non-negative integer, got {workers!r}")
+    with search_mode(search):
+        search_log(reset=True)
+        run = _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_dir, n_boot, progress,
+                        samples, image_size, workers)  # fmt: skip
+        run.search.update(mode=search, approximate_from=search_settings()["min_base"],
+                          approximate=search_log(reset=True))  # fmt: skip
+    return run
+
+
+def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_dir, n_boot, progress, samples,
+              image_size, workers) -> CoverageRun:  # fmt: skip
+    """estimate_coverage's body, under its search mode."""
+    from densify.loader import load_recipe
+
     augmenters = [
         load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes
     ]  # validate first
@@ -385,7 +406,8 @@ def estimate_coverage(
         name = augmenter.recipe.name
         exported = _exported(augmenter.recipe, strength)
         key = digest("views", fp, train_fp, json.dumps(exported, sort_keys=True), strength, views, seed)
-        metrics_key = digest("metrics", key, heldout_key, k, n_boot, seed, __version__, METRIC_NAMES)
+        metrics_key = digest("metrics", key, heldout_key, k, n_boot, seed, __version__, METRIC_NAMES,
+                             sorted(search_settings().items()))  # fmt: skip
         note(f"views of {name}", i, len(augmenters))
         cached = cache.get(metrics_key)
         if cached is not None:

@@ -295,3 +295,23 @@ def test_evaluate_a_known_factor_dataset_from_the_cli(tmp_path):
     truth = report["manifold"]["factor_space"]  # known factors: coverage on the true manifold too
     assert truth["none"]["coverage_gain"] == 0.0 and truth["flip"]["coverage_gain"] > 0
     assert "factor space (truth)" in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_an_approximate_search_audit_reports_its_error_in_json_html_and_reproduce_command(tmp_path):
+    from densify.audit._html import reproduce_command
+
+    settings = AuditSettings(**{**SMALL, "train": False, "search": "approximate"})
+    report = run_audit(settings, tmp_path / "r")
+    searches = report["search"]["approximate"]
+    assert report["settings"]["search"] == "approximate" and searches
+    assert all(e["checked"] == min(256, e["queries"]) and 0 <= e["recall"] <= 1 for e in searches)
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "searched approximately" in page
+    cells = re.findall(r'<span data-path="(search/[^"]+)" data-scale="([^"]+)"[^>]*>([^<]+)</span>', page)
+    assert len(cells) == 2
+    for path, scale, text in cells:
+        assert float(text) == pytest.approx(float(scale) * _resolve(report, path), abs=0.06), path
+    assert "--search approximate" in reproduce_command(report["settings"])
+    with pytest.raises(Exception, match="search must be one of auto, exact, approximate, got 'fast'"):
+        run_audit(AuditSettings(**{**SMALL, "search": "fast"}), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -377,3 +377,29 @@ def test_alignment_of_wide_features_is_exact_on_their_principal_components(monke
     monkeypatch.setattr(_alignment, "MAX_DIM", 1000)
     direct = _alignment.alignment_gain(x, views, src, y, 3, n_boot=20)
     np.testing.assert_allclose(projected[:3], direct[:3], rtol=1e-8, atol=1e-12)
+
+
+def test_approximate_search_finds_the_exact_neighbours_and_logs_its_error():
+    from densify.coverage import search_log, search_mode, set_search
+    from densify.coverage._knn import search_settings
+
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(20, 16)) * 4
+    base = centres[rng.integers(0, 20, 6000)] + rng.normal(size=(6000, 16))
+    queries = centres[rng.integers(0, 20, 700)] + rng.normal(size=(700, 16))
+    exact = knn(queries, base, 4)
+    search_log(reset=True)
+    with search_mode("auto", min_base=10_000):  # below the threshold: exact, nothing logged
+        assert np.array_equal(knn(queries, base, 4)[1], exact[1]) and search_log() == []
+    with search_mode("approximate"):
+        approx = knn(queries, base, 4)
+        again = knn(queries, base, 4)
+    assert search_settings()["mode"] == "auto"  # restored after the block
+    (entry, _) = search_log(reset=True)
+    assert entry["base"] == 6000 and entry["queries"] == 700 and entry["k"] == 4 and entry["checked"] == 256
+    # well-separated clusters: the probed lists hold every true neighbour; distances are exact where found
+    assert entry["recall"] == 1.0 and entry["kth_distance_excess"] == 0.0
+    assert np.array_equal(approx[1], exact[1]) and np.array_equal(approx[0], exact[0])
+    assert np.array_equal(again[1], approx[1])  # deterministic
+    with pytest.raises(CoverageError, match="search must be one of auto, exact, approximate, got 'fast'"):
+        set_search("fast")

@@ -78,6 +78,19 @@ def test_views_and_metrics_are_the_same_with_0_1_and_2_workers(small):
         estimate_coverage(small, ["flip"], workers=-1, **kwargs)
 
 
+def test_approximate_search_is_reported_with_its_error(small):
+    kwargs = dict(encoder="pixels:pca16", views=2, k=3, n_boot=50, cache_dir=None)
+    exact = estimate_coverage(small, ["affine-heavy"], search="exact", **kwargs)
+    approx = estimate_coverage(small, ["affine-heavy"], search="approximate", **kwargs)
+    assert exact.search == {"mode": "exact", "approximate_from": 200_000, "approximate": []}
+    log = approx.search["approximate"]
+    assert approx.search["mode"] == "approximate" and log and all(0 <= e["recall"] <= 1 for e in log)
+    for name in ("coverage_gain", "densification", "fidelity"):
+        assert abs(approx.results[0].metrics[name].value - exact.results[0].metrics[name].value) < 0.05
+    with pytest.raises(CoverageError, match="search must be one of"):
+        estimate_coverage(small, ["flip"], search="fast", **kwargs)
+
+
 def test_coverage_command(tmp_path: Path):
     out = tmp_path / "cov.json"
     args = [

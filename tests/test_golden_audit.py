@@ -21,7 +21,8 @@ other value was checked equal before they were added to the file. The same issue
 was checked equal before the verdict was replaced. Issue 14 (the manifold lab) added the report's ``manifold``
 section and the data's ``factors`` (empty for real data); every other value was checked equal before they were
 added. Issue 15 added the predictors ``alignment_gain`` and ``prediction_variance``; every other value was checked
-equal (the new metrics stripped from the new report) before they were added.
+equal (the new metrics stripped from the new report) before they were added. Issue 16 added the setting
+``search`` and the report's ``search`` section (so the run_id changed); every other value was checked equal first.
 """
 
 from __future__ import annotations

@@ -142,6 +142,8 @@ def reproduce_command(settings: dict[str, Any], out: str | None = None) -> str:
     args += ["--train-size", "all" if settings.get("train_size") is None else str(settings["train_size"])]
     if settings.get("n_boot", 1000) != 1000:
         args += ["--n-boot", str(settings["n_boot"])]
+    if settings.get("search", "auto") != "auto":
+        args += ["--search", settings["search"]]
     for key in ("heldout_size", "weights", "projection"):
         if settings.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(settings[key])]
@@ -211,6 +213,25 @@ def _header(report: dict[str, Any]) -> list[str]:
         )
         + f". densify {_e(report['densify_version'])}, run <code>{_e(report['run_id'])}</code>.</p>",
         *(f'<p class="meta">{_e(note)}</p>' for note in data.get("notes", [])),
+        *_search_note(report),
+    ]
+
+
+def _search_note(report: dict) -> list[str]:
+    """What approximate nearest-neighbour search cost in accuracy, when it was used (the worst search shown)."""
+    searches = (report.get("search") or {}).get("approximate") or []
+    if not searches:
+        return []
+    worst = min(range(len(searches)), key=lambda i: searches[i]["recall"])
+    longest = max(range(len(searches)), key=lambda i: searches[i]["kth_distance_excess"])
+    return [
+        f'<p class="meta">Nearest neighbours were searched approximately (an inverted-file index) in '
+        f"{len(searches)} searches among many points; checked against exact search on "
+        f"{searches[worst]['checked']} queries each, the worst search found "
+        f"{_num(searches[worst]['recall'], f'search/approximate/{worst}/recall', '.1f', 100)}% of the true neighbours "
+        f"and the k-th distances were on average at most "
+        f"{_num(searches[longest]['kth_distance_excess'], f'search/approximate/{longest}/kth_distance_excess', '.2f', 100)}"
+        "% too long. Use --search exact for exact numbers.</p>"
     ]
 
 

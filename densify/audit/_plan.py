@@ -100,6 +100,10 @@ def _check_settings(s: AuditSettings) -> None:
         raise SettingsError(f"strength must be a number in [0, 1], got {s.strength!r}")
     if not s.recipes:
         raise SettingsError("recipes is empty; name at least one recipe (or 'all')")
+    from densify.coverage._knn import SEARCH_MODES
+
+    if s.search not in SEARCH_MODES:
+        raise SettingsError(f"search must be one of {', '.join(SEARCH_MODES)}, got {s.search!r}")
 
 
 def _check_names(s: AuditSettings) -> None:

@@ -34,7 +34,7 @@ class AuditSettings:
     """Everything that determines an audit's numbers (its ``run_id`` is a hash of these and of the data).
 
     data: a data spec. recipes: names, files or folders (``("all",)`` for every recipe densify knows).
-    encoder / weights / views / k / n_boot: the coverage estimate (see ``estimate_coverage``).
+    encoder / weights / views / k / n_boot / search: the coverage estimate (see ``estimate_coverage``).
     train: also train a model per recipe and seed; seeds / steps / batch / model: the trained confirmation.
     train_size: audit a stratified subset of at most this many training images (None: all of them). The default,
     2,000, bounds the cost of an audit on any dataset (a few minutes on 2 cores) and sits in the low-data regime
@@ -63,6 +63,7 @@ class AuditSettings:
     train_size: int | None = 2000
     heldout_size: int | None = None
     n_boot: int = 1000
+    search: str = "auto"
     projection: str | None = None
     resize: tuple[int, int] | None = None
     channels: int | None = None
@@ -175,6 +176,7 @@ def _compute(plan: AuditPlan, state: Path, note: Progress, workers: int = 0) -> 
         progress=note,
         samples=PROJECTION_POINTS,
         workers=workers,
+        search=settings.search,
     )
     timings["coverage"] = time.perf_counter() - start
     training = None
@@ -217,6 +219,7 @@ def _compute(plan: AuditPlan, state: Path, note: Progress, workers: int = 0) -> 
         "training": training,
         "verdict": result,
         "manifold": coverage_dict["manifold"],
+        "search": coverage_dict["search"],
         "versions": _versions(),
         "environment": {**_environment(), "view_workers": workers},
         "timings": {**{k: round(v, 2) for k, v in timings.items()}, **coverage_dict["timings"]},

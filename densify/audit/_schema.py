@@ -42,6 +42,7 @@ class Settings(_Model):
     train_size: int | None
     heldout_size: int | None
     n_boot: int
+    search: Literal["auto", "exact", "approximate"] = "auto"  # older reports lack it
     projection: str | None
     resize: list[int] | None = None  # older reports lack these three (defaults: what they ran with)
     channels: int | None = None
@@ -152,6 +153,22 @@ class Manifold(_Model):
     factor_space: dict[str, dict[str, float | str | None]] | None = None  # known-factor data only
 
 
+class ApproximateSearch(_Model):
+    base: int
+    queries: int
+    k: int
+    checked: int
+    recall: float
+    nearest_exact: float
+    kth_distance_excess: float
+
+
+class Search(_Model):
+    mode: Literal["auto", "exact", "approximate"]
+    approximate_from: int
+    approximate: list[ApproximateSearch]
+
+
 class ReportV1(_Model):
     schema_: Literal["densify.report/1"] = Field(alias="schema")
     run_id: str
@@ -168,6 +185,7 @@ class ReportV1(_Model):
     environment: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
     manifold: Manifold | None = None  # older reports lack it
+    search: Search | None = None  # older reports lack it
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

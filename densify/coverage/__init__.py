@@ -5,7 +5,17 @@ Pure functions, arrays in and frozen dataclasses out (the ``prdc`` style); k-NN 
 
 from densify.coverage._bootstrap import mean_ci, per_class_means, ratio_ci
 from densify.coverage._health import is_degenerate, view_health
-from densify.coverage._knn import knn, kth_neighbour_distance, nearest, set_threads
+from densify.coverage._knn import (
+    APPROX_MIN_BASE,
+    approximate_index,
+    knn,
+    kth_neighbour_distance,
+    nearest,
+    search_log,
+    search_mode,
+    set_search,
+    set_threads,
+)
 from densify.coverage._metrics import (
     Baseline,
     Metric,
@@ -17,9 +27,11 @@ from densify.coverage._metrics import (
 from densify.coverage._prdc import PRDC, ball_counts, prdc, prdc_points
 
 __all__ = [
+    "APPROX_MIN_BASE",
     "PRDC",
     "Baseline",
     "Metric",
+    "approximate_index",
     "ball_counts",
     "heldout_coverage",
     "is_degenerate",
@@ -34,6 +46,9 @@ __all__ = [
     "prepare_baseline",
     "ratio_ci",
     "recipe_metrics",
+    "search_log",
+    "search_mode",
+    "set_search",
     "set_threads",
     "view_health",
 ]

@@ -9,6 +9,7 @@ the ``k + MARGIN`` candidates are re-ranked exactly. Queries run in chunks, so m
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -18,6 +19,76 @@ from densify.errors import CoverageError
 MARGIN = 8  # extra faiss candidates per query, re-ranked exactly
 CHUNK = 32768  # queries per faiss call (faiss is markedly slower on small query batches)
 _threads_set = False
+
+#: searches among at least this many base points use an approximate index under the "auto" search mode
+APPROX_MIN_BASE = 200_000
+#: queries per approximate search whose neighbours are also found exactly, to measure the approximation's error
+CHECK_QUERIES = 256
+SEARCH_MODES = ("auto", "exact", "approximate")
+_search = {"mode": os.environ.get("DENSIFY_SEARCH", "auto"), "min_base": APPROX_MIN_BASE}
+#: one entry per approximate search since the last :func:`search_log` reset: what its error was on a sample
+_log: list[dict] = []
+
+
+def set_search(mode: str = "auto", min_base: int = APPROX_MIN_BASE) -> None:
+    """How k-NN searches run: ``exact`` (faiss flat, re-ranked exactly: the default below ``min_base`` points),
+    ``approximate`` (an inverted-file index: :func:`approximate_index`), or ``auto`` (approximate from ``min_base``
+    base points up). Approximate searches still return exact distances of the candidates they find; what they can
+    miss is a true neighbour, and each one measures how often on a sample of its queries (:func:`search_log`)."""
+    if mode not in SEARCH_MODES:
+        raise CoverageError(f"search must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+    if isinstance(min_base, bool) or not isinstance(min_base, int) or min_base < 1:
+        raise CoverageError(f"the approximate-search threshold must be a positive integer, got {min_base!r}")
+    _search.update(mode=mode, min_base=min_base)
+
+
+@contextlib.contextmanager
+def search_mode(mode: str, min_base: int | None = None):
+    """:func:`set_search` for the duration of a ``with`` block (the previous settings come back after it)."""
+    before = dict(_search)
+    set_search(mode, min_base if min_base is not None else before["min_base"])
+    try:
+        yield
+    finally:
+        _search.update(before)
+
+
+def search_settings() -> dict:
+    return dict(_search)
+
+
+def search_log(reset: bool = False) -> list[dict]:
+    """The approximate searches run so far (base size, k, recall of the true k neighbours and the relative excess
+    of the k-th distance on a sample of queries); ``reset`` empties the log after reading it."""
+    out = list(_log)
+    if reset:
+        _log.clear()
+    return out
+
+
+def _approximate(n_base: int) -> bool:
+    mode = _search["mode"]
+    if mode not in SEARCH_MODES:  # from the environment
+        raise CoverageError(f"DENSIFY_SEARCH must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+    return mode == "approximate" or (mode == "auto" and n_base >= _search["min_base"])
+
+
+def approximate_index(base: np.ndarray):
+    """faiss ``IndexIVFFlat`` over ``base``: 4 sqrt(N) k-means lists (trained on a seeded sample of at most 64 per
+    list), searching the nearest 1/16 of them but at least 32 (``nprobe``)."""
+    faiss = _faiss()
+    n, d = base.shape
+    lists = max(1, min(int(4 * np.sqrt(n)), n // 39))
+    quantiser = faiss.IndexFlatL2(d)
+    index = faiss.IndexIVFFlat(quantiser, d, lists)
+    sample = base
+    if n > 64 * lists:
+        sample = base[np.sort(np.random.default_rng(0).choice(n, 64 * lists, replace=False))]
+    index.cp.seed = 1234
+    index.train(np.ascontiguousarray(sample))
+    index.add(base)
+    index.nprobe = min(lists, max(32, lists // 16))
+    return index
 
 
 def set_threads(n: int | None = None) -> int:
@@ -82,10 +153,13 @@ def _exact_chunks(queries: np.ndarray, base: np.ndarray, want: int, chunk: int):
             f"k={want} neighbours asked of {len(base)} points; need more points or a smaller k"
         )
     faiss = _faiss()
-    index = faiss.IndexFlatL2(base.shape[1])
-    index.add(base)
     take = min(want + MARGIN, len(base))
     d = base.shape[1]
+    if _approximate(len(base)):
+        yield from _approximate_chunks(queries, base, want, take, chunk)
+        return
+    index = faiss.IndexFlatL2(base.shape[1])
+    index.add(base)
     base_max = float(np.einsum("nd,nd->n", base, base, dtype=np.float64).max())
     chunk = max(
         64, min(chunk, (1 << 25) // (take * d))
@@ -113,6 +187,48 @@ def _exact_chunks(queries: np.ndarray, base: np.ndarray, want: int, chunk: int):
             out_sq[rows] = np.take_along_axis(exact, order, axis=1)
             out_i[rows] = np.take_along_axis(c, order, axis=1)
         yield start, out_sq, out_i
+
+
+def _rerank(base: np.ndarray, q: np.ndarray, cand: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact squared distances and indices of the ``want`` nearest among candidates ``cand`` (-1: none)."""
+    exact = squared_difference(base[np.maximum(cand, 0)], q[:, None, :])
+    exact[cand < 0] = np.inf
+    order = np.argsort(exact, axis=1, kind="stable")[:, :want]
+    return np.take_along_axis(exact, order, axis=1), np.take_along_axis(cand, order, axis=1)
+
+
+def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: int, chunk: int):
+    """As :func:`_exact_chunks`, with candidates from :func:`approximate_index`; logs the error on a sample."""
+    faiss = _faiss()
+    index = approximate_index(base)
+    chunk = max(64, min(chunk, (1 << 25) // (take * base.shape[1])))
+    for start in range(0, len(queries), chunk):
+        q = queries[start : start + chunk]
+        sq, idx = _rerank(base, q, index.search(q, take)[1], want)
+        if not np.isfinite(sq).all():  # fewer candidates than wanted in the probed lists: search them all
+            bad = np.flatnonzero(~np.isfinite(sq).all(axis=1))
+            flat = faiss.IndexFlatL2(base.shape[1])
+            flat.add(base)
+            sq[bad], idx[bad] = _rerank(base, q[bad], flat.search(q[bad], take)[1], want)
+        yield start, sq, idx
+    # the error, measured: exact neighbours of a seeded sample of queries against what the index returned
+    rows = np.sort(
+        np.random.default_rng(0).choice(len(queries), min(CHECK_QUERIES, len(queries)), replace=False)
+    )
+    flat = faiss.IndexFlatL2(base.shape[1])
+    flat.add(base)
+    q = queries[rows]
+    true_sq, true_i = _rerank(base, q, flat.search(q, take)[1], want)
+    approx_sq, approx_i = _rerank(base, q, index.search(q, take)[1], want)
+    found = np.mean([len(set(a) & set(t)) / want for a, t in zip(approx_i, true_i, strict=True)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        excess = np.sqrt(approx_sq[:, -1]) / np.sqrt(true_sq[:, -1]) - 1
+    _log.append({
+        "base": len(base), "queries": len(queries), "k": want, "checked": len(rows), "recall": float(found),
+        "nearest_exact": float(np.mean(approx_i[:, 0] == true_i[:, 0])),
+        "kth_distance_excess": float(np.nanmean(np.where(np.isfinite(excess), excess, np.nan)))
+        if np.isfinite(excess).any() else 0.0,
+    })  # fmt: skip
 
 
 def knn(
