@@ -83,7 +83,9 @@ def read_images(
     channels: int | None = None,
     notes: list[str] | None = None,
 ) -> np.ndarray:
-    """Decode ``files`` into one uint8 array (N, H, W, C).
+    """Decode ``files`` into one uint8 array (N, H, W, C): in memory, or, when the decoded pixels exceed
+    :func:`densify.data._lazy.in_memory_max` bytes, into a memory-mapped file in densify's cache that later loads
+    of the same files reuse (see :mod:`densify.data._lazy`).
 
     Images of another size than the most common one are resized to it (bilinear), and images of another
     channel count are converted to the most common one, unless ``resize=(H, W)`` or ``channels`` (1 or 3) says
@@ -91,6 +93,14 @@ def read_images(
     """
     from PIL import Image, UnidentifiedImageError
 
+    from densify.data import _lazy
+
+    key = _decode_key(files, resize, channels)
+    hit = _lazy.cached(key)  # decoded (and mapped) by an earlier load
+    if hit is not None:
+        if notes is not None:
+            notes.extend(hit[1])
+        return hit[0]
     sizes: dict[str, list[Path]] = defaultdict(list)
     chans: dict[int, list[Path]] = defaultdict(list)
     for path in files:
@@ -106,34 +116,57 @@ def read_images(
             Image.DecompressionBombError,
         ) as exc:
             raise DataError(f"{path}: cannot read image ({exc})") from exc
+    found: list[str] = []
     if resize is None and len(sizes) > 1:
         modal = _modal(sizes)
-        if notes is not None:
-            notes.append(
-                f"{root}: {_summarise(sizes, 'sizes (HxW)')}; all were resized to the most common, {modal} "
-                "(set resize to choose another size)"
-            )
+        found.append(
+            f"{root}: {_summarise(sizes, 'sizes (HxW)')}; all were resized to the most common, {modal} "
+            "(set resize to choose another size)"
+        )
         resize = tuple(int(v) for v in modal.split("x"))  # type: ignore[assignment]
     if channels is None and len(chans) > 1:
         channels = int(_modal(chans))
-        if notes is not None:
-            notes.append(
-                f"{root}: {_summarise(chans, 'channel counts')}; all were converted to the most common, "
-                f"{channels} (set channels to choose)"
-            )
+        found.append(
+            f"{root}: {_summarise(chans, 'channel counts')}; all were converted to the most common, "
+            f"{channels} (set channels to choose)"
+        )
+    if notes is not None:
+        notes.extend(found)
     height, width = resize or tuple(int(v) for v in next(iter(sizes)).split("x"))
     c = channels or next(iter(chans))
-    out = np.empty((len(files), height, width, c), dtype=np.uint8)
-    for i, path in enumerate(files):
-        try:
-            with Image.open(path) as im:
-                im = im.convert("L" if c == 1 else "RGB")
-                if im.size != (width, height):
-                    im = im.resize((width, height), Image.Resampling.BILINEAR)
-                out[i] = np.asarray(im, dtype=np.uint8).reshape(height, width, c)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise DataError(f"{path}: cannot decode image ({exc})") from exc
+
+    def fill(out: np.ndarray, start: int, stop: int) -> None:
+        for i in range(start, stop):
+            path = files[i]
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("L" if c == 1 else "RGB")
+                    if im.size != (width, height):
+                        im = im.resize((width, height), Image.Resampling.BILINEAR)
+                    out[i] = np.asarray(im, dtype=np.uint8).reshape(height, width, c)
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+                raise DataError(f"{path}: cannot decode image ({exc})") from exc
+
+    shape = (len(files), height, width, c)
+    if int(np.prod(shape)) > _lazy.in_memory_max():  # decoded once into a mapped file
+        return _lazy.create(key, shape, fill, found)
+    out = np.empty(shape, dtype=np.uint8)
+    fill(out, 0, len(files))
     return out
+
+
+def _decode_key(files: list[Path], resize, channels) -> str:
+    """What a folder's decoded pixels depend on: every file's path, size and modification time, and the settings."""
+    from densify._hash import digest
+
+    stats = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
+        stats.append((str(path.resolve()), st.st_size, st.st_mtime_ns))
+    return digest("decoded-folder/1", stats, None if resize is None else tuple(resize), channels)
 
 
 def load_folder(

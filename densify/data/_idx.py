@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from densify.data._lazy import in_memory_max
 from densify.errors import DataError
 
 CLASS_NAMES = {
@@ -56,7 +57,8 @@ def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (``.gz`` or raw) of unsigned bytes into an array of the shape its header declares.
 
     The array is allocated once at its final size and filled in place, so reading 60,000 images costs
-    their 47 MB and no more. Truncated or corrupt files raise :class:`DataError` naming the file.
+    their 47 MB and no more; a raw (not gzipped) file larger than ``densify.data._lazy.in_memory_max()`` bytes is
+    memory-mapped instead (read-only; pages are read as rows are used). Truncated or corrupt files raise :class:`DataError` naming the file.
     """
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -72,6 +74,9 @@ def read_idx(path: Path) -> np.ndarray:
                 raise DataError(f"{path}: truncated IDX header")
             dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
             _check_declared(path, dims, 4 + 4 * ndim)
+            size = int(np.prod(dims))
+            if opener is open and size > in_memory_max():  # raw and large: map it where it lies
+                return np.memmap(path, dtype=np.uint8, mode="r", offset=4 + 4 * ndim, shape=dims)
             out = np.empty(dims, dtype=np.uint8)
             got, buf = 0, memoryview(out).cast("B")
             while got < out.size:

@@ -131,14 +131,17 @@ class ImageSet:
         return np.bincount(self.labels, minlength=len(self.classes))
 
     def subset(self, indices: np.ndarray, name: str | None = None) -> ImageSet:
-        """A new ImageSet holding ``images[indices]`` (a copy) with the same classes."""
+        """A new ImageSet holding ``images[indices]`` (a copy; all rows in order keep the arrays themselves, so a
+        memory-mapped source stays mapped) with the same classes."""
+        from densify.data._lazy import take
+
         indices = np.asarray(indices, dtype=np.int64)
         return ImageSet(
-            self.images[indices],
+            take(self.images, indices),
             self.labels[indices],
             self.classes,
             self.name if name is None else name,
-            None if self.sources is None else self.sources[indices],
+            None if self.sources is None else take(self.sources, indices),
             None if self.factors is None else self.factors[indices],
             self.factor_names,
         )

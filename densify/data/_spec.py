@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from densify.data._imageset import DataSplits, ImageSet
-from densify.data._subset import carve_heldout, stratified_subset
+from densify.data._subset import carve_indices, stratified_indices, stratified_subset
 from densify.data._synth import SynthSpec, load_synth, parse_synth
 from densify.data._working import ImageSize, at_working_size, working_size
 from densify.errors import DataError, SpecError
@@ -200,17 +200,28 @@ def load_data(
     working_size((8, 8), image_size)  # validates image_size before anything is read
     classes, train, held, source, notes = _read(parsed, resize, channels)
     name = str(parsed)
+    # Rows are chosen from the labels first and the pixels taken once (a memory-mapped source is read only where
+    # chosen): the same rows as carving, then subsetting, the image sets.
     train_set = _split(train, resize, channels, classes, f"{name}/train", parsed)
     if held is None:
-        train_set, held_set = carve_heldout(train_set, heldout_size, seed)
+        train_rows, held_rows = carve_indices(train_set, heldout_size, seed)
+        held_set = train_set.subset(held_rows, f"{name}/heldout")
         origin = f"carved from train (stratified, seed {seed})"
     else:
+        train_rows = np.arange(len(train_set))
         held_set = _split(held, resize, channels, classes, f"{name}/heldout", parsed)
         origin = "rendered from the held-out factor ranges" if parsed.synth is not None else "test split"
         if heldout_size is not None:
             held_set = stratified_subset(held_set, heldout_size, seed)
     if train_size is not None:
-        train_set = stratified_subset(train_set, train_size, seed)
+        if train_size > len(train_rows):
+            raise DataError(
+                f"{name}/train: asked for {train_size} images but only {len(train_rows)} are available"
+            )
+        if train_size < len(train_rows):
+            labels = train_set.labels[train_rows]
+            train_rows = train_rows[stratified_indices(labels, train_size, seed, len(train_set.classes))]
+    train_set = train_set.subset(train_rows)
     data = DataSplits(
         name=name, train=train_set, heldout=held_set, source=source, heldout_origin=origin, notes=notes
     )

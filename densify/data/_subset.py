@@ -67,12 +67,8 @@ def stratified_subset(images: ImageSet, size: int, seed: int = 0) -> ImageSet:
     return images.subset(stratified_indices(images.labels, size, seed, len(images.classes)))
 
 
-def carve_heldout(images: ImageSet, size: int | None = None, seed: int = 0) -> tuple[ImageSet, ImageSet]:
-    """Split ``images`` into (train, held-out), stratified by class.
-
-    Args:
-        size: held-out images to carve; default ``DEFAULT_HELDOUT_FRACTION`` of the images (at least one per class).
-    """
+def carve_indices(images: ImageSet, size: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, held-out indices) of :func:`carve_heldout`, from the labels alone (no pixel is read)."""
     n = len(images)
     if size is None:
         size = max(round(DEFAULT_HELDOUT_FRACTION * n), int((images.class_counts() > 0).sum()))
@@ -81,5 +77,15 @@ def carve_heldout(images: ImageSet, size: int | None = None, seed: int = 0) -> t
     held = stratified_indices(images.labels, size, seed, len(images.classes))
     mask = np.ones(n, dtype=bool)
     mask[held] = False
+    return np.flatnonzero(mask), held
+
+
+def carve_heldout(images: ImageSet, size: int | None = None, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """Split ``images`` into (train, held-out), stratified by class.
+
+    Args:
+        size: held-out images to carve; default ``DEFAULT_HELDOUT_FRACTION`` of the images (at least one per class).
+    """
+    train, held = carve_indices(images, size, seed)
     base = images.name.rsplit("/", 1)[0]
-    return images.subset(np.flatnonzero(mask), f"{base}/train"), images.subset(held, f"{base}/heldout")
+    return images.subset(train, f"{base}/train"), images.subset(held, f"{base}/heldout")
