@@ -145,7 +145,7 @@ def _check_data(s: AuditSettings, data: DataSplits) -> None:
 def plan_audit(settings: AuditSettings) -> AuditPlan:
     """Validate ``settings`` and load what the audit needs; raises a one-line :class:`DensifyError`."""
     from densify._hash import digest
-    from densify.data import DataSplits, at_working_size, load_data, stratified_subset
+    from densify.data import at_working_size, load_data
     from densify.loader import load_recipe
 
     _check_settings(settings)
@@ -156,23 +156,16 @@ def plan_audit(settings: AuditSettings) -> AuditPlan:
         raise SettingsError(
             f"projection {settings.projection!r} is not one of the audited recipes: {', '.join(names)}"
         )
-    data = load_data(
+    data = load_data(  # rows chosen before pixels are taken: a memory-mapped source is read only where chosen
         settings.data,
+        train_size=settings.train_size,
         heldout_size=settings.heldout_size,
         seed=settings.seed,
         resize=None if settings.resize is None else tuple(settings.resize),
         channels=settings.channels,
         image_size=None,  # the working size is applied below, to the training subset only
+        cap=True,
     )
-    if settings.train_size is not None and len(data.train) > settings.train_size:
-        data = DataSplits(
-            name=data.name,
-            train=stratified_subset(data.train, settings.train_size, settings.seed),
-            heldout=data.heldout,
-            source=data.source,
-            heldout_origin=data.heldout_origin,
-            notes=data.notes,
-        )
     data = at_working_size(data, settings.image_size)
     _check_data(settings, data)
     augmenters = tuple(load_recipe(r, strength=settings.strength, seed=settings.seed) for r in recipes)

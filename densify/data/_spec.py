@@ -168,13 +168,15 @@ def load_data(
     resize: tuple[int, int] | None = None,
     channels: int | None = None,
     image_size: ImageSize = "auto",
+    cap: bool = False,
 ) -> DataSplits:
     """Load a dataset from a data-spec string (see :func:`parse_spec`).
 
     Args:
         spec: ``fashion-mini`` (default, embedded), ``digits``, ``idx:PATH``, ``folder:PATH``, ``cifar:PATH``,
             ``npz:PATH``, ``synth:FAMILY?OPTIONS`` (rendered known-factor images, see :func:`parse_synth`).
-        train_size: keep a class-stratified random subset of this many training images.
+        train_size: keep a class-stratified random subset of this many training images (with ``cap``, a split
+            that has fewer keeps all of them instead of raising).
         heldout_size: keep (or, when the source has no held-out split, carve from train) this many held-out images.
         seed: seeds subsets and carving; the result is a pure function of (source, sizes, seed).
         resize: (H, W) to resize every image to when it is read (a folder of mixed sizes is otherwise brought to
@@ -213,6 +215,8 @@ def load_data(
         origin = "rendered from the held-out factor ranges" if parsed.synth is not None else "test split"
         if heldout_size is not None:
             held_set = stratified_subset(held_set, heldout_size, seed)
+    if train_size is not None and cap:
+        train_size = min(train_size, len(train_rows))
     if train_size is not None:
         if train_size > len(train_rows):
             raise DataError(
