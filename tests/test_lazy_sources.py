@@ -116,3 +116,17 @@ def test_a_bad_memory_limit_is_one_line(raw_idx: Path, monkeypatch):
     monkeypatch.setenv("DENSIFY_IN_MEMORY_MAX", "lots")
     with pytest.raises(DataError, match="DENSIFY_IN_MEMORY_MAX must be a number of bytes, got 'lots'"):
         load_data(f"idx:{raw_idx}")
+
+
+def test_rows_of_a_mapped_array_and_of_its_views_are_read_from_the_file(tmp_path: Path):
+    from densify.data._lazy import take
+
+    data = make_images(50, 6, 5, 3, seed=9)
+    path = tmp_path / "rows.npy"
+    np.save(path, data)
+    mapped = np.load(path, mmap_mode="r")
+    rows = np.array([0, 3, 3, 17, 49])
+    for view, ref in ((mapped, data), (mapped[10:], data[10:]), (mapped[..., None], data[..., None])):
+        got = take(view, rows[rows < len(view)])
+        assert not is_mapped(got) and np.array_equal(got, ref[rows[rows < len(view)]])
+    assert take(mapped, np.arange(50)) is mapped  # every row in order: the mapping itself

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densify.data._lazy import in_memory_max
+from densify.data._lazy import in_memory_max, random_access
 from densify.errors import DataError
 
 CLASS_NAMES = {
@@ -76,7 +76,9 @@ def read_idx(path: Path) -> np.ndarray:
             _check_declared(path, dims, 4 + 4 * ndim)
             size = int(np.prod(dims))
             if opener is open and size > in_memory_max():  # raw and large: map it where it lies
-                return np.memmap(path, dtype=np.uint8, mode="r", offset=4 + 4 * ndim, shape=dims)
+                return random_access(
+                    np.memmap(path, dtype=np.uint8, mode="r", offset=4 + 4 * ndim, shape=dims)
+                )
             out = np.empty(dims, dtype=np.uint8)
             got, buf = 0, memoryview(out).cast("B")
             while got < out.size:
