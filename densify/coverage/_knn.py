@@ -201,25 +201,31 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
     """As :func:`_exact_chunks`, with candidates from :func:`approximate_index`; logs the error on a sample."""
     faiss = _faiss()
     index = approximate_index(base)
+    flat = None  # the exact index, built once when first needed
+
+    def exact(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal flat
+        if flat is None:
+            flat = faiss.IndexFlatL2(base.shape[1])
+            flat.add(base)
+        return _rerank(base, q, flat.search(q, take)[1], want)
+
+    # the error is measured on a seeded sample of the queries: what was returned for them against exact search
+    rows = np.sort(
+        np.random.default_rng(0).choice(len(queries), min(CHECK_QUERIES, len(queries)), replace=False)
+    )
+    approx_sq, approx_i = np.empty((len(rows), want)), np.empty((len(rows), want), np.int64)
     chunk = max(64, min(chunk, (1 << 25) // (take * base.shape[1])))
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk]
         sq, idx = _rerank(base, q, index.search(q, take)[1], want)
         if not np.isfinite(sq).all():  # fewer candidates than wanted in the probed lists: search them all
             bad = np.flatnonzero(~np.isfinite(sq).all(axis=1))
-            flat = faiss.IndexFlatL2(base.shape[1])
-            flat.add(base)
-            sq[bad], idx[bad] = _rerank(base, q[bad], flat.search(q[bad], take)[1], want)
+            sq[bad], idx[bad] = exact(q[bad])
+        here = (rows >= start) & (rows < start + len(q))
+        approx_sq[here], approx_i[here] = sq[rows[here] - start], idx[rows[here] - start]
         yield start, sq, idx
-    # the error, measured: exact neighbours of a seeded sample of queries against what the index returned
-    rows = np.sort(
-        np.random.default_rng(0).choice(len(queries), min(CHECK_QUERIES, len(queries)), replace=False)
-    )
-    flat = faiss.IndexFlatL2(base.shape[1])
-    flat.add(base)
-    q = queries[rows]
-    true_sq, true_i = _rerank(base, q, flat.search(q, take)[1], want)
-    approx_sq, approx_i = _rerank(base, q, index.search(q, take)[1], want)
+    true_sq, true_i = exact(queries[rows])
     found = np.mean([len(set(a) & set(t)) / want for a, t in zip(approx_i, true_i, strict=True)])
     with np.errstate(divide="ignore", invalid="ignore"):
         excess = np.sqrt(approx_sq[:, -1]) / np.sqrt(true_sq[:, -1]) - 1
