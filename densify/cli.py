@@ -176,6 +176,72 @@ def data_info(spec: str, as_json: bool, **load_kwargs) -> None:
         console.print(factors)
 
 
+@data.command("issues")
+@click.argument("spec", default="fashion-mini")
+@data_options
+@click.option(
+    "--encoder",
+    default=None,
+    help="Features for label issues, outliers and k-NN scores (default: densify.quality.DEFAULT_ENCODER, "
+    "label-free; an encoder trained on the labels learns their errors and hides them).",
+)
+@click.option("--weights", type=click.Path(dir_okay=False), help="Local weights file for torchvision:NAME.")
+@click.option(
+    "-o",
+    "--out",
+    default="data-issues.csv",
+    show_default=True,
+    help="CSV of the flagged samples (every sample with --all), most severe first.",
+)
+@click.option(
+    "--all", "all_rows", is_flag=True, help="Write every sample's scores, not only the flagged ones."
+)
+@click.option(
+    "--top", type=click.IntRange(min=0), default=10, show_default=True, help="Flagged samples to print."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def data_issues_command(
+    spec: str, encoder, weights, out, all_rows: bool, top: int, as_json: bool, **load_kwargs
+) -> None:
+    """Likely label errors, duplicates, train/held-out leakage and outliers in SPEC, written to a CSV (with each
+    image's file for folder: sources)."""
+    from densify.quality import DEFAULT_ENCODER, data_issues, write_issues
+
+    if Path(out).is_dir():  # refused before the (slow) work, not after it
+        raise DensifyError(f"{out}: is a folder; --out names the CSV file to write")
+    data = _load(spec, **load_kwargs)
+    issues = data_issues(data, encoder=encoder or DEFAULT_ENCODER, weights=weights, seed=load_kwargs["seed"])
+    write_issues(issues, Path(out), flagged_only=not all_rows)
+    if as_json:
+        click.echo(
+            json.dumps({"summary": issues.summary, "settings": issues.settings, "csv": str(out)}, indent=2)
+        )
+        return
+    from rich.console import Console
+
+    from densify.quality import summary_lines
+
+    console = Console()
+    for line in summary_lines(issues.summary):
+        console.print(line, soft_wrap=True, highlight=False)
+    flagged = issues.flagged()
+    if top and flagged:
+        from rich.table import Table
+
+        table = Table(
+            title=f"most severe {min(top, len(flagged))} of {len(flagged)} flagged", title_justify="left"
+        )
+        for column in ("split", "index", "issues", "given", "suggested", "quality", "duplicate of", "path"):
+            table.add_column(column)
+        for r in flagged[:top]:
+            table.add_row(
+                r["split"], str(r["index"]), r["issues"], r["given_label"], r["suggested_label"],
+                f"{r['label_quality']:.3f}", r["duplicate_of"], r["path"],
+            )  # fmt: skip
+        console.print(table)
+    console.print(f"wrote {out} ({len(flagged) if not all_rows else len(issues.rows)} rows)", highlight=False)
+
+
 @cli.group()
 def recipes() -> None:
     """List, inspect, preview, export and check augmentation recipes."""

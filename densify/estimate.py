@@ -76,6 +76,8 @@ class CoverageRun:
     reference: dict[str, Metric] = field(default_factory=dict)
     supervised: bool = False  # the encoder was fitted to the training labels (it has a classification head)
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    #: the clean embeddings of every training and held-out image ("train", "heldout"), rows in the splits' order
+    clean: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     manifold: ManifoldReport | None = None
     search: dict[str, Any] = field(
         default_factory=dict
@@ -477,6 +479,7 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
         cache={"hits": cache.hits, "misses": cache.misses, "corrupt": cache.corrupt},
         reference=reference,
         samples=kept,
+        clean={"train": t_emb, "heldout": h_emb},
         manifold=manifold,
     )
 
@@ -511,6 +514,34 @@ def _factor_space(data: DataSplits, augmenters, views: int, k: int) -> dict[str,
         a = coords(factors, np.repeat(train.labels, views))
         out[augmenter.recipe.name] = {m: round(v, 6) for m, v in factor_coverage(t, a, h, k).items()}
     return out
+
+
+def clean_embeddings(
+    data: DataSplits,
+    *,
+    encoder: str | Encoder = DEFAULT_ENCODER,
+    weights: str | Path | None = None,
+    seed: int = 0,
+    recipes: Sequence[str] = (),
+    strength: float = 1.0,
+    cache_dir: str | Path | bool | None = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) embeddings of ``data``'s clean images by ``encoder`` fitted on ``data.train`` (an encoder
+    that learns from views sees those of ``recipes``), through the same cache and keys as
+    :func:`estimate_coverage`."""
+    from densify.loader import load_recipe
+
+    augmenters = [load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes]
+    cache = ArrayCache(default_cache_dir() if cache_dir is True else (cache_dir or None))
+    enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
+    _fit_encoder(enc, data.train, augmenters, strength, cache)
+    embed = _Embedder(enc, cache)
+    fp = enc.fingerprint()
+    train_fp = digest(*data.train.fingerprint_parts(), data.classes)
+    data_fp = digest(train_fp, data.heldout.images, data.heldout.labels)
+    t_emb, _ = embed(digest("clean", fp, train_fp, "train"), [data.train.images])
+    h_emb, _ = embed(digest("clean", fp, data_fp, "heldout"), [data.heldout.images])
+    return t_emb, h_emb
 
 
 def _fit_encoder(enc: Encoder, train: ImageSet, augmenters, strength: float, cache: ArrayCache) -> None:

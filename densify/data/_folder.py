@@ -174,7 +174,8 @@ def load_folder(
 ) -> tuple[
     tuple[str, ...], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None, tuple[str, ...]
 ]:
-    """(classes, (train images, labels), (held-out images, labels) or None, notes) of an ImageFolder tree;
+    """(classes, (train images, labels, paths), (held-out images, labels, paths) or None, notes) of an ImageFolder
+    tree (paths: each image's file, in row order);
     the notes say what was resized or converted to give every image one size and channel count."""
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
@@ -200,13 +201,13 @@ def load_folder(
         n = len(train_files)
         return (
             tuple(display_name(c) for c in classes),
-            (images[:n], train_labels),
-            (images[n:], held_labels),
+            (images[:n], train_labels, tuple(map(str, train_files))),
+            (images[n:], held_labels, tuple(map(str, held_files))),
             tuple(notes),
         )
     return (
         tuple(display_name(c) for c in classes),
-        (read_images(root, train_files, resize, channels, notes), train_labels),
+        (read_images(root, train_files, resize, channels, notes), train_labels, tuple(map(str, train_files))),
         None,
         tuple(notes),
     )

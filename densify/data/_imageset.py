@@ -30,6 +30,7 @@ class ImageSet:
         factors: optional float64 array (N, F): the latent factors each image was rendered from (known-factor
             ``synth:`` datasets, see :mod:`densify.data._synth`); None for real data.
         factor_names: the F factor names, in column order (empty when ``factors`` is None).
+        paths: the file each image was read from (ImageFolder sources), in row order; empty when not from files.
     """
 
     images: np.ndarray
@@ -39,6 +40,7 @@ class ImageSet:
     sources: np.ndarray | None = None
     factors: np.ndarray | None = None
     factor_names: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         images, labels = self.images, np.asarray(self.labels)
@@ -91,6 +93,10 @@ class ImageSet:
         elif names:
             raise DataError(f"{where}factor_names given without factors")
         object.__setattr__(self, "factor_names", names)
+        paths = tuple(str(p) for p in self.paths)
+        if paths and len(paths) != len(images):
+            raise DataError(f"{where}{len(paths)} paths for {len(images)} images")
+        object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "images", _readonly(images))
         object.__setattr__(self, "labels", _readonly(labels.astype(np.int64, copy=False)))
         object.__setattr__(self, "classes", classes)
@@ -144,6 +150,7 @@ class ImageSet:
             None if self.sources is None else take(self.sources, indices),
             None if self.factors is None else self.factors[indices],
             self.factor_names,
+            tuple(self.paths[i] for i in indices) if self.paths else (),
         )
 
 

@@ -151,11 +151,12 @@ def _convert(images: np.ndarray, resize: tuple[int, int] | None, channels: int |
 
 
 def _split(arrays: tuple, resize, channels, classes, name: str, spec: DataSpec) -> ImageSet:
-    """An ImageSet from (images, labels[, factors]) as a reader returned them."""
+    """An ImageSet from (images, labels[, factors or file paths]) as a reader returned them."""
     images = _convert(arrays[0], resize, channels)
     if len(arrays) == 2:
         return ImageSet(images, arrays[1], classes, name)
-    assert spec.synth is not None
+    if spec.synth is None:  # a folder's file paths
+        return ImageSet(images, arrays[1], classes, name, paths=arrays[2])
     return ImageSet(images, arrays[1], classes, name, factors=arrays[2], factor_names=spec.synth.factor_names)
 
 

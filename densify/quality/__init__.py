@@ -1,0 +1,45 @@
+"""Data quality: likely label errors (confident learning), duplicates and train/held-out leakage, outliers."""
+
+from densify.quality._duplicates import find_duplicates
+from densify.quality._issues import (
+    COLUMNS,
+    DEFAULT_ENCODER,
+    KINDS,
+    DataIssues,
+    data_issues,
+    find_data_issues,
+    summary_lines,
+    write_issues,
+)
+from densify.quality._labels import (
+    confident_joint,
+    confident_thresholds,
+    knn_disagreement,
+    label_issues,
+    noise_rates,
+    out_of_fold_probabilities,
+    overlapping_classes,
+    self_confidence,
+)
+from densify.quality._outliers import outlier_scores
+
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_ENCODER",
+    "KINDS",
+    "DataIssues",
+    "confident_joint",
+    "confident_thresholds",
+    "data_issues",
+    "find_data_issues",
+    "find_duplicates",
+    "knn_disagreement",
+    "label_issues",
+    "noise_rates",
+    "out_of_fold_probabilities",
+    "outlier_scores",
+    "overlapping_classes",
+    "self_confidence",
+    "summary_lines",
+    "write_issues",
+]

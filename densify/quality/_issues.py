@@ -1,0 +1,302 @@
+"""Per-sample data issues of a dataset: likely label errors, duplicates and leakage, off-manifold outliers.
+
+:func:`find_data_issues` works on features the caller already has (an audit's embeddings);
+:func:`data_issues` embeds a dataset with an encoder first. Both return a :class:`DataIssues`: one row per sample
+(train and held-out) with its scores, and a summary (counts, per-class noise estimates, confused class pairs,
+leakage).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from densify.quality import _duplicates, _labels, _outliers
+
+#: the features data issues are found in by default: label-free (an encoder trained on the given labels fits
+#: their errors and confident learning then finds none: benchmarks/data_quality/detect.py), chosen by that
+#: benchmark's fixed rule
+DEFAULT_ENCODER = "pixels"
+#: neighbours of the k-NN label-disagreement score
+KNN_K = 10
+#: the CSV's columns, in order (``DataIssues.rows`` hold the same keys)
+COLUMNS = (
+    "split",
+    "index",
+    "path",
+    "issues",
+    "given_label",
+    "suggested_label",
+    "label_quality",
+    "knn_disagreement",
+    "outlier_score",
+    "duplicate_kind",
+    "duplicate_of",
+    "duplicate_correlation",
+    "duplicate_label",
+)
+#: the issue kinds a row's ``issues`` may list
+KINDS = ("label", "leak", "duplicate", "outlier")
+
+
+@dataclass(frozen=True)
+class DataIssues:
+    """Every sample's data-quality scores (``rows``, train first, then held-out) and a ``summary``.
+
+    A row's ``issues`` lists what was flagged, separated by ";": ``label`` (confident learning finds it
+    confidently of another class; ``suggested_label`` names it), ``leak`` (a held-out image with an exact or near
+    duplicate in train), ``duplicate`` (a duplicate within its own split), ``outlier`` (its k-th same-class
+    neighbour is ``OUTLIER_RATIO`` times farther than its class's median).
+    """
+
+    classes: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def flagged(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The rows with any issue (or with ``kind``), most severe first: label issues by ascending label quality,
+        then leaks, duplicates and outliers by descending score."""
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"unknown issue kind {kind!r}; kinds: {', '.join(KINDS)}")
+        rows = [r for r in self.rows if r["issues"] and (kind is None or kind in r["issues"].split(";"))]
+        return sorted(rows, key=_severity)
+
+    def to_csv(self, flagged_only: bool = True) -> str:
+        rows = self.flagged() if flagged_only else self.rows
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(row[k]) for k in COLUMNS})
+        return buffer.getvalue()
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.6g}"
+    return value
+
+
+def _severity(row: dict[str, Any]) -> tuple:
+    kinds = row["issues"].split(";")
+    first = min(KINDS.index(k) for k in kinds)
+    if first == 0:
+        score = row["label_quality"]
+    elif first in (1, 2):
+        score = -(row["duplicate_correlation"] or 0.0)
+    else:
+        score = -(row["outlier_score"] or 0.0)
+    return (first, score, row["split"] != "heldout", row["index"])
+
+
+def _heldout_outliers(train_f, train_labels, held_f, held_labels, k):
+    """Held-out samples' distance to their k-th nearest training sample of their class over that class's median
+    training score distance (the scale of :func:`outlier_scores`)."""
+    from densify.coverage._knn import knn, kth_neighbour_distance
+
+    scores = np.full(len(held_labels), np.nan)
+    for c in np.unique(held_labels):
+        base = np.flatnonzero(train_labels == c)
+        rows = np.flatnonzero(held_labels == c)
+        if len(base) <= k:
+            continue
+        typical = np.median(kth_neighbour_distance(train_f[base], k))
+        d = knn(held_f[rows], train_f[base], k)[0][:, k - 1]
+        scores[rows] = d / typical if typical > 0 else np.where(d > 0, np.inf, 1.0)
+    return scores
+
+
+def find_data_issues(
+    data,
+    train_features: np.ndarray,
+    heldout_features: np.ndarray,
+    *,
+    seed: int = 0,
+    folds: int = _labels.FOLDS,
+    knn_k: int = KNN_K,
+    near_correlation: float = _duplicates.NEAR_CORRELATION,
+    outlier_ratio: float = _outliers.OUTLIER_RATIO,
+) -> DataIssues:
+    """Data issues of ``data`` (a :class:`~densify.data.DataSplits`) from features of its train and held-out
+    images (rows in the splits' order).
+
+    Label issues: training samples by confident learning on out-of-fold probabilities of a softmax probe on the
+    features (``folds``-fold, seeded); held-out samples on the probabilities of the probe fitted on all of train
+    (out-of-sample by construction). Duplicates compare pixels (see :mod:`densify.quality._duplicates`), outliers
+    and the k-NN disagreement compare features.
+    """
+    from densify.coverage._knn import knn
+
+    train, held = data.train, data.heldout
+    n_classes = len(data.classes)
+    tf = np.asarray(train_features, dtype=np.float32)
+    hf = np.asarray(heldout_features, dtype=np.float32)
+    if len(tf) != len(train) or len(hf) != len(held):
+        raise ValueError(
+            f"features have {len(tf)} train / {len(hf)} held-out rows for {len(train)} / {len(held)} images"
+        )
+    t_labels, h_labels = np.asarray(train.labels), np.asarray(held.labels)
+    t_probs = _labels.out_of_fold_probabilities(tf, t_labels, n_classes, folds, seed)
+    t_proj, h_proj = _labels.principal_projection(tf, hf)
+    h_probs = _labels.softmax_probabilities(h_proj, _labels.fit_softmax(t_proj, t_labels, n_classes))
+    k = min(knn_k, len(train) - 1)
+    t_knn = _labels.knn_disagreement(t_labels[knn(tf, tf, k, self_query=True)[1]], t_labels)
+    h_knn = _labels.knn_disagreement(t_labels[knn(hf, tf, k)[1]], h_labels)
+    t_out = _outliers.outlier_scores(tf, t_labels)
+    h_out = _heldout_outliers(tf, t_labels, hf, h_labels, _outliers.OUTLIER_K)
+    dup_train = _duplicates.find_duplicates(train.images, threshold=near_correlation)
+    dup_held = _duplicates.find_duplicates(held.images, threshold=near_correlation)
+    leak = _duplicates.find_duplicates(held.images, train.images, threshold=near_correlation)
+
+    rows: list[dict[str, Any]] = []
+    split_stats = {}
+    for split, images, labels, probs, knn_score, out, dup, cross in (
+        ("train", train, t_labels, t_probs, t_knn, t_out, dup_train, None),
+        ("heldout", held, h_labels, h_probs, h_knn, h_out, dup_held, leak),
+    ):
+        issue = _labels.label_issues(labels, probs)
+        quality = _labels.self_confidence(labels, probs)
+        suggested = probs.argmax(axis=1)
+        paths = images.paths
+        for i in range(len(labels)):
+            kinds = []
+            if issue[i]:
+                kinds.append("label")
+            dup_kind, dup_of, dup_corr, dup_label = "", "", float("nan"), ""
+            if cross is not None and cross["match"][i] >= 0:
+                kinds.append("leak")
+                j = int(cross["match"][i])
+                dup_kind, dup_of, dup_corr = cross["kind"][i], f"train:{j}", float(cross["correlation"][i])
+                dup_label = data.classes[t_labels[j]]
+            if dup["match"][i] >= 0:
+                kinds.append("duplicate")
+                if not dup_of:
+                    j = int(dup["match"][i])
+                    dup_kind, dup_of, dup_corr = dup["kind"][i], f"{split}:{j}", float(dup["correlation"][i])
+                    dup_label = data.classes[labels[j]]
+            if np.isfinite(out[i]) and out[i] >= outlier_ratio:
+                kinds.append("outlier")
+            rows.append(
+                {
+                    "split": split,
+                    "index": i,
+                    "path": paths[i] if paths else "",
+                    "issues": ";".join(kinds),
+                    "given_label": data.classes[labels[i]],
+                    "suggested_label": data.classes[suggested[i]] if issue[i] else "",
+                    "label_quality": float(quality[i]),
+                    "knn_disagreement": float(knn_score[i]),
+                    "outlier_score": float(out[i]),
+                    "duplicate_kind": dup_kind,
+                    "duplicate_of": dup_of,
+                    "duplicate_correlation": dup_corr,
+                    "duplicate_label": dup_label,
+                }
+            )
+        joint = _labels.confident_joint(labels, probs)
+        split_stats[split] = {
+            "images": len(labels),
+            "label_issues": int(issue.sum()),
+            "estimated_noise": float(1.0 - np.trace(joint) / max(joint.sum(), 1e-100)),
+            "noise_by_class": {
+                c: round(float(r), 6) for c, r in zip(data.classes, _labels.noise_rates(joint), strict=True)
+            },
+            "overlapping_classes": [
+                {"classes": [data.classes[a], data.classes[b]], "share": round(s, 6)}
+                for a, b, s in _labels.overlapping_classes(joint)
+            ],
+            "duplicates": {
+                "exact": int((dup["kind"] == "exact").sum()),
+                "near": int((dup["kind"] == "near").sum()),
+                "label_differs": int(
+                    sum(1 for i in np.flatnonzero(dup["match"] >= 0) if labels[dup["match"][i]] != labels[i])
+                ),
+            },
+            "outliers": int(np.sum(np.isfinite(out) & (out >= outlier_ratio))),
+        }
+    leaked = np.flatnonzero(leak["match"] >= 0)
+    summary = {
+        **split_stats,
+        "leakage": {
+            "heldout_in_train": len(leaked),
+            "exact": int((leak["kind"] == "exact").sum()),
+            "near": int((leak["kind"] == "near").sum()),
+            "label_differs": int(sum(1 for i in leaked if t_labels[leak["match"][i]] != h_labels[i])),
+            "share": float(len(leaked) / max(len(held), 1)),
+        },
+    }
+    settings = {
+        "folds": folds,
+        "seed": seed,
+        "probe_l2": _labels.PROBE_L2,
+        "probe_components": _labels.PROBE_COMPONENTS,
+        "knn_k": k,
+        "outlier_k": _outliers.OUTLIER_K,
+        "outlier_ratio": outlier_ratio,
+        "thumbnail": _duplicates.THUMB,
+        "near_correlation": near_correlation,
+        "near_ratio": _duplicates.NEAR_RATIO,
+        "ratio_k": _duplicates.RATIO_K,
+    }
+    return DataIssues(tuple(data.classes), rows, summary, settings)
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary in a few sentences, the leakage warning first (it inflates every held-out number)."""
+    lines = []
+    leak = summary["leakage"]
+    if leak["heldout_in_train"]:
+        differs = f", {leak['label_differs']} of them under another label" if leak["label_differs"] else ""
+        lines.append(
+            f"LEAKAGE: {leak['heldout_in_train']} held-out images ({100 * leak['share']:.1f}%) have a duplicate in "
+            f"train ({leak['exact']} exact, {leak['near']} near{differs}); held-out accuracy and coverage are "
+            f"inflated until they are removed from one split."
+        )
+    for split, name in (("train", "training"), ("heldout", "held-out")):
+        s = summary[split]
+        dup = s["duplicates"]
+        lines.append(
+            f"{name}: {s['images']} images; {s['label_issues']} likely label errors (estimated noise "
+            f"{100 * s['estimated_noise']:.1f}%), {dup['exact'] + dup['near']} duplicates ({dup['exact']} exact, "
+            f"{dup['near']} near; {dup['label_differs']} with another label), {s['outliers']} outliers"
+        )
+    pairs = summary["train"]["overlapping_classes"][:3]
+    if pairs:
+        lines.append(
+            "most confused classes (share of training samples): "
+            + ", ".join(f"{p['classes'][0]} / {p['classes'][1]} {100 * p['share']:.1f}%" for p in pairs)
+        )
+    return lines
+
+
+def write_issues(issues: DataIssues, path: Path, flagged_only: bool = True) -> None:
+    """The table as CSV at ``path``, written atomically (a failed write leaves an earlier file as it was)."""
+    from densify._io import write_text_atomic
+
+    write_text_atomic(Path(path), issues.to_csv(flagged_only=flagged_only))
+
+
+def data_issues(
+    data,
+    *,
+    encoder: str = DEFAULT_ENCODER,
+    weights: str | Path | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | bool | None = True,
+    **options,
+) -> DataIssues:
+    """Embed ``data`` with ``encoder`` (fitted on ``data.train``; cached like the audit's embeddings) and return
+    :func:`find_data_issues` of those features. ``options`` go to :func:`find_data_issues`."""
+    from densify.estimate import clean_embeddings
+
+    train_f, held_f = clean_embeddings(data, encoder=encoder, weights=weights, seed=seed, cache_dir=cache_dir)
+    issues = find_data_issues(data, train_f, held_f, seed=seed, **options)
+    return replace(issues, settings={"encoder": encoder, **issues.settings})

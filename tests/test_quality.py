@@ -1,0 +1,305 @@
+"""densify.quality: confident learning against closed forms and the reference ``cleanlab``, duplicates, outliers,
+and injected faults found end to end from the API and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_png
+
+from densify.cli import cli
+from densify.data import DataSplits, ImageSet, load_data
+from densify.quality import (
+    confident_joint,
+    confident_thresholds,
+    data_issues,
+    find_data_issues,
+    find_duplicates,
+    knn_disagreement,
+    label_issues,
+    noise_rates,
+    out_of_fold_probabilities,
+    outlier_scores,
+    overlapping_classes,
+    self_confidence,
+)
+from densify.quality._labels import fit_softmax, principal_projection, softmax_probabilities
+
+# ---------------------------------------------------------------------------------------------- closed forms
+
+
+def test_confident_thresholds_are_per_class_mean_self_probability():
+    labels = np.array([0, 0, 1, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8], [0.4, 0.6], [0.0, 1.0]])
+    np.testing.assert_allclose(confident_thresholds(labels, probs), [0.7, 0.8])
+    # a class nobody is labelled with gets a threshold no probability reaches
+    assert confident_thresholds(np.array([0, 0]), np.array([[0.6, 0.4], [0.7, 0.3]]))[1] == 2.0
+
+
+def test_confident_joint_and_issues_on_a_hand_worked_case():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    probs = np.array(
+        [[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.95, 0.05]]
+    )  # thresholds: class 0 (0.9+0.8+0.1)/3 = 0.6, class 1 (0.8+0.7+0.05)/3 = 0.5167
+    joint = confident_joint(labels, probs, calibrate=False)
+    np.testing.assert_array_equal(joint, [[2, 1], [1, 2]])
+    np.testing.assert_array_equal(label_issues(labels, probs), [False, False, True, False, False, True])
+    calibrated = confident_joint(labels, probs)
+    np.testing.assert_allclose(calibrated.sum(axis=1), [3, 3])
+    np.testing.assert_allclose(noise_rates(calibrated), [1 / 3, 1 / 3])
+    np.testing.assert_allclose(self_confidence(labels, probs), probs[np.arange(6), labels])
+
+
+def test_noise_rates_and_overlap_pairs_closed_form():
+    joint = np.array([[8.0, 2.0, 0.0], [1.0, 9.0, 0.0], [0.0, 3.0, 7.0]])
+    np.testing.assert_allclose(noise_rates(joint), [0.2, 0.1, 0.3])
+    assert overlapping_classes(joint) == [(0, 1, 3 / 30), (1, 2, 3 / 30)]
+
+
+def test_knn_disagreement_is_the_share_of_other_labels():
+    np.testing.assert_allclose(
+        knn_disagreement(np.array([[0, 0, 1, 1], [2, 2, 2, 2]]), np.array([0, 1])), [0.5, 1.0]
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_label_issues_and_joint_match_cleanlab(seed):
+    count = pytest.importorskip("cleanlab.count")
+    filt = pytest.importorskip("cleanlab.filter")
+    rng = np.random.default_rng(seed)
+    n, c = 300, 4
+    labels = rng.integers(0, c, n)
+    logits = rng.normal(size=(n, c))
+    logits[np.arange(n), labels] += 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    ours = np.flatnonzero(label_issues(labels, probs))
+    theirs = filt.find_label_issues(labels, probs, filter_by="confident_learning")
+    np.testing.assert_array_equal(ours, np.flatnonzero(theirs))
+    np.testing.assert_array_equal(
+        confident_joint(labels, probs, calibrate=False),
+        count.compute_confident_joint(labels, probs, calibrate=False),
+    )
+    # cleanlab rounds the calibrated joint to integers preserving row totals; ours keeps the fractions
+    theirs = count.compute_confident_joint(labels, probs)
+    ours = confident_joint(labels, probs)
+    np.testing.assert_allclose(ours, theirs, atol=1.0)
+    np.testing.assert_allclose(ours.sum(axis=1), theirs.sum(axis=1))
+
+
+def test_softmax_probe_matches_scikit_learn():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    labels = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
+    l2 = 0.05
+    model = fit_softmax(x, labels, 3, l2)
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    reference = linear_model.LogisticRegression(C=1 / (l2 * len(x)), tol=1e-10, max_iter=10000).fit(z, labels)
+    np.testing.assert_allclose(softmax_probabilities(x, model), reference.predict_proba(z), atol=2e-4)
+
+
+def test_principal_projection_keeps_narrow_features_and_distances_of_low_rank_ones():
+    rng = np.random.default_rng(0)
+    narrow = rng.normal(size=(50, 8))
+    np.testing.assert_array_equal(principal_projection(narrow, components=8)[0], narrow)
+    wide = rng.normal(size=(60, 3)) @ rng.normal(size=(3, 100))  # rank 3 in 100 dimensions
+    (projected,) = principal_projection(wide, components=5)
+    assert projected.shape == (60, 5)
+    d = lambda a: np.linalg.norm(a[:, None] - a[None], axis=2)  # noqa: E731
+    np.testing.assert_allclose(d(projected), d(wide), atol=1e-8)
+
+
+def test_out_of_fold_probabilities_find_every_flipped_label_of_separated_clusters():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
+    truth = np.repeat(np.arange(3), 60)
+    x = centres[truth] + rng.normal(size=(180, 2))
+    given = truth.copy()
+    flipped = np.array([3, 70, 150, 151])
+    given[flipped] = (truth[flipped] + 1) % 3
+    probs = out_of_fold_probabilities(x, given, 3)
+    # confident learning is conservative: what it flags was flipped; ranked by self-confidence, the flips lead
+    assert set(np.flatnonzero(label_issues(given, probs))) <= set(flipped)
+    assert len(np.flatnonzero(label_issues(given, probs))) >= 2
+    assert set(np.argsort(self_confidence(given, probs))[: len(flipped)]) == set(flipped)
+    np.testing.assert_array_equal(probs, out_of_fold_probabilities(x, given, 3))  # deterministic
+
+
+# ---------------------------------------------------------------------------------------------- duplicates, outliers
+
+
+def _textures(n: int, side: int = 24, seed: int = 0) -> np.ndarray:
+    """Smooth random textures (distinct images whose thumbnails are far apart)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (n, 6, 6, 3)).astype(np.float32)
+    return (
+        np.stack([cv2.resize(s, (side, side), interpolation=cv2.INTER_CUBIC) for s in small])
+        .clip(0, 255)
+        .astype(np.uint8)
+    )
+
+
+def test_exact_and_near_duplicates_within_and_across():
+    base = _textures(30)
+    queries = _textures(5, seed=1)
+    queries[0] = base[4]  # exact
+    rng = np.random.default_rng(0)
+    queries[1] = np.clip(base[9].astype(int) + 10 + rng.normal(0, 2, base[9].shape), 0, 255).astype(np.uint8)
+    found = find_duplicates(queries, base)
+    assert list(found["match"]) == [4, 9, -1, -1, -1]
+    assert list(found["kind"]) == ["exact", "near", "", "", ""]
+    assert found["correlation"][0] == 1.0 and found["correlation"][1] > 0.97
+    within = find_duplicates(np.concatenate([base, base[[2]]]))
+    assert within["match"][2] == 30 and within["match"][30] == 2 and (within["match"][:30] >= 0).sum() == 1
+
+
+def test_a_look_alike_among_many_is_not_a_near_duplicate():
+    rng = np.random.default_rng(0)
+    template = _textures(1)[0].astype(float)
+    # ten look-alikes, each a slightly different noisy version: none is much closer than the fifth nearest
+    alikes = np.stack([np.clip(template + rng.normal(0, 6, template.shape), 0, 255) for _ in range(10)])
+    found = find_duplicates(alikes.astype(np.uint8), threshold=0.5)
+    assert (found["match"] == -1).all()
+    flat = np.full((3, 8, 8, 1), 7, np.uint8)
+    flat[1] = 9  # near-constant images: matched by exact digests only
+    assert list(find_duplicates(flat)["kind"]) == ["exact", "", "exact"]
+
+
+def test_outlier_scores_closed_form():
+    x = np.array([[0.0], [1.0], [2.0], [3.0], [10.0], [100.0], [101.0], [102.0]])
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    scores = outlier_scores(x, labels, k=1)
+    # class 0: 1st-neighbour distances 1, 1, 1, 1, 7 (median 1); class 1: 1, 1, 1
+    np.testing.assert_allclose(scores, [1, 1, 1, 1, 7, 1, 1, 1])
+    assert np.isnan(outlier_scores(x[:3], np.array([0, 0, 1]), k=1)[2])  # a class of k samples has no score
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+PATTERNS = ("stripes", "columns", "diagonals")
+
+
+def _pattern(kind: str, rng, side: int = 16) -> np.ndarray:
+    yy, xx = np.mgrid[:side, :side]
+    phase = rng.uniform(-0.4, 0.4)  # near-fixed phase and period: classes a linear probe on pixels separates
+    period = rng.uniform(3.8, 4.2)
+    wave = {
+        "stripes": np.sin(2 * np.pi * yy / period + phase),
+        "columns": np.sin(2 * np.pi * xx / period + phase),
+        "diagonals": np.sin(2 * np.pi * (xx + yy) / (1.4 * period) + phase),
+    }[kind]
+    img = 128 + 90 * wave + rng.normal(0, 12, wave.shape)
+    return np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _patterns(n_per_class: int, seed: int):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(3), n_per_class)
+    return np.stack([_pattern(PATTERNS[c], rng) for c in labels]), labels
+
+
+def _faulty_splits() -> tuple[DataSplits, np.ndarray]:
+    train_x, train_y = _patterns(40, 0)
+    held_x, held_y = _patterns(10, 1)
+    flipped = np.array([5, 47, 90])
+    train_y = train_y.copy()
+    train_y[flipped] = (train_y[flipped] + 1) % 3
+    train_x[100] = held_x[3]  # a held-out image leaked into train
+    train_y[100] = held_y[3]
+    data = DataSplits(
+        "patterns", ImageSet(train_x, train_y, PATTERNS, "patterns/train"), ImageSet(held_x, held_y, PATTERNS)
+    )
+    return data, flipped
+
+
+def test_find_data_issues_finds_injected_flips_and_the_leak():
+    data, flipped = _faulty_splits()
+    features = lambda s: s.images.reshape(len(s), -1).astype(np.float32)  # noqa: E731
+    issues = find_data_issues(data, features(data.train), features(data.heldout))
+    train_label = sorted(r["index"] for r in issues.flagged("label") if r["split"] == "train")
+    assert set(flipped) <= set(train_label) and len(train_label) <= len(flipped) + 2
+    for row in issues.rows:
+        if row["split"] == "train" and row["index"] in flipped:
+            assert row["suggested_label"] == PATTERNS[(data.train.labels[row["index"]] - 1) % 3]
+    leaks = issues.flagged("leak")
+    assert [(r["index"], r["duplicate_of"], r["duplicate_kind"]) for r in leaks] == [
+        (3, "train:100", "exact")
+    ]
+    assert issues.summary["leakage"]["heldout_in_train"] == 1 and issues.summary["leakage"]["exact"] == 1
+    assert issues.summary["train"]["label_issues"] == len(train_label)
+    table = list(csv.DictReader(io.StringIO(issues.to_csv())))
+    assert len(table) == len(issues.flagged()) and table[0]["issues"].startswith("label")
+    assert len(list(csv.DictReader(io.StringIO(issues.to_csv(flagged_only=False))))) == 150
+    with pytest.raises(ValueError, match="unknown issue kind"):
+        issues.flagged("typo")
+
+
+def _write_tree(root: Path) -> tuple[Path, Path]:
+    data, _ = _faulty_splits()
+    for split, images in (("train", data.train), ("test", data.heldout)):
+        for i, (img, label) in enumerate(zip(images.images, images.labels, strict=True)):
+            write_png(root / split / PATTERNS[label] / f"{i:03d}.png", img)
+    return root / "train" / PATTERNS[data.train.labels[5]] / "005.png", root / "test" / PATTERNS[
+        data.heldout.labels[3]
+    ] / "003.png"
+
+
+def test_folder_sources_keep_each_image_path_through_subsets(tmp_path):
+    _mislabelled, _leaked = _write_tree(tmp_path / "tree")
+    data = load_data(f"folder:{tmp_path / 'tree'}", train_size=60, seed=0)
+    assert len(data.train.paths) == 60 and len(data.heldout.paths) == 30
+    for path, label in zip(data.train.paths, data.train.labels, strict=True):
+        assert Path(path).parent.name == data.classes[label] and Path(path).is_file()
+    assert load_data("fashion-mini", train_size=10).train.paths == ()
+
+
+def test_cli_data_issues_writes_the_flagged_files(tmp_path):
+    mislabelled, leaked = _write_tree(tmp_path / "tree")
+    out = tmp_path / "issues.csv"
+    result = CliRunner().invoke(
+        cli, ["data", "issues", f"folder:{tmp_path / 'tree'}", "-o", str(out), "--encoder", "pixels"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "LEAKAGE: 1 held-out images" in result.output
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    by_path = {r["path"]: r for r in rows}
+    assert "label" in by_path[str(mislabelled)]["issues"]
+    assert "leak" in by_path[str(leaked)]["issues"]
+    every = tmp_path / "all.csv"
+    assert (
+        CliRunner()
+        .invoke(cli, ["data", "issues", f"folder:{tmp_path / 'tree'}", "-o", str(every), "--all", "--json"])
+        .exit_code
+        == 0
+    )
+    with every.open() as fh:
+        assert len(list(csv.DictReader(fh))) == 150
+
+
+def test_cli_data_issues_bad_output_is_one_line_and_keeps_earlier_file(tmp_path):
+    (tmp_path / "taken").mkdir()
+    result = CliRunner().invoke(
+        cli, ["data", "issues", "fashion-mini", "--train-size", "60", "-o", str(tmp_path / "taken")]
+    )
+    assert result.exit_code == 2 and "taken" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_data_issues_api_uses_a_label_free_encoder_by_default(tmp_path):
+    data = load_data("fashion-mini", train_size=300, heldout_size=100)
+    flips = np.arange(0, 300, 10)
+    labels = np.array(data.train.labels)
+    labels[flips] = (labels[flips] + 5) % 10
+    noisy = replace(data, train=replace(data.train, labels=labels))
+    issues = data_issues(noisy, cache_dir=tmp_path)
+    assert issues.settings["encoder"] == "pixels"
+    flagged = {r["index"] for r in issues.flagged("label") if r["split"] == "train"}
+    assert len(flagged & set(flips)) >= 0.5 * len(flips)
