@@ -23,6 +23,8 @@ section and the data's ``factors`` (empty for real data); every other value was 
 added. Issue 15 added the predictors ``alignment_gain`` and ``prediction_variance``; every other value was checked
 equal (the new metrics stripped from the new report) before they were added. Issue 16 added the setting
 ``search`` and the report's ``search`` section (so the run_id changed); every other value was checked equal first.
+Issue 17 added the report's ``data_quality`` section (and a verdict warning when held-out images leak into train;
+none here); every other value was checked equal (the section stripped from the new report) before it was added.
 """
 
 from __future__ import annotations

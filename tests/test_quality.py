@@ -268,7 +268,7 @@ def test_cli_data_issues_writes_the_flagged_files(tmp_path):
         cli, ["data", "issues", f"folder:{tmp_path / 'tree'}", "-o", str(out), "--encoder", "pixels"]
     )
     assert result.exit_code == 0, result.output
-    assert "LEAKAGE: 1 held-out images" in result.output
+    assert "LEAKAGE: 1 held-out image (3.3%) has a duplicate in train" in result.output
     with out.open() as fh:
         rows = list(csv.DictReader(fh))
     by_path = {r["path"]: r for r in rows}
@@ -303,3 +303,37 @@ def test_data_issues_api_uses_a_label_free_encoder_by_default(tmp_path):
     assert issues.settings["encoder"] == "pixels"
     flagged = {r["index"] for r in issues.flagged("label") if r["split"] == "train"}
     assert len(flagged & set(flips)) >= 0.5 * len(flips)
+
+
+def test_audit_reports_data_quality_and_warns_of_leakage(tmp_path):
+    from densify.audit import AuditSettings, read_report, run_audit
+    from densify.audit._verdict import verdict
+
+    _write_tree(tmp_path / "tree")
+    out = tmp_path / "report"
+    settings = AuditSettings(
+        data=f"folder:{tmp_path / 'tree'}",
+        recipes=("flip",),
+        encoder="pixels:pca16",
+        k=3,
+        n_boot=50,
+        train=False,
+    )
+    report = run_audit(settings, out)
+    q = report["data_quality"]
+    assert q["encoder"] == "pixels" and q["leakage"]["heldout_in_train"] == 1 and q["flagged"]["label"] >= 3
+    assert report["verdict"]["warnings"][0].startswith(
+        "1 held-out image (3.3%) also occurs in the training set"
+    )
+    assert read_report(out)["data_quality"] == q
+    with (out / "data-issues.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["issues"] for r in rows} >= {"leak"} and all(Path(r["path"]).is_file() for r in rows)
+    html = (out / "report.html").read_text()
+    assert "<h2 id=data-quality>Data quality</h2>" in html and 'data-plot="data-issues"' in html
+    assert (out / "plots" / "data-issues.png").stat().st_size > 1000
+    # the verdict without a leak has no such warning
+    clean = verdict(
+        report["coverage"], report["reference"], None, supervised=False, leakage={"heldout_in_train": 0}
+    )
+    assert not any("also occur" in w for w in clean["warnings"])

@@ -128,7 +128,7 @@ def plant(data, seed: int = 0):
         if j < PLANTED // 2:
             images[row] = rng.integers(0, 256, images[row].shape, dtype=np.uint8)
         else:
-            other = np.flatnonzero(labels != labels[row])[0]
+            other = rng.choice(np.flatnonzero(labels != labels[row]))
             images[row] = 255 - images[other]
     keep = np.setdiff1d(np.arange(len(images)), out_rows)
     # cross-split: held-out images appended to train

@@ -182,6 +182,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
         *_agreement_section(report),
         *_rankings_section(report),
         *_manifold_section(report),
+        *_quality_section(report, pngs),
         *_figures_section(report, pngs),
         *_reproduce_section(report),
         "</body></html>\n",
@@ -489,6 +490,35 @@ def _manifold_section(report: dict[str, Any]) -> list[str]:
         "fitted laws; the trained effective-data multiplier (<code>densify train --scaling N,N,...</code>) is the measured "
         f"counterpart.{known}</p>"
     )
+    return parts
+
+
+def _quality_section(report: dict[str, Any], pngs: dict[str, bytes]) -> list[str]:
+    """Likely label errors, duplicates, leakage and outliers (densify.quality), when the report has them."""
+    q = report.get("data_quality")
+    if not q:
+        return []
+    from densify.quality import summary_lines
+
+    parts = [
+        "<h2 id=data-quality>Data quality</h2><p class=meta>Samples that may hurt more than any augmentation helps, "
+        f"found in label-free features (<code>{_e(q['encoder'])}</code>): likely label errors by confident "
+        "learning on out-of-fold probabilities, exact and near duplicates (thumbnail correlation), held-out images "
+        "that also occur in train, and outliers far from their class. Every flagged sample, with its scores, is in "
+        "<code>data-issues.csv</code>.</p><ul>"
+    ]
+    parts += [f"<li>{_e(line)}</li>" for line in summary_lines(q)]
+    parts.append("</ul>")
+    key = "plots/data-issues.png"
+    if key in pngs:
+        caption = (
+            "The most severe flagged samples of each kind: likely label errors (given label, then the one the probe "
+            "suggests), held-out images beside their training copy, duplicate pairs, and outliers (distance to their "
+            "class's samples as a multiple of the class's typical distance)."
+        )
+        parts.append(
+            f"<figure>{_img('data-issues', pngs[key], caption)}<figcaption>{_e(caption)}</figcaption></figure>"
+        )
     return parts
 
 

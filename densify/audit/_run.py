@@ -8,7 +8,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from densify.audit._plan import AuditPlan, plan_audit
 from densify.audit._schema import check_report
 from densify.audit._verdict import PREDICTORS, verdict
 from densify.embed import DEFAULT_ENCODER
+from densify.quality._issues import report_section
 
 SCHEMA = "densify.report/1"
 #: the recipes `densify evaluate` audits by default: the baseline, two safe geometric recipes, one occlusion
@@ -141,10 +142,10 @@ def run_audit(
     _bundle.check_claim(out, plan.run_id, plan.identity, resume=resume, force=force)
     with _bundle.lock(out):
         _bundle.claim(out, plan.run_id, plan.identity, resume=resume, force=force)
-        report, samples = _compute(plan, out / _bundle.STATE, note, workers)
+        report, samples, issues = _compute(plan, out / _bundle.STATE, note, workers)
         note("writing the report", 0, 1)
         start = time.perf_counter()
-        files = render_bundle(report, plan.data, plan.augmenters, samples)
+        files = render_bundle(report, plan.data, plan.augmenters, samples, issues)
         report["timings"]["report"] = round(time.perf_counter() - start, 2)
         check_report(report)  # the typed densify.report/1 schema, before anything is written
         files[_bundle.REPORT] = (json.dumps(report, indent=2, allow_nan=False) + "\n").encode()
@@ -179,6 +180,9 @@ def _compute(plan: AuditPlan, state: Path, note: Progress, workers: int = 0) -> 
         search=settings.search,
     )
     timings["coverage"] = time.perf_counter() - start
+    start = time.perf_counter()
+    issues = _data_quality(plan, state, note)
+    timings["data_quality"] = time.perf_counter() - start
     training = None
     if settings.train:
         start = time.perf_counter()
@@ -198,6 +202,7 @@ def _compute(plan: AuditPlan, state: Path, note: Progress, workers: int = 0) -> 
         supervised=coverage.supervised,
         n_heldout=len(data.heldout),
         encoder=coverage.encoder,
+        leakage=issues.summary["leakage"],
     )
     report: dict[str, Any] = {
         "schema": SCHEMA,
@@ -220,11 +225,27 @@ def _compute(plan: AuditPlan, state: Path, note: Progress, workers: int = 0) -> 
         "verdict": result,
         "manifold": coverage_dict["manifold"],
         "search": coverage_dict["search"],
+        "data_quality": report_section(issues),
         "versions": _versions(),
         "environment": {**_environment(), "view_workers": workers},
         "timings": {**{k: round(v, 2) for k, v in timings.items()}, **coverage_dict["timings"]},
     }
-    return report, coverage.samples
+    return report, coverage.samples, issues
+
+
+def _data_quality(plan: AuditPlan, state: Path, note: Progress):
+    """The data issues of the audited data, in label-free features (the audit's own encoder learns the given
+    labels, errors included, and would hide them: benchmarks/data_quality/detect.py)."""
+    from densify.estimate import clean_embeddings
+    from densify.quality import DEFAULT_ENCODER, find_data_issues
+
+    note("data quality", 0, 1)
+    train_f, held_f = clean_embeddings(
+        plan.data, encoder=DEFAULT_ENCODER, seed=plan.settings.seed, cache_dir=state / "cache"
+    )
+    issues = find_data_issues(plan.data, train_f, held_f, seed=plan.settings.seed)
+    note("data quality", 1, 1)
+    return replace(issues, settings={"encoder": DEFAULT_ENCODER, **issues.settings})
 
 
 def _train(plan: AuditPlan, state: Path, note: Progress) -> dict[str, Any]:
@@ -295,13 +316,19 @@ def metrics_csv(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def render_bundle(report, data, augmenters, samples) -> dict[str, bytes]:
-    """Every file of the bundle except ``report.json``: metrics.csv, plots/*.png and report.html."""
+def render_bundle(report, data, augmenters, samples, issues=None) -> dict[str, bytes]:
+    """Every file of the bundle except ``report.json``: metrics.csv, data-issues.csv (with ``issues``, a
+    :class:`~densify.quality.DataIssues`), plots/*.png and report.html."""
     from densify import plots
     from densify.audit._html import render_html
     from densify.preview import png_bytes, preview_grid
 
     files: dict[str, bytes] = {"metrics.csv": metrics_csv(report).encode()}
+    if issues is not None:
+        files["data-issues.csv"] = issues.to_csv().encode()
+        grid = plots.data_issue_examples(report, data)
+        if grid is not None:
+            files["plots/data-issues.png"] = grid
     figures = plots.audit_figures(report, samples)
     for name, png in figures.items():
         files[f"plots/{name}.png"] = png

@@ -169,6 +169,34 @@ class Search(_Model):
     approximate: list[ApproximateSearch]
 
 
+class SplitQuality(_Model):
+    images: int
+    label_issues: int
+    estimated_noise: float
+    noise_by_class: dict[str, float]
+    overlapping_classes: list[dict[str, Any]]
+    duplicates: dict[str, int]
+    outliers: int
+
+
+class Leakage(_Model):
+    heldout_in_train: int
+    exact: int
+    near: int
+    label_differs: int
+    share: float
+
+
+class DataQuality(_Model):
+    encoder: str
+    settings: dict[str, Any]
+    train: SplitQuality
+    heldout: SplitQuality
+    leakage: Leakage
+    flagged: dict[str, int]
+    examples: list[dict[str, Any]]
+
+
 class ReportV1(_Model):
     schema_: Literal["densify.report/1"] = Field(alias="schema")
     run_id: str
@@ -186,6 +214,7 @@ class ReportV1(_Model):
     timings: dict[str, float] | None = None
     manifold: Manifold | None = None  # older reports lack it
     search: Search | None = None  # older reports lack it
+    data_quality: DataQuality | None = None  # older reports lack it
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -107,6 +107,7 @@ def verdict(
     supervised: bool = True,
     n_heldout: int | None = None,
     encoder: str | None = None,
+    leakage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The audit's verdict.
 
@@ -118,6 +119,8 @@ def verdict(
         supervised: whether the encoder was fitted to the training labels (else no manifold / label flags).
         n_heldout: held-out images the numbers rest on (None: not checked).
         encoder: the encoder's name, for the reliability the predictor study measured (None: not stated).
+        leakage: the data-quality check's train / held-out duplicates (``densify.quality``'s summary "leakage";
+            None: not checked); any leak is the first warning, since it inflates every held-out number.
     """
     names = list(recipes)
     values = {p: {r: predictor_value(recipes[r]["metrics"], p) for r in names} for p in PREDICTORS}
@@ -157,7 +160,9 @@ def verdict(
                 "ci": [None if math.isnan(low) else low, None if math.isnan(high) else high],
                 "n": len(common),
             }
-    out.update(_advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder))
+    out.update(
+        _advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder, leakage)
+    )
     return out
 
 
@@ -217,9 +222,20 @@ def _interval(g: dict) -> str:
     return f"{_points(g['mean'])} points [{lo}, {hi}]"
 
 
-def _warnings(recipes, trained, n_heldout) -> tuple[list[str], set[str]]:
+def _warnings(recipes, trained, n_heldout, leakage=None) -> tuple[list[str], set[str]]:
     """(warnings, their kinds): conditions under which the numbers cannot decide, stated before any advice."""
     out, kinds = [], set()
+    if leakage and leakage.get("heldout_in_train"):
+        kinds.add("leakage")
+        differs = leakage.get("label_differs") or 0
+        n = leakage["heldout_in_train"]
+        out.append(
+            f"{n:,} held-out image{'s' if n != 1 else ''} ({100 * leakage['share']:.1f}%) also occur"
+            f"{'s' if n == 1 else ''} in the training set ({leakage['exact']} exact, {leakage['near']} near copies"
+            + (f"; {differs} under another label" if differs else "")
+            + "): every held-out number below is inflated by them. Remove them from one split "
+            "(their files are in data-issues.csv, issue 'leak')."
+        )
     if n_heldout is not None and n_heldout < MIN_HELDOUT:
         kinds.add("few_heldout")
         out.append(
@@ -256,10 +272,12 @@ def _degenerate_views(recipes, names) -> dict[str, str]:
     return {r: describe(recipes[r]["views"]) for r in names if is_degenerate(recipes[r].get("views"))}
 
 
-def _advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder) -> dict[str, Any]:
+def _advice(
+    recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder, leakage=None
+) -> dict[str, Any]:
     """warnings, use / avoid lists, the head-to-head, and the plain-language summary."""
     names = [r for r in recipes if r != "none"]
-    warnings, kinds = _warnings(recipes, trained, n_heldout)
+    warnings, kinds = _warnings(recipes, trained, n_heldout, leakage)
     degenerate = _degenerate_views(recipes, names)
     avoid = [
         {"recipe": r, "reason": f"{why}; such views are not images of your data"}

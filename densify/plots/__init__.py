@@ -507,6 +507,57 @@ def manifold_curve(report: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
+def data_issue_examples(report: dict[str, Any], data, per_kind: int = 6) -> bytes | None:
+    """The report's most severe flagged samples as images: a row per issue kind (label errors with their given
+    and suggested labels, leaks and duplicates beside their copy, outliers), at most ``per_kind`` each; None when
+    nothing was flagged."""
+    section = report.get("data_quality") or {}
+    examples = section.get("examples") or []
+    kinds = [k for k in ("label", "leak", "duplicate", "outlier") if any(e["kind"] == k for e in examples)]
+    if not kinds:
+        return None
+    splits = {"train": data.train, "heldout": data.heldout}
+
+    def image(split: str, index: int) -> np.ndarray:
+        img = splits[split].images[index]
+        return img[..., 0] if img.shape[-1] == 1 else img
+
+    plt = _plt()
+    cols = per_kind
+    fig, axes = plt.subplots(len(kinds), cols, figsize=(1.45 * cols, 1.75 * len(kinds)), squeeze=False)
+    titles = {"label": "likely label error", "leak": "held-out | train copy", "duplicate": "duplicate pair",
+              "outlier": "outlier"}  # fmt: skip
+    for r, kind in enumerate(kinds):
+        rows = [e for e in examples if e["kind"] == kind][:cols]
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_axis_off()
+            if c >= len(rows):
+                continue
+            e = rows[c]
+            img = image(e["split"], e["index"])
+            if kind in ("leak", "duplicate") and e.get("duplicate_of"):
+                other_split, other = e["duplicate_of"].split(":")
+                pair = image(other_split, int(other))
+                gap = np.full((img.shape[0], max(1, img.shape[1] // 10), *img.shape[2:]), 255, img.dtype)
+                img = np.concatenate([img, gap, pair], axis=1)
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
+            where = f"{e['split']} #{e['index']}"
+            if kind == "label":
+                text = f"{where}\ngiven {e['given_label']}\n-> {e['suggested_label']}"
+            elif kind in ("leak", "duplicate"):
+                text = f"{where} = {e['duplicate_of']}\n{e['duplicate_kind']}: {e['given_label']}"
+                if e.get("duplicate_label") and e["duplicate_label"] != e["given_label"]:
+                    text += f" / {e['duplicate_label']}"
+            else:
+                text = f"{where}\n{e['given_label']}, x{e['outlier_score']:.1f}"
+            ax.set_title(text, fontsize=6.5)
+        axes[r][0].text(-0.08, 0.5, titles[kind], transform=axes[r][0].transAxes, rotation=90, ha="right",
+                        va="center", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    return _png(fig)
+
+
 def audit_figures(report: dict[str, Any], samples: dict[str, np.ndarray]) -> dict[str, bytes]:
     """{name: PNG} of every figure of an audit report."""
     figures = {

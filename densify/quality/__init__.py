@@ -8,6 +8,7 @@ from densify.quality._issues import (
     DataIssues,
     data_issues,
     find_data_issues,
+    report_section,
     summary_lines,
     write_issues,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "out_of_fold_probabilities",
     "outlier_scores",
     "overlapping_classes",
+    "report_section",
     "self_confidence",
     "summary_lines",
     "write_issues",

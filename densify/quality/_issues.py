@@ -255,8 +255,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     leak = summary["leakage"]
     if leak["heldout_in_train"]:
         differs = f", {leak['label_differs']} of them under another label" if leak["label_differs"] else ""
+        n = leak["heldout_in_train"]
         lines.append(
-            f"LEAKAGE: {leak['heldout_in_train']} held-out images ({100 * leak['share']:.1f}%) have a duplicate in "
+            f"LEAKAGE: {n} held-out image{'s' if n != 1 else ''} ({100 * leak['share']:.1f}%) "
+            f"ha{'ve' if n != 1 else 's'} a duplicate in "
             f"train ({leak['exact']} exact, {leak['near']} near{differs}); held-out accuracy and coverage are "
             f"inflated until they are removed from one split."
         )
@@ -300,3 +302,27 @@ def data_issues(
     train_f, held_f = clean_embeddings(data, encoder=encoder, weights=weights, seed=seed, cache_dir=cache_dir)
     issues = find_data_issues(data, train_f, held_f, seed=seed, **options)
     return replace(issues, settings={"encoder": encoder, **issues.settings})
+
+
+#: flagged rows of each kind a report keeps as examples (the CSV has them all)
+REPORT_EXAMPLES = 8
+
+
+def report_section(issues: DataIssues) -> dict[str, Any]:
+    """The audit report's ``data_quality`` section: the summary, the settings, counts of flagged samples per kind
+    and the most severe examples of each kind (``REPORT_EXAMPLES`` each; the bundle's CSV lists every one)."""
+    flagged = {kind: issues.flagged(kind) for kind in KINDS}
+    examples = []
+    for kind in KINDS:
+        for row in flagged[kind][:REPORT_EXAMPLES]:
+            examples.append({"kind": kind, **{k: (None if isinstance(v, float) and np.isnan(v) else v)
+                                               for k, v in row.items()}})  # fmt: skip
+    return {
+        "encoder": issues.settings.get("encoder", ""),
+        "settings": {k: v for k, v in issues.settings.items() if k != "encoder"},
+        "train": issues.summary["train"],
+        "heldout": issues.summary["heldout"],
+        "leakage": issues.summary["leakage"],
+        "flagged": {kind: len(rows) for kind, rows in flagged.items()},
+        "examples": examples,
+    }
