@@ -182,8 +182,8 @@ def data_info(spec: str, as_json: bool, **load_kwargs) -> None:
 @click.option(
     "--encoder",
     default=None,
-    help="Features for label issues, outliers and k-NN scores (default: densify.quality.DEFAULT_ENCODER, "
-    "label-free; an encoder trained on the labels learns their errors and hides them).",
+    help="Features for label issues, outliers and k-NN scores (default: random-cnn, label-free; an encoder "
+    "trained on the labels learns their errors and hides them).",
 )
 @click.option("--weights", type=click.Path(dir_okay=False), help="Local weights file for torchvision:NAME.")
 @click.option(

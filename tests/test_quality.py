@@ -300,7 +300,7 @@ def test_data_issues_api_uses_a_label_free_encoder_by_default(tmp_path):
     labels[flips] = (labels[flips] + 5) % 10
     noisy = replace(data, train=replace(data.train, labels=labels))
     issues = data_issues(noisy, cache_dir=tmp_path)
-    assert issues.settings["encoder"] == "pixels"
+    assert issues.settings["encoder"] == "random-cnn"
     flagged = {r["index"] for r in issues.flagged("label") if r["split"] == "train"}
     assert len(flagged & set(flips)) >= 0.5 * len(flips)
 
@@ -321,7 +321,9 @@ def test_audit_reports_data_quality_and_warns_of_leakage(tmp_path):
     )
     report = run_audit(settings, out)
     q = report["data_quality"]
-    assert q["encoder"] == "pixels" and q["leakage"]["heldout_in_train"] == 1 and q["flagged"]["label"] >= 3
+    assert (
+        q["encoder"] == "random-cnn" and q["leakage"]["heldout_in_train"] == 1 and q["flagged"]["label"] >= 3
+    )
     assert report["verdict"]["warnings"][0].startswith(
         "1 held-out image (3.3%) also occurs in the training set"
     )

@@ -171,6 +171,7 @@ class Search(_Model):
 
 class SplitQuality(_Model):
     images: int
+    probe_accuracy: float
     label_issues: int
     estimated_noise: float
     noise_by_class: dict[str, float]
