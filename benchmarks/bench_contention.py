@@ -85,7 +85,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench-contention.json"))
-    parser.add_argument("--threads", type=int, choices=(1, 2), help="Only the settings with this thread count.")
+    parser.add_argument(
+        "--threads", type=int, choices=(1, 2), help="Only the settings with this thread count."
+    )
     args = parser.parse_args(argv)
     settings = [s for s in SETTINGS if args.threads in (None, s["threads"])]
     rows = []

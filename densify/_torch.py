@@ -20,8 +20,11 @@ def batches(images: np.ndarray, size: int = BATCH) -> Iterator[np.ndarray]:
 
 def torch_threads() -> int:
     """Threads for torch: ``DENSIFY_TORCH_THREADS``, else every core (measured on the 2-vCPU CI machine by
-    benchmarks/bench_coverage.py: the reference CNN trains about 2x faster with 2 threads than with 1)."""
-    return int(os.environ.get("DENSIFY_TORCH_THREADS", 0)) or (os.cpu_count() or 1)
+    benchmarks/bench_coverage.py: the reference CNN trains about 2x faster with 2 threads than with 1); under
+    ``torchrun``, each local process's share of the cores."""
+    from densify._dist import local_cores
+
+    return int(os.environ.get("DENSIFY_TORCH_THREADS", 0)) or local_cores()
 
 
 def device():

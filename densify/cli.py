@@ -549,6 +549,10 @@ def coverage(
             workers=workers,
             search=search,
         )
+    from densify._dist import is_main
+
+    if not is_main():  # under torchrun, rank 0 reports
+        return
     out = Console()
     out.print(
         f"{run.data}: {run.n_train} train, {run.n_heldout} held-out; encoder {run.encoder}; k={run.k}; "
@@ -738,7 +742,7 @@ def train_command(
             out=out,
             progress=run_progress(shown.update, (len(names) + ("none" not in names)) * seeds),
         )
-    from densify.train._dist import is_main
+    from densify._dist import is_main
 
     if not is_main():  # under torchrun, rank 0 reports
         return
@@ -893,6 +897,8 @@ def evaluate(spec, recipes, encoder, weights, views, k, search, workers, train, 
     with progress_display(console) as shown:
         progress = shown.update
         report = run_audit(settings, out, resume=resume, force=force, progress=progress, workers=workers)
+    if report is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     _print_report(report)
     Console().print(
         f"report: {Path(out) / 'report.html'}  (all numbers: {Path(out) / 'report.json'})", soft_wrap=True

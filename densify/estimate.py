@@ -146,56 +146,80 @@ def _sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 class _Embedder:
-    """Encodes image arrays through the cache, returning embeddings and (when the encoder has a head) predictions."""
+    """Encodes image arrays through the cache, returning embeddings and (when the encoder has a head) predictions.
 
-    def __init__(self, encoder, cache: ArrayCache) -> None:
+    ``collective`` (under ``torchrun``, see ``densify._dist``): every rank calls each method together; rank 0 looks
+    the key up in the cache, each rank encodes its share (every world-th batch of ``VIEW_BATCH`` images, a multiple
+    of the encoders' own batch, so each image is encoded in the same batch as in one process), and rank 0
+    assembles, caches and returns the arrays while the other ranks get (None, None). Only rank 0 touches the cache.
+    """
+
+    def __init__(self, encoder, cache: ArrayCache, collective: bool = False) -> None:
+        from densify._dist import rank, world_size
+
         self.encoder, self.cache = encoder, cache
         self.has_head = isinstance(encoder, Classifier)
+        self.rank, self.world = (rank(), world_size()) if collective else (0, 1)
 
-    def __call__(self, key: str, chunks) -> tuple[np.ndarray, np.ndarray | None]:
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit["embeddings"], hit.get("predictions")
-        embeddings, predictions = [], []
-        for chunk in chunks:
-            if self.has_head:
-                e, p = self.encoder.encode_and_predict(chunk)
-                predictions.append(p)
-            else:
-                e = self.encoder.encode(chunk)
-            embeddings.append(np.asarray(e, dtype=np.float32))
-        arrays = {"embeddings": np.concatenate(embeddings)}
-        if predictions:
-            arrays["predictions"] = np.concatenate(predictions)
+    def _lookup(self, key: str) -> tuple[dict | None, bool]:
+        """(rank 0's cache entry, whether the ranks must compute it)."""
+        from densify._dist import broadcast
+
+        hit = self.cache.get(key) if self.rank == 0 else None
+        return hit, (broadcast(hit is None) if self.world > 1 else hit is None)
+
+    def _encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.has_head:
+            e, p = self.encoder.encode_and_predict(images)
+            return np.asarray(e, dtype=np.float32), p
+        return np.asarray(self.encoder.encode(images), dtype=np.float32), None
+
+    def _gather(self, parts: list) -> list | None:
+        from densify._dist import gather
+
+        shards = gather(parts) if self.world > 1 else [parts]
+        return None if shards is None else [part for shard in shards for part in shard]
+
+    def __call__(self, key: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        hit, compute = self._lookup(key)
+        if not compute:
+            return (None, None) if hit is None else (hit["embeddings"], hit.get("predictions"))
+        step = len(images) if self.world == 1 else VIEW_BATCH  # alone: one call, as before sharding existed
+        starts = range(0, len(images), max(step, 1))[self.rank :: self.world]
+        parts = self._gather([(start, *self._encode(images[start : start + step])) for start in starts])
+        if parts is None:
+            return None, None
+        parts.sort(key=lambda part: part[0])
+        arrays = {"embeddings": np.concatenate([e for _, e, _ in parts])}
+        if self.has_head:
+            arrays["predictions"] = np.concatenate([p for _, _, p in parts])
         self.cache.put(key, arrays)
         return arrays["embeddings"], arrays.get("predictions")
 
     def views(self, key: str, batches, train: ImageSet, views: int, t_emb, t_pred):
-        """Embeddings (and predictions) of a recipe's views; a view identical to its source image gets the
-        source's embedding (an image's embedding must not depend on the batch it was encoded in: BLAS blocking
-        would otherwise make ``none`` differ from the clean set in the last bits)."""
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit["embeddings"], hit.get("predictions")
-        embeddings = np.empty((len(train) * views, t_emb.shape[1]), np.float32)
-        predictions = np.empty(len(embeddings), np.int64) if self.has_head else None
-        start = 0
-        for batch in batches:
+        """Embeddings (and predictions) of a recipe's views from ``batches``, this rank's (first row, uint8
+        views) pairs; a view identical to its source image gets the source's embedding (an image's embedding
+        must not depend on the batch it was encoded in: BLAS blocking would otherwise make ``none`` differ from
+        the clean set in the last bits)."""
+        hit, compute = self._lookup(key)
+        if not compute:
+            return (None, None) if hit is None else (hit["embeddings"], hit.get("predictions"))
+        parts = []
+        for start, batch in batches:
             rows = np.arange(start, start + len(batch))
-            source = rows // views
-            same = (batch == train.images[source]).reshape(len(batch), -1).all(axis=1)
-            embeddings[rows[same]] = t_emb[source[same]]
+            fresh = ~(batch == train.images[rows // views]).reshape(len(batch), -1).all(axis=1)
+            if fresh.any():
+                parts.append((rows[fresh], *self._encode(batch[fresh])))
+        parts = self._gather(parts)
+        if parts is None:
+            return None, None
+        sources = np.repeat(np.arange(len(train)), views)
+        embeddings = np.asarray(t_emb, dtype=np.float32)[sources]
+        predictions = np.asarray(t_pred, dtype=np.int64)[sources] if self.has_head else None
+        for rows, e, p in parts:
+            embeddings[rows] = e
             if predictions is not None:
-                predictions[rows[same]] = t_pred[source[same]]
-            if not same.all():
-                fresh = batch[~same]
-                if self.has_head:
-                    e, p = self.encoder.encode_and_predict(fresh)
-                    predictions[rows[~same]] = p
-                else:
-                    e = self.encoder.encode(fresh)
-                embeddings[rows[~same]] = np.asarray(e, dtype=np.float32)
-            start += len(batch)
+                predictions[rows] = p
         arrays = {"embeddings": embeddings}
         if predictions is not None:
             arrays["predictions"] = predictions
@@ -207,19 +231,29 @@ def view_batches(train: ImageSet, augmenter, views: int, batch: int = VIEW_BATCH
     """uint8 batches of the views, in order (image 0 view 0, image 0 view 1, ...), each a pure function of
     (seed, epoch 0, index, view). With ``workers`` > 0 they are made by a torch DataLoader's worker processes
     (the batches come back in order, so the views are the same whatever the worker count)."""
+    for _, images in numbered_view_batches(train, augmenter, views, batch, workers):
+        yield images
+
+
+def numbered_view_batches(
+    train: ImageSet, augmenter, views: int, batch: int = VIEW_BATCH, workers: int = 0, shard: tuple = (0, 1)
+):
+    """(first row, uint8 views) of every ``shard[1]``-th batch of :func:`view_batches` from the ``shard[0]``-th:
+    one rank's share of the views under ``torchrun`` (all of them by default)."""
     total = len(train) * views
-    ranges = [range(start, min(start + batch, total)) for start in range(0, total, batch)]
+    rank, world = shard
+    ranges = [range(start, min(start + batch, total)) for start in range(0, total, batch)][rank::world]
     if workers == 0:
         for rows in ranges:
-            yield _views_of(train, augmenter, views, rows)
+            yield rows.start, _views_of(train, augmenter, views, rows)
         return
     from torch.utils.data import DataLoader
 
     loader = DataLoader(
         _ViewBatches(train, augmenter, views, ranges), batch_size=None, num_workers=workers, prefetch_factor=2
     )
-    for images in loader:
-        yield images.numpy() if hasattr(images, "numpy") else images
+    for rows, images in zip(ranges, loader, strict=True):
+        yield rows.start, images.numpy() if hasattr(images, "numpy") else images
 
 
 def _views_of(train: ImageSet, augmenter, views: int, rows: range) -> np.ndarray:
@@ -317,18 +351,27 @@ def estimate_coverage(
         raise CoverageError("no recipes to estimate")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise CoverageError(f"workers must be a non-negative integer, got {workers!r}")
+    from densify._dist import broadcast, init_from_env
+
+    rank, world = init_from_env()  # under torchrun: shard the embeddings, rank 0 computes the metrics
     with search_mode(search):
         search_log(reset=True)
         run = _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_dir, n_boot, progress,
-                        samples, image_size, workers)  # fmt: skip
-        run.search.update(mode=search, approximate_from=search_settings()["min_base"],
-                          approximate=search_log(reset=True))  # fmt: skip
-    return run
+                        samples, image_size, workers, (rank, world))  # fmt: skip
+        if run is not None:
+            run.search.update(mode=search, approximate_from=search_settings()["min_base"],
+                              approximate=search_log(reset=True))  # fmt: skip
+    return broadcast(run) if world > 1 else run
 
 
 def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_dir, n_boot, progress, samples,
-              image_size, workers) -> CoverageRun:  # fmt: skip
-    """estimate_coverage's body, under its search mode."""
+              image_size, workers, shard=(0, 1)) -> CoverageRun | None:  # fmt: skip
+    """estimate_coverage's body, under its search mode. Under ``torchrun`` (``shard`` = (rank, world)) every rank
+    encodes its share of the images and views, and rank 0 alone computes the metrics (the others return None)."""
+    from densify._dist import broadcast
+
+    rank, world = shard
+    main = rank == 0
     from densify.loader import load_recipe
 
     augmenters = [
@@ -356,19 +399,27 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
     stepped = hasattr(enc, "on_step")
     if stepped:  # an encoder trained in steps reports them
         enc.on_step = lambda done, total: note("fit encoder", done, total)
-    _fit_encoder(enc, train, augmenters, strength, cache)
+    _fit_encoder(enc, train, augmenters, strength, cache, collective=world > 1)
     if stepped:
         enc.on_step = None
     else:
         note("fit encoder", 1, 1)
     timings["fit_encoder"] = time.perf_counter() - start
-    embed = _Embedder(enc, cache)
+    embed = _Embedder(enc, cache, collective=world > 1)
     fp = enc.fingerprint()
 
     start = time.perf_counter()
-    t_emb, t_pred = embed(digest("clean", fp, train_fp, "train"), [train.images])
+    t_emb, t_pred = embed(digest("clean", fp, train_fp, "train"), train.images)
     heldout_key = digest("clean", fp, data_fp, "heldout")
-    h_emb, h_pred = embed(heldout_key, [held.images])
+    h_emb, h_pred = embed(heldout_key, held.images)
+    if not main:  # the other ranks only encode their shares of each recipe's views
+        for augmenter in augmenters:
+            key = digest("views", fp, train_fp, json.dumps(_exported(augmenter.recipe, strength), sort_keys=True),
+                         strength, views, seed)  # fmt: skip
+            if broadcast(None):
+                batches = numbered_view_batches(train, augmenter, views, workers=workers, shard=shard)
+                embed.views(key, batches, train, views, None, None)
+        return None
     base = prepare_baseline(t_emb, train.labels, h_emb, held.labels, k, n_classes)
     if t_pred is None:
         t_pred = nearest_centroid_predict(t_emb, train.labels, t_emb, n_classes)
@@ -414,10 +465,9 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
         cached = cache.get(metrics_key)
         if cached is not None:
             metrics = _metrics_from_arrays(cached)
-        if cached is None or samples:
-            a_emb, a_pred = embed.views(
-                key, view_batches(train, augmenter, views, workers=workers), train, views, t_emb, t_pred
-            )
+        if broadcast(cached is None or bool(samples)) if world > 1 else cached is None or samples:
+            batches = numbered_view_batches(train, augmenter, views, workers=workers, shard=shard)
+            a_emb, a_pred = embed.views(key, batches, train, views, t_emb, t_pred)
         if cached is None:
             if a_pred is None:
                 a_pred = nearest_centroid_predict(t_emb, train.labels, a_emb, n_classes)
@@ -539,20 +589,32 @@ def clean_embeddings(
     fp = enc.fingerprint()
     train_fp = digest(*data.train.fingerprint_parts(), data.classes)
     data_fp = digest(train_fp, data.heldout.images, data.heldout.labels)
-    t_emb, _ = embed(digest("clean", fp, train_fp, "train"), [data.train.images])
-    h_emb, _ = embed(digest("clean", fp, data_fp, "heldout"), [data.heldout.images])
+    t_emb, _ = embed(digest("clean", fp, train_fp, "train"), data.train.images)
+    h_emb, _ = embed(digest("clean", fp, data_fp, "heldout"), data.heldout.images)
     return t_emb, h_emb
 
 
-def _fit_encoder(enc: Encoder, train: ImageSet, augmenters, strength: float, cache: ArrayCache) -> None:
+def _fit_encoder(
+    enc: Encoder, train: ImageSet, augmenters, strength: float, cache: ArrayCache, collective: bool = False
+) -> None:
     """Fit ``enc`` on the clean training split (plus the recipes' views, for an encoder that wants them), or
-    restore its fitted state from the cache."""
+    restore its fitted state from the cache. ``collective`` (under ``torchrun``): rank 0 fits (or restores) a
+    stateful encoder and broadcasts its state to the other ranks, which never touch the cache."""
     if isinstance(enc, LearnsFromViews) and enc.wants_views and not enc.views_seen:
         descriptor = json.dumps(
             sorted(json.dumps(_exported(a.recipe, strength), sort_keys=True) for a in augmenters)
         )
         enc.see_views([a for a in augmenters if a.recipe.pipeline], descriptor)
     state_key = digest("encoder-state", enc.fingerprint(), digest(*train.fingerprint_parts()))
+    if collective and isinstance(enc, Stateful):
+        from densify._dist import broadcast, is_main
+
+        if is_main():
+            _fit_encoder(enc, train, augmenters, strength, cache)
+        state = broadcast(enc.state() if is_main() else None)
+        if not is_main():
+            enc.load_state(state, train)
+        return
     state = cache.get(state_key) if isinstance(enc, Stateful) else None
     if state is not None:
         enc.load_state(state, train)

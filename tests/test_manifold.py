@@ -95,6 +95,26 @@ def test_known_factor_sets_land_within_one_of_the_factor_count(spec, true):
         assert all(abs(v - true) <= tolerance[method] for v in per_class), (method, per_class)
 
 
+@pytest.mark.parametrize("shape", [(1300, 1100), (1100, 1300)])
+def test_pixel_projection_by_gram_matrix_matches_the_svd(shape):
+    """Above GRAM_FROM rows and columns the projection comes from the smaller Gram matrix's top eigenvectors: the
+    same pairwise distances as the full SVD's projection (components are defined up to sign)."""
+    from scipy.spatial.distance import pdist
+
+    from densify.manifold import _report
+
+    rng = np.random.default_rng(5)
+    low_rank = rng.normal(size=(shape[0], 40)) @ rng.normal(size=(40, shape[1])) + rng.normal(size=shape)
+    images = np.clip(128 + 12 * low_rank, 0, 255).astype(np.uint8).reshape(shape[0], shape[1], 1, 1)
+    fast = pixel_projection(images)
+    x = images.reshape(shape[0], -1).astype(np.float32) / 255.0
+    x -= x.mean(axis=0)
+    exact = x @ np.linalg.svd(x, full_matrices=False)[2][: _report.PIXEL_COMPONENTS].T
+    assert fast.shape == exact.shape == (shape[0], _report.PIXEL_COMPONENTS)
+    assert np.allclose(pdist(fast[:300]), pdist(exact[:300]), rtol=1e-4, atol=1e-4)
+    assert np.allclose(np.abs(fast), np.abs(exact), atol=1e-3)
+
+
 def test_power_law_fit_and_inverse():
     sizes = np.array([100, 200, 400, 800, 1600])
     law = fit_power_law(sizes, 3.0 * sizes**-0.5, last=None)

@@ -8,6 +8,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -103,13 +104,15 @@ def _environment() -> dict[str, Any]:
     split across threads), so an audit reproduces bit for bit on the same device with the same thread count."""
     import os
 
+    from densify._dist import local_cores, world_size
     from densify._torch import device, torch_threads
 
     return {
         "device": str(device()),
         "torch_threads": torch_threads(),
-        "faiss_threads": int(os.environ.get("DENSIFY_FAISS_THREADS", 0)) or (os.cpu_count() or 1),
+        "faiss_threads": int(os.environ.get("DENSIFY_FAISS_THREADS", 0)) or local_cores(),
         "cpu_count": os.cpu_count(),
+        "processes": world_size(),  # torchrun ranks sharing the work (the numbers are the same with any number)
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "default",
     }
 
@@ -125,6 +128,9 @@ def run_audit(
 ) -> dict[str, Any]:
     """Run an audit and write its bundle to ``out``; returns the report (the content of ``report.json``).
 
+    Under ``torchrun`` every rank calls it: the ranks share the embeddings and the training, rank 0 computes
+    the metrics and writes the bundle, and the other ranks return None.
+
     ``workers``: processes generating the coverage estimate's views (``estimate_coverage``); not part of the
     run's identity (the report is the same with any number), recorded in its ``environment``.
 
@@ -135,13 +141,30 @@ def run_audit(
     (embeddings, metrics, trained runs) are reused and unfinished training runs continue from their checkpoints;
     the report is the same as an uninterrupted run's (timings aside).
     """
+    from densify._dist import broadcast, init_from_env
+
     out = Path(out)
     note = progress or (lambda stage, done, total: None)
-    _bundle.check_writable(out)
-    plan = plan_audit(settings)
-    _bundle.check_claim(out, plan.run_id, plan.identity, resume=resume, force=force)
-    with _bundle.lock(out):
-        _bundle.claim(out, plan.run_id, plan.identity, resume=resume, force=force)
+    rank, world = init_from_env()
+    if rank > 0:  # under torchrun: share rank 0's work; rank 0 alone checks, claims and writes the bundle
+        refused = broadcast(None)
+        if refused is not None:
+            raise refused
+        _compute(plan_audit(settings), out / _bundle.STATE, note, workers, main=False)
+        return None
+    with ExitStack() as held:
+        try:
+            _bundle.check_writable(out)
+            plan = plan_audit(settings)
+            _bundle.check_claim(out, plan.run_id, plan.identity, resume=resume, force=force)
+            held.enter_context(_bundle.lock(out))
+            _bundle.claim(out, plan.run_id, plan.identity, resume=resume, force=force)
+        except Exception as error:
+            if world > 1:
+                broadcast(error)  # the other ranks refuse with the same error instead of waiting for rank 0
+            raise
+        if world > 1:
+            broadcast(None)
         report, samples, issues = _compute(plan, out / _bundle.STATE, note, workers)
         note("writing the report", 0, 1)
         start = time.perf_counter()
@@ -154,8 +177,11 @@ def run_audit(
     return report
 
 
-def _compute(plan: AuditPlan, state: Path, note: Progress, workers: int = 0) -> tuple[dict[str, Any], Any]:
-    """Coverage, training and verdict of a planned audit: (the report, the projection samples)."""
+def _compute(
+    plan: AuditPlan, state: Path, note: Progress, workers: int = 0, main: bool = True
+) -> tuple[dict[str, Any], Any, Any] | None:
+    """Coverage, training and verdict of a planned audit: (the report, the projection samples, the data issues).
+    ``main`` False (a rank other than 0 under torchrun): only the shared work (coverage, training); None."""
     from densify.data._info import summarise
     from densify.estimate import estimate_coverage
     from densify.recipes import to_albumentations
@@ -180,6 +206,10 @@ def _compute(plan: AuditPlan, state: Path, note: Progress, workers: int = 0) -> 
         search=settings.search,
     )
     timings["coverage"] = time.perf_counter() - start
+    if not main:
+        if settings.train:
+            _train(plan, state, note)
+        return None
     start = time.perf_counter()
     issues = _data_quality(plan, state, note)
     timings["data_quality"] = time.perf_counter() - start

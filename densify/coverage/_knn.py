@@ -93,10 +93,13 @@ def approximate_index(base: np.ndarray):
 
 def set_threads(n: int | None = None) -> int:
     """faiss' OpenMP threads. Default: every core (measured on the 2-vCPU CI machine: 2 threads search 60k × 10k
-    in 0.94 s against 1.53 s with 1; see benchmarks/bench_coverage.py)."""
+    in 0.94 s against 1.53 s with 1; see benchmarks/bench_coverage.py); under ``torchrun``, each local process's
+    share of the cores."""
     import faiss
 
-    n = n or int(os.environ.get("DENSIFY_FAISS_THREADS", 0)) or (os.cpu_count() or 1)
+    from densify._dist import local_cores
+
+    n = n or int(os.environ.get("DENSIFY_FAISS_THREADS", 0)) or local_cores()
     faiss.omp_set_num_threads(n)
     return n
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from densify._dist import barrier, is_main
 from densify._hash import digest
 from densify._io import write_text_atomic
 from densify._version import __version__
 from densify.data import DataSplits
-from densify.train._dist import barrier, is_main
 from densify.train._loop import RunResult, TrainConfig, batch_indices, evaluate, train_run
 from densify.train._stats import mean_t_ci, t95
 

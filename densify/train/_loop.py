@@ -144,7 +144,7 @@ def train_run(
 
     With ``checkpoint``, the state is saved there atomically every ``config.checkpoint_every`` steps and a run
     finding a checkpoint continues from it, ending exactly where an uninterrupted run ends. Under ``torchrun``
-    with several processes each step's batch is split across ranks (see ``densify.train._dist``); bf16 autocast
+    with several processes each step's batch is split across ranks (see ``densify._dist``); bf16 autocast
     on GPU.
 
     Raises:
@@ -153,9 +153,9 @@ def train_run(
     import torch
     from torch.utils.data import DataLoader
 
+    from densify._dist import init_from_env, mean_over_ranks
     from densify._torch import device, torch_threads
     from densify.loader import DensifiedDataset, load_recipe
-    from densify.train._dist import init_from_env, mean_over_ranks
     from densify.train.models import build_model
 
     config.check()
