@@ -8,6 +8,10 @@ knn      held-out coverage of 60k training points for 10k held-out points (d=128
          SGEMM bound (2·M·N·d flops at this machine's measured float32 GEMM rate).
 prdc     PRDC at 10k x 10k (d=128): densify against the reference ``prdc`` package (same values).
 prdc60k  PRDC at 60k x 60k (d=128) in a subprocess: wall time and peak resident memory (VmHWM).
+search1m approximate against exact search at 1M training x 100k held-out points (d=128, clustered points on a
+         10-dimensional curved manifold, not isotropic noise): held-out coverage both ways, the error of the
+         nearest distances (densification's input), each search's time, and what the approximate search logs on
+         its sampled queries (issue 16's target: coverage within 0.005).
 fashion  densify coverage on full Fashion-MNIST (60k train, 10k held-out; Debian's dataset-fashion-mnist),
          8 recipes x 2 views, reference encoder, no cache: wall time.
 """
@@ -165,11 +169,51 @@ def bench_fashion(repeats: int) -> None:
         )
 
 
+def manifold_points(n: int, d: int = 128, seed: int = 0, dim: int = 10, clusters: int = 50) -> np.ndarray:
+    """n unit vectors near a curved ``dim``-dimensional manifold in d dimensions (a mixture of ``clusters``
+    Gaussian blobs in latent space through a fixed random tanh map, plus 2% noise), like an encoder's embeddings."""
+    fixed = np.random.default_rng(12345)
+    centres, lift = fixed.normal(0, 2, (clusters, dim)), fixed.normal(0, 1 / np.sqrt(dim), (dim, d))
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, d), np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        z = centres[rng.integers(0, clusters, m)] + rng.normal(0, 0.6, (m, dim))
+        x = np.tanh(z @ lift) + rng.normal(0, 0.02, (m, d))
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def bench_search1m(repeats: int) -> None:
+    from densify.coverage._knn import knn, kth_neighbour_distance, search_log, search_mode
+
+    train, held = manifold_points(1_000_000), manifold_points(100_000, seed=1)
+    radii = kth_neighbour_distance(held, 5)  # 100k base points: exact in every mode, as in an audit
+    out = {}
+    for mode in ("approximate", "exact"):
+        search_log(reset=True)
+        start = time.perf_counter()
+        with search_mode(mode):
+            nearest = knn(held, train, 1)[0][:, 0]
+        out[mode] = (time.perf_counter() - start, nearest, search_log(reset=True))
+        print(f"{mode}: {out[mode][0]:.1f} s", flush=True)
+    (ta, a, log), (te, e, _) = out["approximate"], out["exact"]
+    cov_a, cov_e = float((a < radii).mean()), float((e < radii).mean())
+    excess = float(np.mean(np.log(np.maximum(a, 1e-12)) - np.log(np.maximum(e, 1e-12))))
+    print(
+        f"1M x 100k, d=128: held-out coverage approximate {cov_a:.4f}, exact {cov_e:.4f} (difference "
+        f"{abs(cov_a - cov_e):.4f}; target <= 0.005); mean log nearest-distance excess (densification's error) "
+        f"{excess:.5f}; exact nearest found for {np.mean(a == e):.4f} of the queries; time approximate {ta:.1f} s, "
+        f"exact {te:.1f} s ({te / ta:.1f}x); logged: {log}"
+    )
+
+
 SECTIONS = {
     "threads": bench_threads,
     "knn": bench_knn,
     "prdc": bench_prdc,
     "prdc60k": bench_prdc60k,
+    "search1m": bench_search1m,
     "fashion": bench_fashion,
 }
 

@@ -115,6 +115,20 @@ def test_pixel_projection_by_gram_matrix_matches_the_svd(shape):
     assert np.allclose(np.abs(fast), np.abs(exact), atol=1e-3)
 
 
+def test_large_groups_are_estimated_on_a_seeded_sample(monkeypatch):
+    from densify.manifold import _dimension
+
+    monkeypatch.setattr(_dimension, "MAX_POINTS", 2000)
+    rng = np.random.default_rng(3)
+    points = (rng.uniform(size=(5000, 3)) @ rng.normal(size=(3, 12))).astype(np.float32)
+    labels = np.repeat([0, 1], [4000, 1000])
+    result = dimensions(points, labels, ("a", "b"), n_boot=50, seed=1)
+    assert result["twonn"]["overall"].n == 2000 and result["twonn"]["per_class"]["a"].n == 2000
+    assert result["twonn"]["per_class"]["b"].n == 1000  # below the cap: every point
+    assert result["twonn"]["overall"].value == pytest.approx(3, abs=0.4)
+    assert dimensions(points, labels, ("a", "b"), n_boot=50, seed=1) == result  # seeded
+
+
 def test_power_law_fit_and_inverse():
     sizes = np.array([100, 200, 400, 800, 1600])
     law = fit_power_law(sizes, 3.0 * sizes**-0.5, last=None)

@@ -28,6 +28,10 @@ from densify.errors import CoverageError
 
 METHODS = ("twonn", "mle")
 MLE_K = (10, 20)
+#: ``dimensions`` estimates each group (all points, each class) on a seeded random sample of at most this many
+#: points: the neighbour search is quadratic in the group's size, and both estimators are scale-free, so a
+#: sample of the same density's points estimates the same dimension (an audit's default 2,000 images never reach it)
+MAX_POINTS = 20_000
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,8 @@ def dimensions(
     seed: int = 0,
     min_points: int = 25,
 ) -> dict:
-    """Both estimators overall and per class (classes with fewer than ``min_points`` points get None).
+    """Both estimators overall and per class (classes with fewer than ``min_points`` points get None); a group of
+    more than :data:`MAX_POINTS` points is estimated on a seeded random sample of that many (``Dimension.n``).
 
     Returns ``{"twonn": {"overall": Dimension, "per_class": {name: Dimension | None}}, "mle": {...}}``.
     """
@@ -146,6 +151,8 @@ def dimensions(
                 if name != "overall":
                     out[m]["per_class"][name] = None
             continue
+        if len(rows) > MAX_POINTS:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_POINTS, replace=False))
         distances = neighbour_distances(np.asarray(points)[rows], MLE_K[1])
         for m in METHODS:
             estimate = intrinsic_dimension(None, m, n_boot=n_boot, seed=seed, distances=distances)
