@@ -369,10 +369,10 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
     """estimate_coverage's body, under its search mode. Under ``torchrun`` (``shard`` = (rank, world)) every rank
     encodes its share of the images and views, and rank 0 alone computes the metrics (the others return None)."""
     from densify._dist import broadcast
+    from densify.loader import load_recipe
 
     rank, world = shard
     main = rank == 0
-    from densify.loader import load_recipe
 
     augmenters = [
         load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes
@@ -412,13 +412,13 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
     t_emb, t_pred = embed(digest("clean", fp, train_fp, "train"), train.images)
     heldout_key = digest("clean", fp, data_fp, "heldout")
     h_emb, h_pred = embed(heldout_key, held.images)
-    if not main:  # the other ranks only encode their shares of each recipe's views
+    if (
+        not main
+    ):  # the other ranks only encode their shares of each recipe's views (rank 0 alone uses cache keys)
         for augmenter in augmenters:
-            key = digest("views", fp, train_fp, json.dumps(_exported(augmenter.recipe, strength), sort_keys=True),
-                         strength, views, seed)  # fmt: skip
-            if broadcast(None):
+            if broadcast(None):  # rank 0: are this recipe's views needed?
                 batches = numbered_view_batches(train, augmenter, views, workers=workers, shard=shard)
-                embed.views(key, batches, train, views, None, None)
+                embed.views("", batches, train, views, None, None)
         return None
     base = prepare_baseline(t_emb, train.labels, h_emb, held.labels, k, n_classes)
     if t_pred is None:
@@ -465,7 +465,10 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
         cached = cache.get(metrics_key)
         if cached is not None:
             metrics = _metrics_from_arrays(cached)
-        if broadcast(cached is None or bool(samples)) if world > 1 else cached is None or samples:
+        need_views = cached is None or bool(samples)
+        if world > 1:
+            need_views = broadcast(need_views)  # the other ranks wait for this answer
+        if need_views:
             batches = numbered_view_batches(train, augmenter, views, workers=workers, shard=shard)
             a_emb, a_pred = embed.views(key, batches, train, views, t_emb, t_pred)
         if cached is None:
