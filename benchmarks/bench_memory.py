@@ -82,11 +82,16 @@ def measure(spec: str, limit: int | None, cache: Path, out: Path) -> dict:
         env["DENSIFY_IN_MEMORY_MAX"] = str(limit)
     cmd = [sys.executable, "-m", "densify", "evaluate", "--data", spec, "--no-train", "--heldout-size", "1000",
            "--recipes", "flip,affine-light", "--encoder", "pixels:pca32", "--out", str(out), "--force"]  # fmt: skip
+    return run_measured(cmd, env)
+
+
+def run_measured(cmd: list[str], env: dict) -> dict:
+    """Run ``cmd`` in a fresh process: its wall time and peak resident memory (ru_maxrss); exits on failure."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
-    err = proc.stderr.read().decode()[-400:] if proc.stderr else ""
+    err = proc.stderr.read().decode()[-600:] if proc.stderr else ""
     if status != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {err}")
     return {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1)}

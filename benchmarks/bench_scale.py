@@ -21,13 +21,13 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_memory import run_measured  # benchmarks/ is on the path when a script runs from it
 
 ROOT = Path(__file__).resolve().parents[1]
 SIDE = 16
@@ -74,17 +74,11 @@ def measure(spec: str, views: int, work: Path) -> dict:
            "--views", str(views), "--recipes", "none,flip", "--encoder", "pixels:pca32",
            "--n-boot", "200", "--out", str(out)]  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)  # a fresh bundle: nothing cached from the previous size
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    err = proc.stderr.read().decode()[-600:] if proc.stderr else ""
-    if status != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {err}")
+    measured = run_measured(cmd, env)
     report = json.loads((out / "report.json").read_text())
     return {
-        "seconds": round(seconds, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "seconds": measured["seconds"],
+        "peak_rss_mb": measured["peak_rss_mb"],
         "stages": report["timings"],
         "search": "approximate" if report["search"].get("approximate") else "exact",
     }
