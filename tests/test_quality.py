@@ -173,6 +173,35 @@ def test_a_look_alike_among_many_is_not_a_near_duplicate():
     assert list(find_duplicates(flat)["kind"]) == ["exact", "", "exact"]
 
 
+def test_descriptors_equal_opencv_one_image_at_a_time():
+    """The block-vectorised descriptors (OpenCV's INTER_AREA weights as two matrix products) equal resizing each
+    image with cv2 on its own, downscaling by a non-integer factor and upscaling alike."""
+    import cv2
+
+    from densify.quality._duplicates import _descriptors, describe
+
+    rng = np.random.default_rng(0)
+    for shape, side in (
+        ((40, 150, 150, 3), 16),
+        ((30, 8, 8, 1), 16),
+        ((20, 28, 36, 1), 16),
+        ((5, 90, 70, 3), 64),
+    ):
+        images = rng.integers(0, 256, shape, dtype=np.uint8)
+        images[2] = 9  # near-constant: flagged flat, zero descriptor
+        got, flat = _descriptors(images, side, chunk=7)
+        for i, img in enumerate(images):
+            grey = cv2.resize(img.astype(np.float32).mean(axis=2), (side, side), interpolation=cv2.INTER_AREA)
+            v = grey.ravel().astype(np.float64) - grey.mean()
+            want = np.zeros_like(v) if i == 2 else v / np.linalg.norm(v)
+            np.testing.assert_allclose(got[i], want, atol=2e-6)
+        assert list(np.flatnonzero(flat)) == [2]
+    described = describe(images)
+    assert describe(described) is described
+    for key in ("match", "kind", "correlation"):
+        np.testing.assert_array_equal(find_duplicates(described)[key], find_duplicates(images)[key])
+
+
 def test_outlier_scores_closed_form():
     x = np.array([[0.0], [1.0], [2.0], [3.0], [10.0], [100.0], [101.0], [102.0]])
     labels = np.array([0, 0, 0, 0, 0, 1, 1, 1])

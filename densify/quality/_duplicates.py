@@ -19,6 +19,7 @@ matched by exact digests only; a near copy in a group of more than ``RATIO_K`` c
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,25 +46,39 @@ def thumbnails(images: np.ndarray, side: int = THUMB) -> tuple[np.ndarray, np.nd
     return _descriptors(images, side)
 
 
-def _descriptors(images: np.ndarray, side: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Grayscale images area-resized to ``side`` (None: kept), centred and unit-normed; (descriptors, flat)."""
+def _area_matrix(n: int, m: int) -> np.ndarray:
+    """(n, m) float32: the linear map of OpenCV's INTER_AREA resampling of a length-n axis to length m (a row
+    vector times it is resized), read off cv2 itself by resizing the identity along one axis."""
     import cv2
 
+    if n == m:
+        return np.eye(n, dtype=np.float32)
+    return cv2.resize(np.eye(n, dtype=np.float32), (m, n), interpolation=cv2.INTER_AREA)
+
+
+def _descriptors(images: np.ndarray, side: int | None, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Grayscale images area-resized to ``side`` (None: kept), centred and unit-normed; (descriptors, flat).
+    Vectorised over blocks of ``chunk`` images: the area resize is separable and linear, so a block is resized by
+    two matrix products with OpenCV's own INTER_AREA weights (equal to resizing one image at a time up to float32
+    rounding)."""
     images = np.asarray(images)
-    h, w = images.shape[1:3]
+    n, h, w = images.shape[:3]
     size = (h, w) if side is None else (side, side)
-    out = np.zeros((len(images), size[0] * size[1]), np.float32)
-    flat = np.zeros(len(images), bool)
-    for i, img in enumerate(images):
-        grey = img.astype(np.float32).mean(axis=2)
+    rows_map, cols_map = _area_matrix(h, size[0]).T, _area_matrix(w, size[1])
+    out = np.zeros((n, size[0] * size[1]), np.float32)
+    flat = np.zeros(n, bool)
+    for start in range(0, n, chunk):
+        block = images[start : start + chunk]
+        grey = block.astype(np.float32).mean(axis=3)
         if size != (h, w):
-            grey = cv2.resize(grey, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-        v = grey.ravel().astype(np.float64)
-        v -= v.mean()
-        if np.sqrt((v**2).mean()) < FLAT:
-            flat[i] = True
-            continue
-        out[i] = v / np.linalg.norm(v)
+            grey = rows_map @ grey @ cols_map
+        v = grey.reshape(len(block), -1).astype(np.float64)
+        v -= v.mean(axis=1, keepdims=True)
+        is_flat = np.sqrt((v**2).mean(axis=1)) < FLAT
+        rows = slice(start, start + len(block))
+        flat[rows] = is_flat
+        keep = ~is_flat
+        out[rows][keep] = v[keep] / np.linalg.norm(v[keep], axis=1, keepdims=True)
     return out, flat
 
 
@@ -100,7 +115,8 @@ def candidates(
 
 
 def _fine_correlations(images, base, idx: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """(M, k) fine correlation of each query image with each of its candidates ``idx``."""
+    """(M, k) fine correlation of each query image with each of its candidates ``idx`` (the candidates of a block
+    of queries described once each)."""
     out = np.zeros(idx.shape)
     if idx.size == 0:
         return out
@@ -108,47 +124,67 @@ def _fine_correlations(images, base, idx: np.ndarray, chunk: int = 4096) -> np.n
         rows = slice(start, start + chunk)
         q, _ = fine_descriptors(images[rows])
         cand = idx[rows]
-        c, _ = fine_descriptors(base[cand.ravel()])
-        out[rows] = np.einsum("md,mkd->mk", q, c.reshape(*cand.shape, -1))
+        unique, inverse = np.unique(cand, return_inverse=True)
+        c, _ = fine_descriptors(base[unique])
+        out[rows] = np.einsum("md,mkd->mk", q, c[inverse.reshape(cand.shape)])
     return out
 
 
+@dataclass(frozen=True)
+class Described:
+    """An image set with what the duplicate search needs of it, computed once: digests and thumbnails."""
+
+    images: np.ndarray
+    digests: np.ndarray
+    thumbnails: np.ndarray
+    flat: np.ndarray
+
+
+def describe(images) -> Described:
+    """The digests and thumbnails of ``images`` (pass the result to :func:`find_duplicates` several times to
+    compute them once)."""
+    if isinstance(images, Described):
+        return images
+    images = np.asarray(images)
+    return Described(images, digests(images), *thumbnails(images))
+
+
 def find_duplicates(
-    images: np.ndarray,
-    base: np.ndarray | None = None,
+    images,
+    base=None,
     *,
     threshold: float = NEAR_CORRELATION,
     ratio: float = NEAR_RATIO,
 ) -> dict[str, np.ndarray]:
     """Each image's duplicate, if any, among ``base`` (None: among ``images`` themselves, never itself).
+    ``images`` and ``base`` are image arrays or :func:`describe`'s results.
 
     Returns arrays of length N: ``match`` (int64 index into the base, -1 for none), ``kind`` ("exact", "near" or
     ""), ``correlation`` (fine correlation with the match; 1.0 for exact, NaN for none). An exact match is
     preferred to a near one; among exact matches the lowest index is reported.
     """
     within = base is None
-    base = images if within else base
-    n = len(images)
+    query = describe(images)
+    ref = query if within else describe(base)
+    n = len(query.images)
     match = np.full(n, -1, np.int64)
     kind = np.full(n, "", dtype=object)
     corr = np.full(n, np.nan)
-    query_digests = digests(images)
-    base_digests = query_digests if within else digests(base)
     first: dict[str, list[int]] = {}
-    for j, d in enumerate(base_digests):
+    for j, d in enumerate(ref.digests):
         first.setdefault(d, []).append(j)
-    for i, d in enumerate(query_digests):
+    for i, d in enumerate(query.digests):
         hits = [j for j in first.get(d, ()) if not (within and j == i)]
         if hits:
             match[i], kind[i], corr[i] = hits[0], "exact", 1.0
-    q_desc, q_flat = thumbnails(images)
-    b_desc, b_flat = (q_desc, q_flat) if within else thumbnails(base)
-    idx, _ = candidates(q_desc, b_desc, same=within)
+    idx, _ = candidates(query.thumbnails, ref.thumbnails, same=within)
     if idx.shape[1]:
-        fine = _fine_correlations(images, base, idx)
+        fine = _fine_correlations(query.images, ref.images, idx)
         best = fine.argmax(axis=1)
         rows = np.arange(n)
         c, c_last, j = fine[rows, best], fine.min(axis=1), idx[rows, best]
-        near = (match < 0) & ~q_flat & ~b_flat[j] & (c >= threshold) & (1.0 - c <= ratio * (1.0 - c_last))
+        near = (
+            (match < 0) & ~query.flat & ~ref.flat[j] & (c >= threshold) & (1.0 - c <= ratio * (1.0 - c_last))
+        )
         match[near], kind[near], corr[near] = j[near], "near", c[near]
     return {"match": match, "kind": kind.astype(str), "correlation": corr}
