@@ -16,11 +16,13 @@ from conftest import write_png
 from densify.cli import cli
 from densify.data import DataSplits, ImageSet, load_data
 from densify.quality import (
+    class_spread,
     confident_joint,
     confident_thresholds,
     data_issues,
     find_data_issues,
     find_duplicates,
+    heldout_outlier_scores,
     knn_disagreement,
     label_issues,
     noise_rates,
@@ -214,6 +216,25 @@ def test_outlier_scores_closed_form():
 # ---------------------------------------------------------------------------------------------- end to end
 
 PATTERNS = ("stripes", "columns", "diagonals")
+
+
+def test_heldout_outlier_scores_closed_form_and_shared_spread():
+    train = np.array([[0.0], [1.0], [2.0], [3.0], [10.0], [100.0], [101.0], [102.0]])
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    held = np.array([[1.5], [23.0], [101.0], [5.0]])
+    held_labels = np.array([0, 0, 1, 2])
+    spread = class_spread(train, labels, k=1)
+    assert spread[1] == {0: 1.0, 1: 1.0}
+    # 1st nearest same-class training point: 0.5, 13, 0 over each class's median 1; class 2 has no training points
+    scores = heldout_outlier_scores(train, labels, held, held_labels, k=1)
+    np.testing.assert_allclose(scores[:3], [0.5, 13.0, 0.0])
+    assert np.isnan(scores[3])
+    np.testing.assert_array_equal(
+        heldout_outlier_scores(train, labels, held, held_labels, k=1, spread=spread), scores
+    )
+    np.testing.assert_array_equal(
+        outlier_scores(train, labels, k=1, spread=spread), outlier_scores(train, labels, k=1)
+    )
 
 
 def _pattern(kind: str, rng, side: int = 16) -> np.ndarray:

@@ -22,18 +22,20 @@ from densify.quality._labels import (
     overlapping_classes,
     self_confidence,
 )
-from densify.quality._outliers import outlier_scores
+from densify.quality._outliers import class_spread, heldout_outlier_scores, outlier_scores
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_ENCODER",
     "KINDS",
     "DataIssues",
+    "class_spread",
     "confident_joint",
     "confident_thresholds",
     "data_issues",
     "find_data_issues",
     "find_duplicates",
+    "heldout_outlier_scores",
     "knn_disagreement",
     "label_issues",
     "noise_rates",

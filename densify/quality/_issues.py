@@ -106,23 +106,6 @@ def _severity(row: dict[str, Any]) -> tuple:
     return (first, score, row["split"] != "heldout", row["index"])
 
 
-def _heldout_outliers(train_f, train_labels, held_f, held_labels, k):
-    """Held-out samples' distance to their k-th nearest training sample of their class over that class's median
-    training score distance (the scale of :func:`outlier_scores`)."""
-    from densify.coverage._knn import knn, kth_neighbour_distance
-
-    scores = np.full(len(held_labels), np.nan)
-    for c in np.unique(held_labels):
-        base = np.flatnonzero(train_labels == c)
-        rows = np.flatnonzero(held_labels == c)
-        if len(base) <= k:
-            continue
-        typical = np.median(kth_neighbour_distance(train_f[base], k))
-        d = knn(held_f[rows], train_f[base], k)[0][:, k - 1]
-        scores[rows] = d / typical if typical > 0 else np.where(d > 0, np.inf, 1.0)
-    return scores
-
-
 def find_data_issues(
     data,
     train_features: np.ndarray,
@@ -165,8 +148,9 @@ def find_data_issues(
     k = min(knn_k, len(train) - 1)
     t_knn = _labels.knn_disagreement(t_labels[knn(t_near, t_near, k, self_query=True)[1]], t_labels)
     h_knn = _labels.knn_disagreement(t_labels[knn(h_near, t_near, k)[1]], h_labels)
-    t_out = _outliers.outlier_scores(tf, t_labels)
-    h_out = _heldout_outliers(tf, t_labels, hf, h_labels, _outliers.OUTLIER_K)
+    spread = _outliers.class_spread(tf, t_labels)
+    t_out = _outliers.outlier_scores(tf, t_labels, spread=spread)
+    h_out = _outliers.heldout_outlier_scores(tf, t_labels, hf, h_labels, spread=spread)
     t_pixels, h_pixels = _duplicates.describe(train.images), _duplicates.describe(held.images)
     dup_train = _duplicates.find_duplicates(t_pixels, threshold=near_correlation)
     dup_held = _duplicates.find_duplicates(h_pixels, threshold=near_correlation)
