@@ -1,6 +1,6 @@
 """Speed and scale of the coverage estimator, each figure a ratio against a baseline measured in the same run.
 
-    python benchmarks/bench_coverage.py [--only threads,knn,prdc,prdc60k,fashion] [--repeats 3]
+    python benchmarks/bench_coverage.py [--only threads,knn,prdc,prdc60k,prdcwhy,search1m,fashion] [--repeats 3]
 
 threads  faiss search (60k x 10k, d=128) and the reference CNN (100 training steps, 10k encodings) with 1 and 2 threads.
 knn      held-out coverage of 60k training points for 10k held-out points (d=128): densify's exact
@@ -8,6 +8,8 @@ knn      held-out coverage of 60k training points for 10k held-out points (d=128
          SGEMM bound (2·M·N·d flops at this machine's measured float32 GEMM rate).
 prdc     PRDC at 10k x 10k (d=128): densify against the reference ``prdc`` package (same values).
 prdc60k  PRDC at 60k x 60k (d=128) in a subprocess: wall time and peak resident memory (VmHWM).
+prdcwhy  PRDC 10k x 10k against the reference, each in a fresh process: first call and best of the rest, densify's
+         faiss at 2 and 1 threads, idle and beside one busy process (why the speed-up differs between runs).
 search1m approximate against exact search at 1M training x 100k held-out points (d=128, clustered points on a
          10-dimensional curved manifold, not isotropic noise; training misses a fifth of its blobs): held-out coverage both ways, the error of the
          nearest distances (densification's input), each search's time, and what the approximate search logs on
@@ -19,6 +21,7 @@ fashion  densify coverage on full Fashion-MNIST (60k train, 10k held-out; Debian
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -126,6 +129,66 @@ def bench_prdc(repeats: int) -> None:
     )
 
 
+_PRDC_TIMES = """
+import json, sys, time, warnings, os
+import numpy as np
+which, repeats = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(0)
+def unit(x): return x / np.linalg.norm(x, axis=1, keepdims=True)
+real = unit(rng.standard_normal((10000, 128)).astype(np.float32))
+fake = unit(np.random.default_rng(1).standard_normal((10000, 128)).astype(np.float32) + np.float32(0.05))
+if which == "densify":
+    from densify.coverage import prdc as run
+    fn = lambda: run(real, fake, 5)
+else:
+    import prdc as reference
+    fn = lambda: reference.compute_prdc(real, fake, 5)
+times = []
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    for _ in range(repeats):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+print(json.dumps(times))
+"""
+
+
+def _prdc_times(which: str, repeats: int, env: dict) -> list[float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _PRDC_TIMES, which, str(repeats)], check=True, capture_output=True, text=True,
+        env={**os.environ, **env},
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_prdc_conditions(repeats: int) -> None:
+    """Why the PRDC speed-up over the reference differs between runs (2.4x when issue 16 was filed, 7.7x in the
+    2026-11-24 run): each side timed in a fresh process, first call (cold) and best warm call, with densify's
+    faiss at 1 and 2 threads, on an idle machine and beside one busy process spinning on a core."""
+    rows = []
+    for load in ("idle", "one busy process"):
+        spinner = None
+        if load != "idle":
+            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            ref = _prdc_times("reference", repeats, {})
+            for threads in ("2", "1"):
+                ours = _prdc_times("densify", repeats, {"DENSIFY_FAISS_THREADS": threads})
+                rows.append((load, threads, ours, ref))
+        finally:
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+    print("| machine | densify faiss threads | densify first / best (s) | reference first / best (s) "
+          "| speed-up, best vs best | speed-up, first vs first |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for load, threads, ours, ref in rows:
+        print(
+            f"| {load} | {threads} | {ours[0]:.2f} / {min(ours):.2f} | {ref[0]:.2f} / {min(ref):.2f} "
+            f"| {min(ref) / min(ours):.1f}x | {ref[0] / ours[0]:.1f}x |",
+            flush=True,
+        )
+
+
 def bench_prdc60k(repeats: int) -> None:
     code = (
         "import time, numpy as np\n"
@@ -217,6 +280,7 @@ SECTIONS = {
     "knn": bench_knn,
     "prdc": bench_prdc,
     "prdc60k": bench_prdc60k,
+    "prdcwhy": bench_prdc_conditions,
     "search1m": bench_search1m,
     "fashion": bench_fashion,
 }

@@ -1,6 +1,7 @@
 """How an audit's cost grows with the data: wall time and peak memory against N·V, the embedded views.
 
     python benchmarks/bench_scale.py [--points 10000,31623,100000,316228,1000000] [--views 4]
+    python benchmarks/bench_scale.py --projection    # the data-quality projection's peak memory, two ways
 
 For each target N·V, generates N = N·V / V training images (16x16 grayscale, 10 classes: a class-specific grating
 plus noise; plus a fixed 2,000 held-out images) as a raw IDX folder, then runs
@@ -89,13 +90,44 @@ def slope(x: list[float], y: list[float]) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
+_PROJECTION = """
+import resource, sys, time
+import numpy as np
+from densify.quality._labels import principal_projection
+x = np.random.default_rng(0).standard_normal((250_000, 512), dtype=np.float32); h = x[:2000].copy()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter(); principal_projection(x, h, chunk=int(sys.argv[1])); t = time.perf_counter() - t
+print(f"{(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024:.0f} MB above the features, {t:.1f} s")
+"""
+
+
+def projection() -> None:
+    """The data-quality stage's principal projection of 250,000 x 512 float32 features (random-cnn's width) on 64
+    axes, each way in a fresh process: one float64 block (before issue 16) and densify's blocks."""
+    import subprocess
+
+    from densify.quality._labels import PROJECTION_CHUNK
+
+    for label, chunk in (("one block", 10**9), (f"blocks of {PROJECTION_CHUNK:,}", PROJECTION_CHUNK)):
+        out = subprocess.run(
+            [sys.executable, "-c", _PROJECTION, str(chunk)], check=True, capture_output=True, text=True
+        )
+        print(f"principal projection 250,000 x 512 -> 64, {label}: {out.stdout.strip()}", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--projection", action="store_true", help="only the projection's memory, one block vs blocks"
+    )
     parser.add_argument("--points", default="10000,31623,100000,316228,1000000", help="N·V targets")
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "scale-results.json")
     args = parser.parse_args(argv)
+    if args.projection:
+        projection()
+        return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="densify-scale-"))
     rows = []
     for target in (int(s) for s in args.points.split(",")):

@@ -117,6 +117,20 @@ def test_principal_projection_keeps_narrow_features_and_distances_of_low_rank_on
     np.testing.assert_allclose(d(projected), d(wide), atol=1e-8)
 
 
+def test_principal_projection_in_blocks_equals_one_block():
+    """Above its block size the projection accumulates the covariance block by block from float32 features (no
+    float64 copy): the same projections to rounding, others included."""
+    rng = np.random.default_rng(1)
+    train = (rng.normal(size=(230, 6)) @ rng.normal(size=(6, 40)) + rng.normal(0, 0.1, (230, 40))).astype(
+        np.float32
+    )
+    held = rng.normal(size=(70, 40)).astype(np.float32)
+    whole = principal_projection(train, held, components=6)
+    blocks = principal_projection(train, held, components=6, chunk=64)
+    for a, b in zip(whole, blocks, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-9)
+
+
 def test_out_of_fold_probabilities_find_every_flipped_label_of_separated_clusters():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])

@@ -1,9 +1,9 @@
 """Does fixing the flagged labels help? Trained confirmation of ``densify.quality`` (issue 17, item 3).
 
-    python benchmarks/data_quality/fixing.py [--datasets fashion,digits] [--noise 0.1]
+    python benchmarks/data_quality/fixing.py [--datasets fashion,digits] [--noise 0.1] [--kind uniform|pair]
 
 Per dataset (the detection benchmark's splits: detect.py), a known share of training labels is flipped (uniform,
-seed 1), then densify's small CNN is trained (600 steps x 64, 3 seeds, the predictor study's budget) on four
+or class-pair: class c to c + 1; seed 1), then densify's small CNN is trained (600 steps x 64, 3 seeds, the predictor study's budget) on four
 versions of the training set, each with ``none`` and ``affine-light``:
 - ``clean``: the original labels (the ceiling);
 - ``noisy``: the flipped labels as they are;
@@ -11,7 +11,8 @@ versions of the training set, each with ``none`` and ``affine-light``:
 - ``relabelled``: the noisy set with each flagged sample given the probe's suggested label.
 Reported: held-out accuracy, the paired (same seeds) differences removed - noisy and relabelled - noisy, and
 the recipe's gain over none under clean and under noisy labels (does augmentation spread a wrong label over its
-views?). Results: benchmarks/data_quality/fixing-results.json, resumable per dataset.
+views?). Results: benchmarks/data_quality/fixing-results.json, resumable per dataset (and noise kind: class-pair
+entries are keyed ``NAME-pair``).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ def paired(a: list[float], b: list[float]) -> dict:
             "high": round(float(d.mean() + half), 3)}  # fmt: skip
 
 
-def versions(data, noise: float, cache: Path):
+def versions(data, noise: float, cache: Path, kind: str = "uniform"):
     from densify.quality import data_issues
 
     n_classes = len(data.classes)
-    labels, flipped = flip_labels(np.asarray(data.train.labels), n_classes, noise, "uniform", seed=1)
+    labels, flipped = flip_labels(np.asarray(data.train.labels), n_classes, noise, kind, seed=1)
     noisy = replace(data, train=replace(data.train, labels=labels))
     issues = data_issues(noisy, cache_dir=cache)
     rows = [r for r in issues.rows if r["split"] == "train"]
@@ -78,18 +79,19 @@ def versions(data, noise: float, cache: Path):
 def run(name: str, args, results: dict) -> None:
     from densify.train import TrainConfig, train_recipes
 
-    if name in results and "accuracy" in results[name]:
-        print(f"{name}: done already", flush=True)
+    key = name if args.kind == "uniform" else f"{name}-{args.kind}"
+    if key in results and "accuracy" in results[key]:
+        print(f"{key}: done already", flush=True)
         return
     data = load(name, args.photos)
-    sets, detection = versions(data, args.noise, args.cache)
+    sets, detection = versions(data, args.noise, args.cache, args.kind)
     print(name, json.dumps(detection), flush=True)
     accuracy: dict[str, dict[str, list[float]]] = {}
     start = time.perf_counter()
     for version, split in sets.items():
         summaries = train_recipes(
             split, RECIPES, range(SEEDS), TrainConfig(steps=STEPS, batch=BATCH),
-            out=args.out / name / version,
+            out=args.out / key / version,
         )  # fmt: skip
         for s in summaries:
             runs = sorted(s.runs, key=lambda r: r.seed)
@@ -101,8 +103,9 @@ def run(name: str, args, results: dict) -> None:
         for recipe in RECIPES
     }
     recipe_gain = {v: paired(accuracy[v]["affine-light"], accuracy[v]["none"]) for v in sets}
-    results[name] = {
+    results[key] = {
         "noise": args.noise,
+        "kind": args.kind,
         "train": len(data.train),
         "heldout": len(data.heldout),
         "detection": detection,
@@ -122,6 +125,7 @@ def main() -> None:
     )
     parser.add_argument("--datasets", default="fashion,digits")
     parser.add_argument("--noise", type=float, default=0.1)
+    parser.add_argument("--kind", choices=("uniform", "pair"), default="uniform")
     parser.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--cache", type=Path, default=ROOT / "predictor-study" / "cache")
     parser.add_argument("--out", type=Path, default=ROOT / "predictor-study" / "fixing")

@@ -173,27 +173,56 @@ def fit_softmax(x: np.ndarray, labels: np.ndarray, n_classes: int, l2: float = P
     return theta[: d * n_classes].reshape(d, n_classes), theta[d * n_classes :], mean, scale
 
 
+#: rows per float64 block of :func:`principal_projection` (up to it, the whole training set in one block)
+PROJECTION_CHUNK = 16_384
+
+
 def softmax_probabilities(x: np.ndarray, model) -> np.ndarray:
     w, b, mean, scale = model
     return _softmax(((np.asarray(x, dtype=np.float64) - mean) / scale) @ w + b)
 
 
-def principal_projection(train: np.ndarray, *others: np.ndarray, components: int | None = None):
+def principal_projection(
+    train: np.ndarray, *others: np.ndarray, components: int | None = None, chunk: int = PROJECTION_CHUNK
+):
     """``train`` and ``others`` projected on ``train``'s top ``components`` principal axes (centred on train's
     mean; unchanged when already that narrow). None: ``PROBE_COMPONENTS``, and at most one per 10 training rows
     (so the probe never has more weights per class than a tenth of its samples). Deterministic: axes from the
-    covariance's eigenvectors, each signed so its largest-magnitude coefficient is positive."""
-    train = np.asarray(train, dtype=np.float64)
+    covariance's eigenvectors, each signed so its largest-magnitude coefficient is positive. Above ``chunk`` rows
+    the covariance and the projections are accumulated block by block in float64, so no float64 copy of the
+    features is held (250,000 x 512 features: 2 GB less); up to it, one block, as it always was."""
+    train = np.asarray(train)
     if components is None:
         components = max(2, min(PROBE_COMPONENTS, len(train) // 10))
     if train.shape[1] <= components:
-        return (train, *(np.asarray(o, dtype=np.float64) for o in others))
-    mean = train.mean(axis=0)
-    centred = train - mean
-    _, vectors = np.linalg.eigh(centred.T @ centred)
+        return (np.asarray(train, dtype=np.float64), *(np.asarray(o, dtype=np.float64) for o in others))
+    if len(train) <= chunk:
+        train = np.asarray(train, dtype=np.float64)
+        mean = train.mean(axis=0)
+        centred = train - mean
+        gram = centred.T @ centred
+    else:
+        mean = train.mean(axis=0, dtype=np.float64)
+        gram = np.zeros((train.shape[1],) * 2)
+        for start in range(0, len(train), chunk):
+            block = np.asarray(train[start : start + chunk], dtype=np.float64) - mean
+            gram += block.T @ block
+    _, vectors = np.linalg.eigh(gram)
     axes = vectors[:, ::-1][:, :components]
     axes *= np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(components)])
-    return (centred @ axes, *((np.asarray(o, dtype=np.float64) - mean) @ axes for o in others))
+
+    def project(x) -> np.ndarray:
+        x = np.asarray(x)
+        out = np.empty((len(x), components))
+        for start in range(0, len(x), chunk):
+            out[start : start + chunk] = (
+                np.asarray(x[start : start + chunk], dtype=np.float64) - mean
+            ) @ axes
+        return out
+
+    if len(train) <= chunk:
+        return (centred @ axes, *(project(o) for o in others))
+    return (project(train), *(project(o) for o in others))
 
 
 def out_of_fold_probabilities(
