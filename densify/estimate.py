@@ -390,8 +390,7 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
     timings: dict[str, float] = {}
     train, held = data.train, data.heldout
     n_classes = len(data.classes)
-    train_fp = digest(*train.fingerprint_parts(), data.classes)
-    data_fp = digest(train_fp, held.images, held.labels)
+    train_fp, data_fp = _fingerprints(data)
 
     start = time.perf_counter()
     enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
@@ -409,8 +408,8 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
     fp = enc.fingerprint()
 
     start = time.perf_counter()
-    t_emb, t_pred = embed(digest("clean", fp, train_fp, "train"), train.images)
-    heldout_key = digest("clean", fp, data_fp, "heldout")
+    train_key, heldout_key = _clean_keys(fp, train_fp, data_fp)
+    t_emb, t_pred = embed(train_key, train.images)
     h_emb, h_pred = embed(heldout_key, held.images)
     if (
         not main
@@ -589,12 +588,22 @@ def clean_embeddings(
     enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
     _fit_encoder(enc, data.train, augmenters, strength, cache)
     embed = _Embedder(enc, cache)
-    fp = enc.fingerprint()
-    train_fp = digest(*data.train.fingerprint_parts(), data.classes)
-    data_fp = digest(train_fp, data.heldout.images, data.heldout.labels)
-    t_emb, _ = embed(digest("clean", fp, train_fp, "train"), data.train.images)
-    h_emb, _ = embed(digest("clean", fp, data_fp, "heldout"), data.heldout.images)
+    train_key, heldout_key = _clean_keys(enc.fingerprint(), *_fingerprints(data))
+    t_emb, _ = embed(train_key, data.train.images)
+    h_emb, _ = embed(heldout_key, data.heldout.images)
     return t_emb, h_emb
+
+
+def _fingerprints(data: DataSplits) -> tuple[str, str]:
+    """(training split's, both splits') content digests: what the embedding cache keys know of the data."""
+    train_fp = digest(*data.train.fingerprint_parts(), data.classes)
+    return train_fp, digest(train_fp, data.heldout.images, data.heldout.labels)
+
+
+def _clean_keys(encoder_fp: str, train_fp: str, data_fp: str) -> tuple[str, str]:
+    """Cache keys of the clean training and held-out embeddings (:func:`estimate_coverage` and
+    :func:`clean_embeddings` share them, so either reuses the other's)."""
+    return digest("clean", encoder_fp, train_fp, "train"), digest("clean", encoder_fp, data_fp, "heldout")
 
 
 def _fit_encoder(
