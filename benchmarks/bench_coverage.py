@@ -1,6 +1,6 @@
 """Speed and scale of the coverage estimator, each figure a ratio against a baseline measured in the same run.
 
-    python benchmarks/bench_coverage.py [--only threads,knn,prdc,prdc60k,prdcwhy,search1m,fashion] [--repeats 3]
+    python benchmarks/bench_coverage.py [--only threads,knn,prdc,prdc60k,prdcwhy,search1m,ivfscan,fashion] [--repeats 3]
 
 threads  faiss search (60k x 10k, d=128) and the reference CNN (100 training steps, 10k encodings) with 1 and 2 threads.
 knn      held-out coverage of 60k training points for 10k held-out points (d=128): densify's exact
@@ -14,6 +14,10 @@ search1m approximate against exact search at 1M training x 100k held-out points 
          10-dimensional curved manifold, not isotropic noise; training misses a fifth of its blobs): held-out coverage both ways, the error of the
          nearest distances (densification's input), each search's time, and what the approximate search logs on
          its sampled queries (issue 16's target: coverage within 0.005).
+ivfscan  the approximate index's nprobe: for 16x16 thumbnails of bench_scale.py's images (d=256, the duplicate
+         search) and the manifold points of search1m (d=128) at 250k and 1M base points, the time per query and
+         recall of the true 5-6 nearest of 5,000 queries when probing lists that hold 500 .. 62,500 points, against
+         exact search (why densify probes lists holding about SCAN_POINTS points, not a share of them).
 fashion  densify coverage on full Fashion-MNIST (60k train, 10k held-out; Debian's dataset-fashion-mnist),
          8 recipes x 2 views, reference encoder, no cache: wall time.
 """
@@ -275,6 +279,54 @@ def bench_search1m(repeats: int) -> None:
     )
 
 
+def bench_ivf_scan(repeats: int) -> None:
+    import faiss
+    from bench_scale import _images
+
+    from densify.coverage._knn import SCAN_POINTS, approximate_index
+    from densify.quality._duplicates import thumbnails
+
+    def study(name: str, base: np.ndarray, queries: np.ndarray, k: int) -> None:
+        n, d = base.shape
+        start = time.perf_counter()
+        index = approximate_index(base)
+        built = time.perf_counter() - start
+        lists = index.nlist
+        flat = faiss.IndexFlatL2(d)
+        flat.add(base)
+        exact_s = best_of(lambda: flat.search(queries, k), 1)
+        true = flat.search(queries, k)[1]
+        print(f"{name}, N={n:,}, d={d}: {lists} lists of {n / lists:.0f} points, built in {built:.1f} s; "
+              f"exact {exact_s / len(queries) * 1e6:.0f} us/query", flush=True)  # fmt: skip
+        print(
+            "| nprobe | points scanned | us/query | x exact | recall | nearest exact |\n| ---: | ---: | ---: | ---: | ---: | ---: |"
+        )
+        chosen = min(lists, max(32, -(-SCAN_POINTS * lists // n)))
+        for nprobe in sorted({4, 8, 16, 32, 64, max(32, lists // 16), chosen}):
+            index.nprobe = nprobe
+            took = best_of(lambda: index.search(queries, k), 1)
+            found = index.search(queries, k)[1]
+            recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(found, true, strict=True)])
+            mark = (
+                " (densify)"
+                if nprobe == chosen
+                else " (1/16, before)"
+                if nprobe == max(32, lists // 16)
+                else ""
+            )
+            print(f"| {nprobe}{mark} | {nprobe * n / lists:,.0f} | {took / len(queries) * 1e6:.0f} | "
+                  f"{exact_s / took:.1f} | {recall:.4f} | {np.mean(found[:, 0] == true[:, 0]):.4f} |", flush=True)  # fmt: skip
+
+    for n in (250_000, 1_000_000):
+        images, _ = _images(n, 1)
+        thumbs, _ = thumbnails(images[..., None])
+        del images
+        study("thumbnails", thumbs, thumbs[np.random.default_rng(5).choice(n, 5000, replace=False)], 6)
+        del thumbs
+    for n in (250_000, 1_000_000):
+        study("manifold", manifold_points(n, used=40), manifold_points(5000, seed=1), 5)
+
+
 SECTIONS = {
     "threads": bench_threads,
     "knn": bench_knn,
@@ -282,6 +334,7 @@ SECTIONS = {
     "prdc60k": bench_prdc60k,
     "prdcwhy": bench_prdc_conditions,
     "search1m": bench_search1m,
+    "ivfscan": bench_ivf_scan,
     "fashion": bench_fashion,
 }
 

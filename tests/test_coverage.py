@@ -403,3 +403,24 @@ def test_approximate_search_finds_the_exact_neighbours_and_logs_its_error():
     assert np.array_equal(again[1], approx[1])  # deterministic
     with pytest.raises(CoverageError, match="search must be one of auto, exact, approximate, got 'fast'"):
         set_search("fast")
+
+
+def test_approximate_search_scans_a_fixed_number_of_points_and_reranks_like_the_full_margin():
+    from densify.coverage import search_mode
+    from densify.coverage._knn import MARGIN, SCAN_POINTS, _rerank, approximate_index
+
+    rng = np.random.default_rng(4)
+    # integer coordinates: many exact ties among the candidates, the case the near-tie re-ranking is for
+    base = rng.integers(0, 6, size=(40_000, 6)).astype(np.float32)
+    queries = rng.integers(0, 6, size=(500, 6)).astype(np.float32) + 0.5 * (rng.random((500, 6)) < 0.3)
+    index = approximate_index(base)
+    assert index.nlist == 800 and index.nprobe < index.nlist  # probes part of the lists, not all of them
+    scanned = index.nprobe * len(base) / index.nlist
+    assert SCAN_POINTS <= scanned < SCAN_POINTS + len(base) / index.nlist
+    with search_mode("approximate"):
+        dist, idx = knn(queries, base, 4)
+    # every query re-ranked among k + MARGIN probed candidates: the same neighbours, distances and order
+    full_sq, full_i = _rerank(base, queries, index.search(queries, 4 + MARGIN)[1], 4)
+    assert np.array_equal(idx, full_i) and np.array_equal(dist, np.sqrt(full_sq))
+    exact = knn(queries, base, 4)
+    assert np.array_equal(dist, exact[0])  # ties aside, the probed lists held the true 4 nearest distances
