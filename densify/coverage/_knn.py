@@ -175,29 +175,9 @@ def _exact_chunks(queries: np.ndarray, base: np.ndarray, want: int, chunk: int):
     chunk = max(
         64, min(chunk, (1 << 25) // (take * d))
     )  # re-ranking holds at most chunk × take × d float64 (256 MiB)
-    first = min(want + 1, len(base))  # one extra candidate shows whether faiss' top `want` are certain
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk]
-        approx, cand = index.search(q, first)
-        eps = (2 * d + 8) * 2.0**-24 * (np.einsum("nd,nd->n", q, q, dtype=np.float64) + base_max)
-        if first > want:
-            certain = approx[:, want].astype(np.float64) - approx[:, want - 1] > 2 * eps
-        else:
-            certain = np.ones(len(q), bool)
-        out_sq = np.empty((len(q), want))
-        out_i = np.empty((len(q), want), np.int64)
-        unsure = np.flatnonzero(~certain)
-        groups = [(np.flatnonzero(certain), cand[certain, :want])]
-        if len(unsure):  # near-ties at the boundary: ask faiss for MARGIN more and re-rank them all exactly
-            groups.append((unsure, index.search(q[unsure], take)[1]))
-        for rows, c in groups:
-            if len(rows) == 0:
-                continue
-            exact = squared_difference(base[c], q[rows][:, None, :])
-            order = np.argsort(exact, axis=1, kind="stable")[:, :want]
-            out_sq[rows] = np.take_along_axis(exact, order, axis=1)
-            out_i[rows] = np.take_along_axis(c, order, axis=1)
-        yield start, out_sq, out_i
+        yield start, *_probed(index, base, q, want, take, base_max, d)
 
 
 def _rerank(base: np.ndarray, q: np.ndarray, cand: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,9 +189,10 @@ def _rerank(base: np.ndarray, q: np.ndarray, cand: np.ndarray, want: int) -> tup
 
 
 def _probed(index, base, q, want, take, base_max, d) -> tuple[np.ndarray, np.ndarray]:
-    """The exact ``want`` nearest among the points ``index`` probes for each query: as in :func:`_exact_chunks`,
-    ``want + 1`` candidates first, and ``take`` re-ranked exactly only where the boundary is a near-tie (the
-    same result as re-ranking ``take`` for every query, at a fraction of the float64 work)."""
+    """The exact ``want`` nearest among the points ``index`` searches for each query (all of them for a flat
+    index): ``want + 1`` candidates first, and ``take`` re-ranked exactly only where the boundary is a near-tie
+    (the same result as re-ranking ``take`` for every query, at a fraction of the float64 work; see
+    :func:`_exact_chunks` for the error bound)."""
     first = want + 1 if take > want else want
     approx, cand = index.search(q, first)
     if first == want:
