@@ -223,3 +223,28 @@ def test_never_recommended_and_avoided_and_never_degenerate(rows, accs, n_heldou
     assert not used & {a["recipe"] for a in v["avoid"]}
     assert not used & {f"r{i}" for i, row in enumerate(rows) if row[4]}
     assert all(isinstance(s, str) and s for s in v["summary"] + v["warnings"])
+
+
+def test_the_studys_noise_ceiling_is_spearman_brown_of_the_seed_to_seed_rho():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "predictors"))
+    from study import seed_reliability
+
+    # gains per seed over (none, a, b, c): seed 0 and 1 rank a < b < c, seed 2 ranks a < c < b; none (gain 0)
+    # is below all of them in every seed, so the pairwise rhos over 4 variants are 1, 0.8 and 0.8
+    gains = {"0": (0, 1, 2, 3), "1": (0, 1, 2, 3), "2": (0, 1, 3, 2)}
+    accuracy = {
+        v: {s: 0.5 + 0.01 * g[i] for s, g in gains.items()} for i, v in enumerate(("none", "a", "b", "c"))
+    }
+    r = seed_reliability(accuracy)
+    single = (1 + 0.8 + 0.8) / 3
+    assert r["seeds"] == 3 and r["single"] == pytest.approx(single)
+    assert r["reliability"] == pytest.approx(3 * single / (1 + 2 * single))
+    assert r["ceiling"] == pytest.approx(r["reliability"] ** 0.5)
+    # seed 2 against the mean of seeds 0 and 1 (a < b < c): 0.8; seeds 0 and 1 against the mean of the others
+    # (a < b = c, a tie): 0.9486832980505138 (Spearman of (0,1,2,3) with (0,1,2.5,2.5))
+    assert r["one_seed"] == pytest.approx((2 * 0.9486832980505138 + 0.8) / 3)
+    identical = {v: {s: 0.5 + 0.01 * i for s in "012"} for i, v in enumerate(("none", "a", "b"))}
+    assert seed_reliability(identical)["ceiling"] == pytest.approx(1.0)
+    assert seed_reliability({"a": {"0": 0.5}}) is None

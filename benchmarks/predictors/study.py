@@ -394,6 +394,49 @@ def measured_gains(name: str, steps: int = STEPS) -> dict[str, float] | None:
     }
 
 
+def seed_reliability(accuracy: dict[str, dict[str, float]]) -> dict | None:
+    """How far *any* predictor can agree with a condition's ground truth, given the truth's own seed noise.
+
+    ``accuracy``: {variant: {seed: held-out accuracy}}, with ``none``. Per seed, the paired gains (``none`` 0) are
+    ranked like a candidate's values. Returns ``single`` (mean Spearman rho between two seeds' gains), ``one_seed``
+    (mean rho of one seed's gains with the other seeds' mean gain: what a proxy costing one full seed reaches at
+    best), ``reliability`` (Spearman-Brown: the expected rho of the n-seed mean with another n-seed mean,
+    n r / (1 + (n - 1) r), r = ``single``) and ``ceiling`` (sqrt of it, clipped at 0: the expected rho of the
+    noise-free gains with the measured n-seed mean, classical test theory's attenuation bound). None with fewer
+    than two seeds or no ``none``."""
+    import itertools
+
+    from densify.audit import spearman
+
+    base = accuracy.get("none")
+    if not base:
+        return None
+    seeds = sorted(base)
+    names = [v for v in accuracy if all(s in accuracy[v] for s in seeds)]
+    if len(seeds) < 2 or len(names) < 3:
+        return None
+    gain = {s: [accuracy[v][s] - base[s] for v in names] for s in seeds}
+
+    def rho(a, b) -> float:
+        r = spearman(a, b)
+        return 0.0 if r != r else r  # a constant ranking (every variant tied) agrees with nothing
+
+    single = sum(rho(gain[a], gain[b]) for a, b in itertools.combinations(seeds, 2))
+    single /= len(seeds) * (len(seeds) - 1) / 2
+    rest = [
+        rho(gain[s], [sum(gain[t][i] for t in seeds if t != s) for i in range(len(names))]) for s in seeds
+    ]
+    n = len(seeds)
+    reliability = n * single / (1 + (n - 1) * single) if 1 + (n - 1) * single > 0 else 0.0
+    return {
+        "seeds": n,
+        "single": single,
+        "one_seed": sum(rest) / n,
+        "reliability": reliability,
+        "ceiling": max(reliability, 0.0) ** 0.5,
+    }
+
+
 COST = {"pixels": 0, "random-cnn": 1, "reference": 2, "reference+views": 3}
 
 
@@ -661,6 +704,11 @@ def analyse_phase(args) -> None:
         b, b2 = measured_gains(n, STEPS), measured_gains(n, 2 * STEPS)
         if b and b2:
             budget[n] = _rho(b, b2)
+    noise = {}
+    for n in list(conditions) + outside:
+        rel = seed_reliability((_read(truth_path(n, STEPS)) or {}).get("accuracy", {}))
+        if rel is not None:
+            noise[n] = rel
     proxy = {}
     for n in conditions:
         pg, record = proxy_gains(n), _read(proxy_path(n))
@@ -682,6 +730,7 @@ def analyse_phase(args) -> None:
         "conditions": conditions,
         "outside_choice": outside_choice(outside, gains_outside, chosen),
         "proxy": proxy,
+        "noise_ceiling": noise,
         "datasets": datasets,
         "chosen": chosen,
         "ranking": rows,
@@ -824,6 +873,27 @@ def _tables(result: dict, np) -> list[str]:
     if result["budget_rho"]:
         lines += ["", "### Budget check: Spearman rho between gains at 600 and 1,200 steps", ""]
         lines += [f"- {n}: {r:+.2f}" for n, r in result["budget_rho"].items()]
+    if result.get("noise_ceiling"):
+        chosen = result["chosen"]
+        lines += ["", "### How far any predictor can agree: the ground truth's own seed noise", ""]
+        lines += [
+            "Per condition with per-seed accuracies (the imported Fashion-MNIST truth has none): the mean rho "
+            "between two seeds' gains; one seed's gains against the other seeds' mean (what one seed of full "
+            "training, a third of the confirmation's cost, agrees with the rest); the Spearman-Brown reliability of the "
+            "3-seed mean; and its square root, the rho a noise-free predictor of the expected gain would reach "
+            f"against the measured truth (the ceiling). Last column: the chosen default ({chosen}).",
+            "",
+            "| condition | seed vs seed | one seed vs the rest | reliability | ceiling | chosen rho |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for n, r in result["noise_ceiling"].items():
+            got = result["rho"].get(chosen, {}).get(n)
+            if got is None:
+                got = result.get("outside_choice", {}).get("rho", {}).get(chosen, {}).get(n)
+            got = got[0] if isinstance(got, list | tuple) else got
+            cell = f"{got:+.2f}" if isinstance(got, float) else "-"
+            lines.append(f"| {n} | {r['single']:+.2f} | {r['one_seed']:+.2f} | {r['reliability']:+.2f} | "
+                         f"{r['ceiling']:.2f} | {cell} |")  # fmt: skip
     lines += ["", "### Flags as evidence: of the variants flagged, how many lost accuracy when trained", ""]
     for key, what in (
         ("lost", "lost accuracy (mean paired gain < 0)"),
