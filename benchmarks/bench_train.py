@@ -6,7 +6,9 @@
 Runs are stored under --out (one folder per data/size/budget) and reused, so an interrupted study resumes.
 Prints a table per budget (accuracy mean and 95% t-interval over seeds; gain over `none` paired by seed) and, with
 several budgets, the Spearman rank correlation of the recipes' gains between consecutive budgets (does a larger
-budget change the ranking?). --threads measures training images/s with 1 and 2 torch threads.
+budget change the ranking?). --threads measures training images/s with 1 and 2 torch threads. --layout measures
+the demo audit's two trainings (a 600-step x 64 trainer run, and fitting the reference+views encoder) in torch's
+NCHW layout and in channels_last (DENSIFY_MEMORY_FORMAT), alternating, with 1 and 2 threads; ratios in one run.
 """
 
 from __future__ import annotations
@@ -46,6 +48,48 @@ def threads_benchmark() -> None:
     os.environ.pop("DENSIFY_TORCH_THREADS")
 
 
+def layout_benchmark(repeats: int = 2) -> None:
+    """Seconds of a 600 x 64 trainer run (affine-light) and of fitting the reference+views encoder (the demo's
+    default audit: fashion-mini, 2,000 training images, its seven recipes) per memory format and thread count;
+    best of ``repeats``, formats alternated so that drift hits both alike."""
+    from densify.audit import DEFAULT_RECIPES
+    from densify.embed._cnn import ReferenceEncoder
+    from densify.loader import load_recipe
+    from densify.train import train_run
+
+    data = load_data("fashion-mini", train_size=2000, seed=0)
+    views = [load_recipe(r, seed=0) for r in DEFAULT_RECIPES if r != "none"]
+    best: dict = {}
+    for _ in range(repeats):
+        for threads in (2, 1):
+            for layout in ("contiguous", "channels_last"):
+                os.environ["DENSIFY_TORCH_THREADS"] = str(threads)
+                os.environ["DENSIFY_MEMORY_FORMAT"] = layout
+                start = time.perf_counter()
+                train_run(data, "affine-light", 0, TrainConfig(steps=600, batch=64))
+                run = time.perf_counter() - start
+                encoder = ReferenceEncoder(seed=0).see_views(views, ",".join(DEFAULT_RECIPES))
+                encoder.fit(data.train)
+                key = (threads, layout)
+                old = best.get(key, (float("inf"), float("inf")))
+                best[key] = (min(old[0], run), min(old[1], encoder.train_seconds))
+                print(
+                    f"  {threads} threads, {layout}: run {run:.1f} s, encoder {encoder.train_seconds:.1f} s",
+                    flush=True,
+                )
+    os.environ.pop("DENSIFY_TORCH_THREADS")
+    os.environ.pop("DENSIFY_MEMORY_FORMAT")
+    print("| threads | layout | trainer run (s) | reference+views fit (s) |")
+    print("| ---: | --- | ---: | ---: |")
+    for (threads, layout), (run, enc) in sorted(best.items()):
+        print(f"| {threads} | {layout} | {run:.1f} | {enc:.1f} |")
+    for threads in (1, 2):
+        c, cl = best[(threads, "contiguous")], best[(threads, "channels_last")]
+        print(
+            f"{threads} threads: channels_last / contiguous time: run {cl[0] / c[0]:.2f}, encoder {cl[1] / c[1]:.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="fashion-mini")
@@ -56,7 +100,13 @@ def main() -> None:
     parser.add_argument("--recipes", default=RECIPES)
     parser.add_argument("--out", default="bench-train")
     parser.add_argument("--threads", action="store_true", help="only measure training throughput vs threads")
+    parser.add_argument(
+        "--layout", action="store_true", help="only measure NCHW vs channels_last training time"
+    )
     args = parser.parse_args()
+    if args.layout:
+        layout_benchmark()
+        return
     if args.threads:
         threads_benchmark()
         return

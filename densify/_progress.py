@@ -105,15 +105,18 @@ def progress_display(console=None, every: float = 30.0):
 
 def run_progress(update, runs: int):
     """A trainer callback ``(recipe, seed, step, total)`` that reports all ``runs`` training runs as one stage,
-    ``training (RECIPE seed S)``, counted in steps, so the rate and ETA cover the whole training."""
-    state = {"key": None, "step": -1, "index": -1}
+    ``training (RECIPE seed S)``, counted in steps, so the rate and ETA cover the whole training. Runs may
+    interleave (parallel jobs): each run's latest step counts, a run ends at ``step == total``, and a key that
+    comes back after its run ended is a new run (a scaling study repeats keys)."""
+    state: dict = {"finished": 0, "live": {}}
 
     def progress(recipe: str, seed: int, step: int, total: int) -> None:
-        if (recipe, seed) != state["key"] or step < state["step"]:  # a new run (a scaling study repeats keys)
-            state["index"] += 1
-        state["key"], state["step"] = (recipe, seed), step
-        index = state["index"]
-        n = max(runs, index + 1)
-        update(f"training ({recipe} seed {seed})", index * total + step, n * total)
+        live = state["live"]
+        live[(recipe, seed)] = step
+        if step >= total:
+            del live[(recipe, seed)]
+            state["finished"] += 1
+        n = max(runs, state["finished"] + len(live))
+        update(f"training ({recipe} seed {seed})", state["finished"] * total + sum(live.values()), n * total)
 
     return progress

@@ -27,15 +27,46 @@ def torch_threads() -> int:
     return int(os.environ.get("DENSIFY_TORCH_THREADS", 0)) or local_cores()
 
 
+def train_threads() -> int:
+    """Threads of one training run: ``DENSIFY_TORCH_THREADS``, else 1 in a single process (the runs of a
+    comparison go in parallel processes instead, :mod:`densify.train._jobs`: measured faster than threads for
+    densify's small models, and a run's result then does not depend on the core count), else the rank's share of
+    the cores under ``torchrun``."""
+    from densify._dist import local_cores, world_size
+
+    if int(os.environ.get("DENSIFY_TORCH_THREADS", 0) or 0):
+        return int(os.environ["DENSIFY_TORCH_THREADS"])
+    return 1 if world_size() == 1 else local_cores()
+
+
 def device():
     import torch
 
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def to_tensor(images: np.ndarray, dev):
-    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1] on ``dev``."""
+#: tensor layouts DENSIFY_MEMORY_FORMAT may name; channels_last (NHWC in memory) is the default: measured by
+#: ``benchmarks/bench_train.py --layout``, small-cnn trains faster in it on CPU (oneDNN's convolutions)
+MEMORY_FORMATS = ("channels_last", "contiguous")
+
+
+def memory_format():
+    """The torch memory format of images and convolution weights: ``DENSIFY_MEMORY_FORMAT`` (``channels_last``,
+    the default, or ``contiguous``, torch's own NCHW). Raises DensifyError naming the variable on another value."""
     import torch
 
-    x = np.divide(images.transpose(0, 3, 1, 2), np.float32(255), dtype=np.float32)  # a new, writable array
-    return torch.from_numpy(x).to(dev)
+    from densify.errors import DensifyError
+
+    name = os.environ.get("DENSIFY_MEMORY_FORMAT", "channels_last")
+    if name not in MEMORY_FORMATS:
+        raise DensifyError(f"DENSIFY_MEMORY_FORMAT must be one of {', '.join(MEMORY_FORMATS)}, got {name!r}")
+    return torch.channels_last if name == "channels_last" else torch.contiguous_format
+
+
+def to_tensor(images: np.ndarray, dev):
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1] on ``dev``, in :func:`memory_format` (channels_last
+    is the NHWC array itself, viewed as NCHW: no transposing copy)."""
+    import torch
+
+    x = np.divide(images, np.float32(255), dtype=np.float32)  # a new, writable array
+    return torch.from_numpy(x).permute(0, 3, 1, 2).to(dev, memory_format=memory_format())

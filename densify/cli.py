@@ -647,6 +647,16 @@ def manifold_lines(manifold: dict) -> list[str]:
     return lines
 
 
+def _jobs_option(func):
+    return click.option(
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Training runs at once, in processes with one torch thread each (the same results with any "
+        "number) [default: every core on a CPU; DENSIFY_TRAIN_JOBS].",
+    )(func)
+
+
 @cli.command("train")
 @_data_option
 @_recipes_option
@@ -684,6 +694,7 @@ def manifold_lines(manifold: dict) -> list[str]:
     callback=lambda ctx, param, v: _parse_sizes(v),
     help="Also train on these training-set sizes and report each recipe's effective data multiplier.",
 )
+@_jobs_option
 @image_options
 def train_command(
     spec,
@@ -701,6 +712,7 @@ def train_command(
     heldout_size,
     out,
     scaling,
+    jobs,
     resize,
     channels,
     image_size,
@@ -741,6 +753,7 @@ def train_command(
             strength=strength,
             out=out,
             progress=run_progress(shown.update, (len(names) + ("none" not in names)) * seeds),
+            jobs=jobs,
         )
     from densify._dist import is_main
 
@@ -787,6 +800,7 @@ def train_command(
                 progress=run_progress(
                     shown.update, (len(names) + ("none" not in names)) * seeds * len(scaling)
                 ),
+                jobs=jobs,
             )
         _print_scaling(study)
         scaling_path = write_scaling_report(out, study)
@@ -862,9 +876,10 @@ def _parse_train_size(value: str) -> int | None:
     "--n-boot", type=click.IntRange(min=100), default=1000, show_default=True,
     help="Bootstrap resamples behind every coverage interval.",
 )  # fmt: skip
+@_jobs_option
 @image_options
 def evaluate(spec, recipes, encoder, weights, views, k, search, workers, train, seeds, steps, batch, model, train_size,
-             heldout_size, seed, strength, projection, out, resume, force, n_boot, resize, channels,
+             heldout_size, seed, strength, projection, out, resume, force, n_boot, jobs, resize, channels,
              image_size) -> None:  # fmt: skip
     """Audit recipes: coverage of held-out data (training-free), trained confirmation over seeds, a verdict,
     and a report bundle (report.json, metrics.csv, plots/, report.html) in --out."""
@@ -896,7 +911,9 @@ def evaluate(spec, recipes, encoder, weights, views, k, search, workers, train, 
     console = Console(stderr=True)
     with progress_display(console) as shown:
         progress = shown.update
-        report = run_audit(settings, out, resume=resume, force=force, progress=progress, workers=workers)
+        report = run_audit(
+            settings, out, resume=resume, force=force, progress=progress, workers=workers, jobs=jobs
+        )
     if report is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     _print_report(report)

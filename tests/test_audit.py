@@ -47,6 +47,9 @@ def test_report_records_the_environment(bundle):
     _, report = bundle
     assert report["environment"]["device"] in ("cpu", "cuda") and report["environment"]["torch_threads"] >= 1
     assert report["environment"]["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "default")
+    # trained runs: one torch thread each unless DENSIFY_TORCH_THREADS says otherwise, however many run at once
+    assert report["environment"]["train_threads"] == int(os.environ.get("DENSIFY_TORCH_THREADS") or 1)
+    assert report["environment"]["train_jobs"] >= 1
 
 
 @pytest.fixture(scope="module")

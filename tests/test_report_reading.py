@@ -199,3 +199,18 @@ def test_the_gain_axis_keeps_helpful_recipes_apart_when_one_is_a_disaster():
         [-11.5, -1.7, 1.5], [-13.6, -10.1, -9.1], [-9.4, 6.8, 12.1]
     )  # wide seeds: nothing clipped
     assert lo <= -13.6 and hi >= 12.1
+
+
+def test_run_progress_counts_interleaved_parallel_runs_and_repeated_keys():
+    shown = []
+    cb = run_progress(lambda stage, done, total: shown.append((stage, done, total)), 3)
+    cb("flip", 0, 10, 100)
+    cb("none", 0, 30, 100)
+    cb("flip", 0, 100, 100)  # flip ends while none is at 30
+    assert shown[-1][1:] == (130, 300)
+    cb("none", 0, 100, 100)
+    cb("flip", 0, 50, 100)  # the same key again (a scaling study's next size): a new run
+    assert shown[-1] == ("training (flip seed 0)", 250, 300)
+    cb("flip", 0, 100, 100)
+    cb("none", 1, 100, 100)  # more runs than announced: the total grows rather than passing 100%
+    assert shown[-1][1:] == (400, 400)

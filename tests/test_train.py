@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from densify.cli import cli
 from densify.data import load_data
-from densify.errors import TrainError
+from densify.errors import DensifyError, TrainError
 from densify.train import TrainConfig, batch_indices, mean_t_ci, summarise, t95, train_recipes, train_run
 from densify.train.models import MODELS, build_model
 
@@ -290,3 +290,90 @@ def test_fine_tune_proxy_starts_every_recipe_from_the_shared_weights(tiny, tmp_p
 def test_unreadable_initial_weights_name_the_file(tiny, tmp_path: Path):
     with pytest.raises(TrainError, match=r"missing\.pt: cannot read the initial weights"):
         train_run(tiny, "none", 0, FAST, init=tmp_path / "missing.pt")
+
+
+def test_parallel_jobs_train_the_same_runs_as_one_at_a_time(tiny, tmp_path: Path):
+    """Runs in forked single-threaded workers (the default on a CPU) give exactly the runs of one job, in the
+    same order, report every step and leave each finished run on disk (so a resumed comparison reuses it)."""
+    seen: dict = {}
+
+    def progress(recipe, seed, step, total):
+        seen[(recipe, seed)] = max(seen.get((recipe, seed), 0), step)
+
+    one = train_recipes(tiny, ["none", "flip", "affine-light"], seeds=[0, 1], config=FAST, jobs=1)
+    two = train_recipes(
+        tiny,
+        ["none", "flip", "affine-light"],
+        seeds=[0, 1],
+        config=FAST,
+        jobs=2,
+        out=tmp_path,
+        progress=progress,
+    )
+    assert [s.recipe for s in two] == ["none", "flip", "affine-light"]
+    assert [[(r.seed, r.loss_curve, r.heldout_accuracy) for r in s.runs] for s in two] == [
+        [(r.seed, r.loss_curve, r.heldout_accuracy) for r in s.runs] for s in one
+    ]
+    assert seen == {(r, s): FAST.steps for r in ("none", "flip", "affine-light") for s in (0, 1)}
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 6 and not list(tmp_path.glob("checkpoints/*.pt"))
+
+
+def test_a_failing_parallel_run_stops_the_comparison_with_its_error(tiny):
+    with pytest.raises(TrainError, match=r"training loss became (nan|inf).*\(lr 1e\+20\)"):
+        train_recipes(
+            tiny, ["none", "flip"], seeds=[0, 1], config=TrainConfig(steps=200, batch=32, lr=1e20), jobs=2
+        )
+
+
+def test_jobs_are_checked_and_need_one_thread_per_run(tiny, monkeypatch):
+    from densify.train._jobs import default_jobs
+
+    for bad in (0, -1, "two", 1.5):
+        with pytest.raises(TrainError, match=f"jobs must be a positive integer, got {bad!r}"):
+            train_recipes(tiny, ["none"], seeds=[0], config=FAST, jobs=bad)
+    monkeypatch.setenv("DENSIFY_TORCH_THREADS", "2")
+    assert default_jobs() == 1  # runs that asked for several threads train one at a time
+    with pytest.raises(TrainError, match="DENSIFY_TORCH_THREADS=2; unset it or use 1 job"):
+        train_recipes(tiny, ["none"], seeds=[0], config=FAST, jobs=2)
+    monkeypatch.delenv("DENSIFY_TORCH_THREADS")
+    monkeypatch.setenv("DENSIFY_TRAIN_JOBS", "3")
+    assert default_jobs() == 3
+    monkeypatch.setenv("DENSIFY_TRAIN_JOBS", "many")
+    with pytest.raises(TrainError, match="DENSIFY_TRAIN_JOBS must be a positive integer, got 'many'"):
+        default_jobs()
+
+
+def test_the_memory_format_is_channels_last_unless_asked_and_a_bad_one_is_named(tiny, monkeypatch):
+    from densify._torch import memory_format, to_tensor
+
+    x = to_tensor(tiny.train.images[:4], torch.device("cpu"))
+    assert memory_format() == torch.channels_last and x.is_contiguous(memory_format=torch.channels_last)
+    monkeypatch.setenv("DENSIFY_MEMORY_FORMAT", "contiguous")
+    y = to_tensor(tiny.train.images[:4], torch.device("cpu"))
+    assert y.is_contiguous() and torch.equal(x, y)
+    monkeypatch.setenv("DENSIFY_MEMORY_FORMAT", "nhwc")
+    with pytest.raises(
+        DensifyError, match="DENSIFY_MEMORY_FORMAT must be one of channels_last, contiguous, got 'nhwc'"
+    ):
+        memory_format()
+
+
+def test_runs_with_dataloader_workers_train_one_at_a_time(tiny):
+    """A forked pool worker cannot start DataLoader workers: such runs go one at a time, with the same result."""
+    config = TrainConfig(**{**FAST.__dict__, "workers": 1})
+    a = train_recipes(tiny, ["none", "flip"], seeds=[0], config=config, jobs=2)
+    b = train_recipes(tiny, ["none", "flip"], seeds=[0], config=FAST, jobs=1)
+    assert [s.runs[0].loss_curve for s in a] == [s.runs[0].loss_curve for s in b]
+
+
+def test_a_bad_jobs_setting_is_refused_before_any_work(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DENSIFY_TRAIN_JOBS", "abc")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["evaluate", "--out", str(out), "--train-size", "100"])
+    assert (
+        result.exit_code == 2 and "DENSIFY_TRAIN_JOBS must be a positive integer, got 'abc'" in result.output
+    )
+    assert not out.exists()
+    monkeypatch.delenv("DENSIFY_TRAIN_JOBS")
+    bad = CliRunner().invoke(cli, ["train", "--jobs", "0", "--out", str(tmp_path / "t")])
+    assert bad.exit_code == 2 and "--jobs" in bad.output

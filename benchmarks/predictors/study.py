@@ -947,6 +947,11 @@ def main(argv=None) -> None:
         "--conditions", default="", help="comma-separated subset of: " + ", ".join(CONDITIONS)
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="training runs at once per process, one thread each (1: how the committed results ran, so that "
+        "several study processes can share the cores; on an otherwise idle machine, its cores)",
+    )  # fmt: skip
     parser.add_argument("--encoders", default=",".join(ENCODERS), help="encoders of the coverage phase")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = parser.parse_args(argv)
@@ -954,6 +959,7 @@ def main(argv=None) -> None:
     # densify's own thread settings (the trainer and encoders set torch's count from these on every run)
     for var in ("DENSIFY_TORCH_THREADS", "DENSIFY_FAISS_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(args.threads)
+    os.environ["DENSIFY_TRAIN_JOBS"] = str(args.jobs)
     import torch
 
     torch.set_num_threads(args.threads)

@@ -125,6 +125,7 @@ def run_audit(
     force: bool = False,
     progress: Progress | None = None,
     workers: int = 0,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Run an audit and write its bundle to ``out``; returns the report (the content of ``report.json``).
 
@@ -132,7 +133,9 @@ def run_audit(
     the metrics and writes the bundle, and the other ranks return None.
 
     ``workers``: processes generating the coverage estimate's views (``estimate_coverage``); not part of the
-    run's identity (the report is the same with any number), recorded in its ``environment``.
+    run's identity (the report is the same with any number), recorded in its ``environment``. ``jobs``: training
+    runs at once (:func:`densify.train.train_recipes`; None: every core on a CPU), each with one torch thread, so
+    the report is the same with any number; recorded in ``environment`` too.
 
     Every input is validated (recipes, data, settings, ``out``) before anything is written: a refused audit
     leaves ``out`` as it was. One audit at a time writes to an ``out`` folder (a second one is refused). The new
@@ -150,12 +153,16 @@ def run_audit(
         refused = broadcast(None)
         if refused is not None:
             raise refused
-        _compute(plan_audit(settings), out / _bundle.STATE, note, workers, main=False)
+        _compute(plan_audit(settings), out / _bundle.STATE, note, workers, main=False, jobs=jobs)
         return None
     with ExitStack() as held:
         try:
             _bundle.check_writable(out)
             plan = plan_audit(settings)
+            if settings.train:  # a bad --jobs or DENSIFY_TRAIN_JOBS is refused before any work
+                from densify.train._jobs import check_jobs, default_jobs
+
+                jobs = default_jobs() if jobs is None else check_jobs(jobs)
             _bundle.check_claim(out, plan.run_id, plan.identity, resume=resume, force=force)
             held.enter_context(_bundle.lock(out))
             _bundle.claim(out, plan.run_id, plan.identity, resume=resume, force=force)
@@ -165,7 +172,7 @@ def run_audit(
             raise
         if world > 1:
             broadcast(None)
-        report, samples, issues = _compute(plan, out / _bundle.STATE, note, workers)
+        report, samples, issues = _compute(plan, out / _bundle.STATE, note, workers, jobs=jobs)
         note("writing the report", 0, 1)
         start = time.perf_counter()
         files = render_bundle(report, plan.data, plan.augmenters, samples, issues)
@@ -178,7 +185,7 @@ def run_audit(
 
 
 def _compute(
-    plan: AuditPlan, state: Path, note: Progress, workers: int = 0, main: bool = True
+    plan: AuditPlan, state: Path, note: Progress, workers: int = 0, main: bool = True, jobs: int | None = None
 ) -> tuple[dict[str, Any], Any, Any] | None:
     """Coverage, training and verdict of a planned audit: (the report, the projection samples, the data issues).
     ``main`` False (a rank other than 0 under torchrun): only the shared work (coverage, training); None."""
@@ -208,7 +215,7 @@ def _compute(
     timings["coverage"] = time.perf_counter() - start
     if not main:
         if settings.train:
-            _train(plan, state, note)
+            _train(plan, state, note, jobs)
         return None
     start = time.perf_counter()
     issues = _data_quality(plan, state, note)
@@ -216,7 +223,7 @@ def _compute(
     training = None
     if settings.train:
         start = time.perf_counter()
-        training = _train(plan, state, note)
+        training = _train(plan, state, note, jobs)
         timings["training"] = time.perf_counter() - start
 
     coverage_dict = coverage.to_dict()
@@ -257,7 +264,7 @@ def _compute(
         "search": coverage_dict["search"],
         "data_quality": report_section(issues),
         "versions": _versions(),
-        "environment": {**_environment(), "view_workers": workers},
+        "environment": {**_environment(), "view_workers": workers, **_training_environment(settings, jobs)},
         "timings": {**{k: round(v, 2) for k, v in timings.items()}, **coverage_dict["timings"]},
     }
     return report, coverage.samples, issues
@@ -278,7 +285,20 @@ def _data_quality(plan: AuditPlan, state: Path, note: Progress):
     return replace(issues, settings={"encoder": DEFAULT_ENCODER, **issues.settings})
 
 
-def _train(plan: AuditPlan, state: Path, note: Progress) -> dict[str, Any]:
+def _training_environment(settings: AuditSettings, jobs: int | None) -> dict[str, Any]:
+    """How the training ran: runs at once and torch threads per run (a run's numbers depend on the latter)."""
+    if not settings.train:
+        return {}
+    from densify._torch import train_threads
+    from densify.train._jobs import check_jobs, default_jobs
+
+    return {
+        "train_jobs": default_jobs() if jobs is None else check_jobs(jobs),
+        "train_threads": train_threads(),
+    }
+
+
+def _train(plan: AuditPlan, state: Path, note: Progress, jobs: int | None = None) -> dict[str, Any]:
     from densify._progress import run_progress
     from densify.train import TrainConfig, train_recipes
 
@@ -292,6 +312,7 @@ def _train(plan: AuditPlan, state: Path, note: Progress) -> dict[str, Any]:
         strength=settings.strength,
         out=state / "train",
         progress=run_progress(note, len(plan.recipes) * settings.seeds),
+        jobs=jobs,
     )
     return {
         "config": asdict(config),

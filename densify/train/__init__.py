@@ -85,18 +85,27 @@ def train_recipes(
     out: str | Path | None = None,
     progress: RunProgress | None = None,
     init: str | Path | None = None,
+    jobs: int | None = None,
 ) -> list[RecipeSummary]:
     """Train every (recipe, seed) pair and summarise over seeds.
 
     ``init``: a weights file every run starts from (a fine-tune of a shared model) instead of a fresh network.
+    ``jobs``: runs trained at once, in forked processes with one torch thread each (see
+    :mod:`densify.train._jobs`); None: :func:`~densify.train._jobs.default_jobs` (every core on a CPU-only
+    machine). A GPU, torchrun ranks or DataLoader workers (``config.workers``) train one run at a time whatever
+    ``jobs`` says.
 
     With ``out``, each finished run is written to ``out/runs/RECIPE-seedS.json`` (atomically) and never retrained
     while its settings and data are unchanged; unfinished runs continue from ``out/checkpoints/``. Same seed,
     same data order and initial weights for every recipe, so gains are paired.
     """
+    from densify._dist import world_size
+    from densify._torch import device
     from densify.loader import load_recipe
+    from densify.train._jobs import Task, check_jobs, default_jobs, run_parallel
 
     config = (config or TrainConfig()).check()
+    jobs = default_jobs() if jobs is None else check_jobs(jobs)
     names = [load_recipe(r).recipe.name for r in recipes]  # validate every recipe before training anything
     fingerprint = digest(
         *data.train.fingerprint_parts(),
@@ -108,34 +117,50 @@ def train_recipes(
         None if init is None else digest(np.frombuffer(Path(init).read_bytes(), np.uint8)),
     )
     folder = Path(out) if out is not None else None
-    runs = []
+    results: dict[tuple[str, int], RunResult] = {}
+    tasks = []
     for ref, name in zip(recipes, names, strict=True):
         for seed in seeds:
             done = folder / "runs" / f"{name}-seed{seed}.json" if folder else None
             if done is not None and done.is_file():
                 saved = json.loads(done.read_text())
                 if saved.get("fingerprint") == fingerprint:
-                    runs.append(RunResult(**saved["result"]))
+                    results[(name, seed)] = RunResult(**saved["result"])
                     continue
+            tasks.append(
+                Task(ref, name, seed, folder / "checkpoints" / f"{name}-seed{seed}.pt" if folder else None)
+            )
+
+    def finished(task: Task, result: RunResult) -> None:
+        if folder is not None and is_main():  # under torchrun, rank 0 writes
+            write_text_atomic(
+                folder / "runs" / f"{task.name}-seed{task.seed}.json",
+                json.dumps({"fingerprint": fingerprint, "result": result.to_dict()}) + "\n",
+            )
+        results[(task.name, task.seed)] = result
+
+    # forked pool workers cannot start DataLoader workers of their own (daemonic processes), nor use a GPU
+    if jobs > 1 and len(tasks) > 1 and world_size() == 1 and device().type == "cpu" and config.workers == 0:
+        run_parallel(
+            data, tasks, config, strength=strength, init=init, jobs=jobs, progress=progress, finished=finished
+        )
+    else:
+        for task in tasks:
             result = train_run(
                 data,
-                ref,
-                seed,
+                task.ref,
+                task.seed,
                 config,
                 strength=strength,
-                checkpoint=folder / "checkpoints" / f"{name}-seed{seed}.pt" if folder else None,
+                checkpoint=task.checkpoint,
                 init=init,
-                progress=(lambda step, total, n=name, s=seed: progress(n, s, step, total))
+                progress=(lambda step, total, n=task.name, s=task.seed: progress(n, s, step, total))
                 if progress
                 else None,
             )
-            if done is not None and is_main():  # under torchrun, rank 0 writes
-                write_text_atomic(
-                    done, json.dumps({"fingerprint": fingerprint, "result": result.to_dict()}) + "\n"
-                )
+            finished(task, result)
             barrier()
-            runs.append(result)
-    return summarise(runs)
+    return summarise([results[(name, seed)] for name in names for seed in seeds])
 
 
 def scaling_study(
@@ -148,6 +173,7 @@ def scaling_study(
     strength: float = 1.0,
     out: str | Path | None = None,
     progress: RunProgress | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Accuracy vs training-set size for ``none`` and each recipe (stratified subsets, the same for every recipe)
     and each recipe's effective data multiplier at every size (see ``densify.train._scaling``)."""
@@ -168,7 +194,7 @@ def scaling_study(
         )
         folder = Path(out) / f"n{n}" if out is not None else None
         for summary in train_recipes(
-            subset, names, seeds, config, strength=strength, out=folder, progress=progress
+            subset, names, seeds, config, strength=strength, out=folder, progress=progress, jobs=jobs
         ):
             acc.setdefault(summary.recipe, {})[n] = {r.seed: r.heldout_accuracy for r in summary.runs}
     base = acc.pop("none")

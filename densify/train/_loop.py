@@ -154,13 +154,13 @@ def train_run(
     from torch.utils.data import DataLoader
 
     from densify._dist import init_from_env, mean_over_ranks
-    from densify._torch import device, torch_threads
+    from densify._torch import device, memory_format, train_threads
     from densify.loader import DensifiedDataset, load_recipe
     from densify.train.models import build_model
 
     config.check()
     rank, world = init_from_env()
-    torch.set_num_threads(torch_threads())
+    torch.set_num_threads(train_threads())
     dev = (
         device()
         if world == 1 or not torch.cuda.is_available()
@@ -175,7 +175,7 @@ def train_run(
     dataset = DensifiedDataset(train, augmenter, views=1, output="tensor")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_model(config.model, train.channels, n_classes).to(dev)
+        net = build_model(config.model, train.channels, n_classes).to(dev, memory_format=memory_format())
     identity = {"recipe": augmenter.recipe.name, "seed": seed, "strength": strength, "config": asdict(config)}
     if init is not None:
         blob = _read_weights(Path(init))
@@ -205,7 +205,8 @@ def train_run(
         ]
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers)
         for x, y in loader:
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            x = x.to(dev, non_blocking=True, memory_format=memory_format())
+            y = y.to(dev, non_blocking=True)
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 loss = loss_fn(model(x), y)
             logged = mean_over_ranks(loss, world)
