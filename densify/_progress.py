@@ -113,10 +113,12 @@ def run_progress(update, runs: int):
     def progress(recipe: str, seed: int, step: int, total: int) -> None:
         live = state["live"]
         live[(recipe, seed)] = step
+        # the stage names every run going on, so it changes when a run starts or ends, not with each report
+        stage = "training (" + ", ".join(f"{r} seed {s}" for r, s in live) + ")"
         if step >= total:
             del live[(recipe, seed)]
             state["finished"] += 1
         n = max(runs, state["finished"] + len(live))
-        update(f"training ({recipe} seed {seed})", state["finished"] * total + sum(live.values()), n * total)
+        update(stage, state["finished"] * total + sum(live.values()), n * total)
 
     return progress

@@ -206,6 +206,9 @@ def test_run_progress_counts_interleaved_parallel_runs_and_repeated_keys():
     cb = run_progress(lambda stage, done, total: shown.append((stage, done, total)), 3)
     cb("flip", 0, 10, 100)
     cb("none", 0, 30, 100)
+    assert shown[-1][0] == "training (flip seed 0, none seed 0)"  # both runs going on: one stage, not two
+    cb("flip", 0, 40, 100)
+    assert shown[-1][0] == "training (flip seed 0, none seed 0)"
     cb("flip", 0, 100, 100)  # flip ends while none is at 30
     assert shown[-1][1:] == (130, 300)
     cb("none", 0, 100, 100)

@@ -377,3 +377,22 @@ def test_a_bad_jobs_setting_is_refused_before_any_work(tmp_path: Path, monkeypat
     monkeypatch.delenv("DENSIFY_TRAIN_JOBS")
     bad = CliRunner().invoke(cli, ["train", "--jobs", "0", "--out", str(tmp_path / "t")])
     assert bad.exit_code == 2 and "--jobs" in bad.output
+
+
+def test_a_parallel_worker_that_dies_is_reported_not_waited_for(tiny):
+    import multiprocessing
+    import threading
+
+    def kill_a_worker() -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            workers = multiprocessing.active_children()
+            if workers:
+                time.sleep(0.5)
+                os.kill(workers[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=kill_a_worker, daemon=True).start()
+    with pytest.raises(TrainError, match=r"a training worker process died \(killed, or out of memory\?\)"):
+        train_recipes(tiny, ["none", "flip"], seeds=[0, 1], config=TrainConfig(steps=400, batch=32), jobs=2)

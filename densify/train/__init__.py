@@ -139,7 +139,7 @@ def train_recipes(
             )
         results[(task.name, task.seed)] = result
 
-    # forked pool workers cannot start DataLoader workers of their own (daemonic processes), nor use a GPU
+    # runs with DataLoader workers already use several processes each; a forked worker cannot use a GPU
     if jobs > 1 and len(tasks) > 1 and world_size() == 1 and device().type == "cpu" and config.workers == 0:
         run_parallel(
             data, tasks, config, strength=strength, init=init, jobs=jobs, progress=progress, finished=finished

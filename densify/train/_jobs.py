@@ -116,38 +116,43 @@ def run_parallel(
 ) -> None:
     """Train ``tasks`` in ``jobs`` forked single-threaded workers; ``finished(task, result)`` is called in this
     process as each run ends (in the order they end), ``progress`` with the workers' step reports. A worker's
-    error stops the pool and is raised here; the runs it cut short continue from their checkpoints next time."""
+    error stops the other workers and is raised here (a worker that dies, e.g. killed for memory, as a
+    TrainError); the runs it cut short continue from their checkpoints next time."""
     import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("fork")
     messages = context.Queue()
+
+    def relay() -> None:
+        while progress is not None:
+            try:
+                progress(*messages.get_nowait())
+            except queue_module.Empty:
+                return
+
     _shared.update(data=data, config=config, strength=strength, init=init, queue=messages)
-    error: BaseException | None = None
+    # non-daemonic workers (unlike multiprocessing.Pool's): a dead worker is reported, not waited for forever
+    executor = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context, initializer=_one_thread)
     try:
-        with context.Pool(min(jobs, len(tasks)), initializer=_one_thread) as pool:
-            pending = [pool.apply_async(_run, (task,)) for task in tasks]
-            while pending and error is None:
-                try:
-                    message = messages.get(timeout=0.2)
-                except queue_module.Empty:
-                    message = None
-                if message is not None and progress is not None:
-                    progress(*message)
-                for handle in [h for h in pending if h.ready()]:
-                    pending.remove(handle)
-                    try:
-                        task, result = handle.get()
-                    except Exception as exc:
-                        error = exc
-                        break
-                    finished(task, result)
-            while progress is not None and error is None:  # the last steps' reports
-                try:
-                    progress(*messages.get_nowait())
-                except queue_module.Empty:
-                    break
-    finally:  # leaving the pool's block terminates its workers (a run cut short resumes from its checkpoint)
+        pending = {executor.submit(_run, task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            relay()
+            for future in done:
+                finished(*future.result())  # a worker's exception is raised here
+        relay()
+    except BrokenProcessPool as exc:
+        raise TrainError(
+            "a training worker process died (killed, or out of memory?); finished runs are kept: run again "
+            "to continue, or use --jobs 1"
+        ) from exc
+    except BaseException:
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.terminate()  # stop the other runs now (their checkpoints stay)
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
         _shared.clear()
         messages.close()
-    if error is not None:
-        raise error
