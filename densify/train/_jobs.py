@@ -54,7 +54,9 @@ def check_jobs(value: Any, name: str = "jobs") -> int:
         jobs = 0
     if jobs < 1 or str(value).strip() != str(jobs):
         raise TrainError(f"{name} must be a positive integer, got {value!r}")
-    if jobs > 1 and train_threads() > 1:
+    if (
+        jobs > 1 and os.environ.get("DENSIFY_TORCH_THREADS") and train_threads() > 1
+    ):  # (torchrun: one at a time)
         raise TrainError(
             f"{name} {jobs} trains runs in parallel processes with one torch thread each, but "
             f"DENSIFY_TORCH_THREADS={os.environ.get('DENSIFY_TORCH_THREADS')}; unset it or use 1 job"
