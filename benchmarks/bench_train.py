@@ -9,6 +9,8 @@ several budgets, the Spearman rank correlation of the recipes' gains between con
 budget change the ranking?). --threads measures training images/s with 1 and 2 torch threads. --layout measures
 the demo audit's two trainings (a 600-step x 64 trainer run, and fitting the reference+views encoder) in torch's
 NCHW layout and in channels_last (DENSIFY_MEMORY_FORMAT), alternating, with 1 and 2 threads; ratios in one run.
+(Since the encoders went back to NCHW, DENSIFY_MEMORY_FORMAT no longer changes the encoder's fit: its column is
+then a same-settings control; the 0.72x measured on 2026-11-28 was with the encoder in channels_last.)
 """
 
 from __future__ import annotations

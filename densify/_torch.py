@@ -51,8 +51,9 @@ MEMORY_FORMATS = ("channels_last", "contiguous")
 
 
 def memory_format():
-    """The torch memory format of images and convolution weights: ``DENSIFY_MEMORY_FORMAT`` (``channels_last``,
-    the default, or ``contiguous``, torch's own NCHW). Raises DensifyError naming the variable on another value."""
+    """The torch memory format of the trainer's images and convolution weights in a single process:
+    ``DENSIFY_MEMORY_FORMAT`` (``channels_last``, the default, or ``contiguous``, torch's own NCHW). The encoders
+    and ``torchrun`` ranks stay NCHW (channels_last there made a 2-process coverage test abort 1 run in 3). Raises DensifyError naming the variable on another value."""
     import torch
 
     from densify.errors import DensifyError
@@ -63,10 +64,10 @@ def memory_format():
     return torch.channels_last if name == "channels_last" else torch.contiguous_format
 
 
-def to_tensor(images: np.ndarray, dev):
-    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1] on ``dev``, in :func:`memory_format` (channels_last
-    is the NHWC array itself, viewed as NCHW: no transposing copy)."""
+def to_tensor(images: np.ndarray, dev, layout=None):
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1] on ``dev``; ``layout`` a torch memory format (None:
+    torch's own NCHW; ``torch.channels_last`` is the NHWC array itself, viewed as NCHW, without a copy)."""
     import torch
 
     x = np.divide(images, np.float32(255), dtype=np.float32)  # a new, writable array
-    return torch.from_numpy(x).permute(0, 3, 1, 2).to(dev, memory_format=memory_format())
+    return torch.from_numpy(x).permute(0, 3, 1, 2).to(dev, memory_format=layout or torch.contiguous_format)

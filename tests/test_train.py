@@ -346,11 +346,12 @@ def test_jobs_are_checked_and_need_one_thread_per_run(tiny, monkeypatch):
 def test_the_memory_format_is_channels_last_unless_asked_and_a_bad_one_is_named(tiny, monkeypatch):
     from densify._torch import memory_format, to_tensor
 
-    x = to_tensor(tiny.train.images[:4], torch.device("cpu"))
+    x = to_tensor(tiny.train.images[:4], torch.device("cpu"), memory_format())
     assert memory_format() == torch.channels_last and x.is_contiguous(memory_format=torch.channels_last)
-    monkeypatch.setenv("DENSIFY_MEMORY_FORMAT", "contiguous")
-    y = to_tensor(tiny.train.images[:4], torch.device("cpu"))
+    y = to_tensor(tiny.train.images[:4], torch.device("cpu"))  # the encoders' layout: NCHW
     assert y.is_contiguous() and torch.equal(x, y)
+    monkeypatch.setenv("DENSIFY_MEMORY_FORMAT", "contiguous")
+    assert memory_format() == torch.contiguous_format
     monkeypatch.setenv("DENSIFY_MEMORY_FORMAT", "nhwc")
     with pytest.raises(
         DensifyError, match="DENSIFY_MEMORY_FORMAT must be one of channels_last, contiguous, got 'nhwc'"

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from densify._hash import digest
-from densify._torch import batches, device, memory_format, to_tensor, torch_threads
+from densify._torch import batches, device, to_tensor, torch_threads
 from densify.data import ImageSet
 from densify.errors import EncoderError
 
@@ -44,7 +44,7 @@ class RandomCNNEncoder:
                 nn.AdaptiveAvgPool2d(2),
                 nn.Flatten(),
             )
-        self._net = net.eval().to(device(), memory_format=memory_format())
+        self._net = net.eval().to(device())
         return self
 
     def encode(self, images: np.ndarray) -> np.ndarray:
@@ -114,7 +114,7 @@ class ReferenceEncoder:
             torch.manual_seed(self.seed)
             self._features, self._head = small_cnn(channels, n_classes, self.width, self.embed_dim)
         dev = device()
-        self._features.to(dev, memory_format=memory_format())
+        self._features.to(dev)
         self._head.to(dev)
 
     def fit(self, train: ImageSet) -> ReferenceEncoder:

@@ -3,7 +3,7 @@
 A trainer run of a small model on 2 CPU cores is hardly faster with 2 torch threads than with 1 (measured by
 ``benchmarks/bench_train.py --layout``: 10.3 s against 9.7 s; augmentation and small convolutions do not split
 well), so the runs of a comparison are spread over processes instead (``benchmarks/bench_demo.py``: the default
-audit's training 0.40x the time of one run at a time on 2 threads): ``jobs`` forked workers, each running whole runs with one thread.
+audit's training 0.42x the time of one run at a time on 2 threads): ``jobs`` forked workers, each running whole runs with one thread.
 One thread per run also makes the result of a run independent of the machine's core count and of ``jobs``
 (torch's CPU reductions depend on the thread count), and single-threaded processes share a busy machine fairly.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import queue as queue_module
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,9 +79,19 @@ class Task:
 _shared: dict[str, Any] = {}
 
 
-def _one_thread() -> None:
+def _one_thread(parent: int) -> None:
+    """Worker start-up: one thread, and death with the parent (Linux): a worker orphaned by a killed audit would
+    go on training and hold the audit's lock on ``--out``, so that ``--resume`` is refused."""
     os.environ["DENSIFY_TORCH_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = "1"
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def _run(task: Task):
@@ -136,7 +147,9 @@ def run_parallel(
 
     _shared.update(data=data, config=config, strength=strength, init=init, queue=messages)
     # non-daemonic workers (unlike multiprocessing.Pool's): a dead worker is reported, not waited for forever
-    executor = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context, initializer=_one_thread)
+    executor = ProcessPoolExecutor(
+        min(jobs, len(tasks)), mp_context=context, initializer=_one_thread, initargs=(os.getpid(),)
+    )
     try:
         pending = {executor.submit(_run, task) for task in tasks}
         while pending:

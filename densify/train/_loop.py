@@ -161,6 +161,7 @@ def train_run(
     config.check()
     rank, world = init_from_env()
     torch.set_num_threads(train_threads())
+    layout = memory_format() if world == 1 else torch.contiguous_format
     dev = (
         device()
         if world == 1 or not torch.cuda.is_available()
@@ -175,7 +176,7 @@ def train_run(
     dataset = DensifiedDataset(train, augmenter, views=1, output="tensor")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_model(config.model, train.channels, n_classes).to(dev, memory_format=memory_format())
+        net = build_model(config.model, train.channels, n_classes).to(dev, memory_format=layout)
     identity = {"recipe": augmenter.recipe.name, "seed": seed, "strength": strength, "config": asdict(config)}
     if init is not None:
         blob = _read_weights(Path(init))
@@ -205,7 +206,7 @@ def train_run(
         ]
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers)
         for x, y in loader:
-            x = x.to(dev, non_blocking=True, memory_format=memory_format())
+            x = x.to(dev, non_blocking=True, memory_format=layout)
             y = y.to(dev, non_blocking=True)
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 loss = loss_fn(model(x), y)
