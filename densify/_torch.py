@@ -53,7 +53,7 @@ MEMORY_FORMATS = ("channels_last", "contiguous")
 def memory_format():
     """The torch memory format of the trainer's images and convolution weights in a single process:
     ``DENSIFY_MEMORY_FORMAT`` (``channels_last``, the default, or ``contiguous``, torch's own NCHW). The encoders
-    and ``torchrun`` ranks stay NCHW (channels_last there made a 2-process coverage test abort 1 run in 3). Raises DensifyError naming the variable on another value."""
+    and ``torchrun`` ranks stay NCHW (not measured there since a test abort was wrongly blamed on the layout). Raises DensifyError naming the variable on another value."""
     import torch
 
     from densify.errors import DensifyError
