@@ -47,17 +47,13 @@ def default_jobs() -> int:
 def check_jobs(value: Any, name: str = "jobs") -> int:
     """``value`` as a positive int, else TrainError naming ``name`` and the value; several jobs also need one
     torch thread per run (a forked worker cannot use more)."""
-    from densify._torch import train_threads
-
     try:
         jobs = int(value)
     except (TypeError, ValueError):
         jobs = 0
     if jobs < 1 or str(value).strip() != str(jobs):
         raise TrainError(f"{name} must be a positive integer, got {value!r}")
-    if (
-        jobs > 1 and os.environ.get("DENSIFY_TORCH_THREADS") and train_threads() > 1
-    ):  # (torchrun: one at a time)
+    if jobs > 1 and int(os.environ.get("DENSIFY_TORCH_THREADS") or 0) > 1:  # an explicit request only
         raise TrainError(
             f"{name} {jobs} trains runs in parallel processes with one torch thread each, but "
             f"DENSIFY_TORCH_THREADS={os.environ.get('DENSIFY_TORCH_THREADS')}; unset it or use 1 job"
@@ -82,8 +78,7 @@ _shared: dict[str, Any] = {}
 def _one_thread(parent: int) -> None:
     """Worker start-up: one thread, and death with the parent (Linux): a worker orphaned by a killed audit would
     go on training and hold the audit's lock on ``--out``, so that ``--resume`` is refused."""
-    os.environ["DENSIFY_TORCH_THREADS"] = "1"
-    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["DENSIFY_TORCH_THREADS"] = "1"  # train_run sets torch's count from it
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
