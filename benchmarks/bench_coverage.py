@@ -1,6 +1,6 @@
 """Speed and scale of the coverage estimator, each figure a ratio against a baseline measured in the same run.
 
-    python benchmarks/bench_coverage.py [--only threads,knn,prdc,prdc60k,prdcwhy,search1m,ivfscan,fashion] [--repeats 3]
+    python benchmarks/bench_coverage.py [--only threads,knn,prdc,prdc60k,prdcwhy,search1m,ivfscan,listmajor,fashion] [--repeats 3]
 
 threads  faiss search (60k x 10k, d=128) and the reference CNN (100 training steps, 10k encodings) with 1 and 2 threads.
 knn      held-out coverage of 60k training points for 10k held-out points (d=128): densify's exact
@@ -18,6 +18,10 @@ ivfscan  the approximate index's nprobe: for 16x16 thumbnails of bench_scale.py'
          search) and the manifold points of search1m (d=128) at 250k and 1M base points, the time per query and
          recall of the true 5-6 nearest of 5,000 queries when probing lists that hold 500 .. 62,500 points, against
          exact search (why densify probes lists holding about SCAN_POINTS points, not a share of them).
+listmajor the approximate index searched list by list (densify's ``list_major_search``: the queries probing a list
+         in one matrix product) against faiss' own query-by-query IVF search, 50,000 queries of 250k base points, in
+         d = 32, 64, 128 (manifold points) and 256 (bench_scale.py's thumbnails, the duplicate search), with faiss at
+         2 and 1 threads; the same candidates both ways (why densify searches list by list from LIST_MAJOR_MIN_D).
 fashion  densify coverage on full Fashion-MNIST (60k train, 10k held-out; Debian's dataset-fashion-mnist),
          8 recipes x 2 views, reference encoder, no cache: wall time.
 """
@@ -327,6 +331,37 @@ def bench_ivf_scan(repeats: int) -> None:
         study("manifold", manifold_points(n, used=40), manifold_points(5000, seed=1), 5)
 
 
+def bench_list_major(repeats: int) -> None:
+    import faiss
+    from bench_scale import _images
+
+    from densify.coverage._knn import LIST_MAJOR_MIN_D, approximate_index, list_major_search
+    from densify.quality._duplicates import thumbnails
+
+    n, m, k = 250_000, 50_000, 7
+    images, _ = _images(n, 1)
+    sets = {f"manifold d={d}": manifold_points(n, d=d) for d in (32, 64, 128)}
+    sets["thumbnails d=256"] = thumbnails(images[..., None])[0]
+    del images
+    print(f"list-major (densify from d >= {LIST_MAJOR_MIN_D}) against faiss' IVF search, {m:,} queries of "
+          f"{n:,} base points, k={k}, best of {repeats}\n"
+          "| data | faiss threads | faiss search s | list-major s | ratio | same ids |\n| --- | ---: | ---: | ---: | ---: | ---: |")  # fmt: skip
+    for name, base in sets.items():
+        base = np.ascontiguousarray(base, dtype=np.float32)
+        index = approximate_index(base)
+        queries = base[np.random.default_rng(5).choice(n, m, replace=False)]
+        for threads in (2, 1):
+            faiss.omp_set_num_threads(threads)
+            theirs = best_of(lambda: index.search(queries, k), repeats)
+            ours = best_of(lambda: list_major_search(index, queries, k), repeats)
+            same = float(np.mean(index.search(queries, k)[1] == list_major_search(index, queries, k)[1]))
+            print(
+                f"| {name} | {threads} | {theirs:.1f} | {ours:.1f} | {ours / theirs:.2f} | {same:.4f} |",
+                flush=True,
+            )
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+
+
 SECTIONS = {
     "threads": bench_threads,
     "knn": bench_knn,
@@ -335,6 +370,7 @@ SECTIONS = {
     "prdcwhy": bench_prdc_conditions,
     "search1m": bench_search1m,
     "ivfscan": bench_ivf_scan,
+    "listmajor": bench_list_major,
     "fashion": bench_fashion,
 }
 

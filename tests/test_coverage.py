@@ -424,3 +424,44 @@ def test_approximate_search_scans_a_fixed_number_of_points_and_reranks_like_the_
     assert np.array_equal(idx, full_i) and np.array_equal(dist, np.sqrt(full_sq))
     exact = knn(queries, base, 4)
     assert np.array_equal(dist, exact[0])  # ties aside, the probed lists held the true 4 nearest distances
+
+
+def test_list_major_search_returns_what_the_index_search_does():
+    from densify.coverage._knn import approximate_index, list_major_search
+
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(30_000, 64)).astype(np.float32)
+    queries = rng.normal(size=(3_000, 64)).astype(np.float32)
+    index = approximate_index(base)
+    assert 3_000 * index.nprobe >= 16 * index.nlist  # enough queries per list: the list-major path runs
+    faiss_d, faiss_i = index.search(queries, 7)
+    ours_d, ours_i = list_major_search(index, queries, 7)
+    # continuous data: no near-ties, so the same ids in the same order; distances differ in float32 rounding
+    assert np.array_equal(ours_i, faiss_i)
+    np.testing.assert_allclose(ours_d, faiss_d, rtol=1e-4)
+    # lists smaller than k: padded with -1 and float32's largest value, as faiss' own search pads when the probed
+    # lists run short
+    small = approximate_index(base[:400])
+    small.nprobe = 1
+    d1, i1 = list_major_search(small, queries, 30)
+    d2, i2 = small.search(queries, 30)
+    assert np.array_equal(i1 < 0, i2 < 0) and (i1 < 0).any()
+    assert np.array_equal(np.sort(i1, axis=1), np.sort(i2, axis=1))
+    assert np.array_equal(d1[i1 < 0], d2[i2 < 0])
+
+
+def test_approximate_knn_is_the_same_list_major_or_query_major(monkeypatch):
+    from densify.coverage import search_mode
+    from densify.coverage import _knn as knn_module
+
+    rng = np.random.default_rng(12)
+    # integer coordinates: exact ties and near-ties at the k-th neighbour, widened and re-ranked exactly
+    base = rng.integers(0, 4, size=(20_000, 64)).astype(np.float32)
+    queries = rng.integers(0, 4, size=(2_000, 64)).astype(np.float32)
+    with search_mode("approximate"):
+        list_major = knn(queries, base, 5)
+        monkeypatch.setattr(knn_module, "LIST_MAJOR_MIN_D", 10_000)  # d = 64 below it: faiss' own search
+        query_major = knn(queries, base, 5)
+    assert (np.diff(list_major[0], axis=1) == 0).mean() > 0.1  # the ties are there
+    # exact distances, the same bits both ways (which of equally distant points comes first may differ)
+    assert np.array_equal(list_major[0], query_major[0])

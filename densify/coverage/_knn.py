@@ -26,6 +26,12 @@ APPROX_MIN_BASE = 200_000
 SCAN_POINTS = 16_384
 #: queries per approximate search whose neighbours are also found exactly, to measure the approximation's error
 CHECK_QUERIES = 256
+#: approximate searches in at least this many dimensions run list by list (:func:`list_major_search`)
+LIST_MAJOR_MIN_D = 64
+#: queries whose candidates one list-major search finds at once (its per-list products grow with it)
+LIST_MAJOR_BATCH = 65536
+#: below this many queries per list on average, a list-major search is faiss' own (its per-list overhead wins)
+LIST_MAJOR_MIN_PER_LIST = 16
 SEARCH_MODES = ("auto", "exact", "approximate")
 _search = {"mode": os.environ.get("DENSIFY_SEARCH", "auto"), "min_base": APPROX_MIN_BASE}
 #: one entry per approximate search since the last :func:`search_log` reset: what its error was on a sample
@@ -97,6 +103,46 @@ def approximate_index(base: np.ndarray):
     index.add(base)
     index.nprobe = min(lists, max(32, -(-SCAN_POINTS * lists // n)))
     return index
+
+
+def list_major_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """What ``index.search(queries, k)`` returns for an ``IndexIVFFlat`` (float32 squared distances and ids of the
+    k nearest among the points in each query's ``nprobe`` nearest lists; where fewer, ids -1 and float32's largest
+    distance, as faiss pads), computed list by
+    list: the queries that probe a list are gathered and compared with its points in one matrix product
+    (``faiss.knn``), and the lists' results merged in a ``faiss.ResultHeap``. faiss' own search walks query by
+    query with vector-at-a-time distances; on a batch of queries the products do the same work at matrix-multiply
+    speed (the idea of faiss' ``contrib.big_batch_search``, whose report prints a line per list). Measured in
+    ``python benchmarks/bench_coverage.py --only listmajor``. The float32 distances differ from faiss' own in
+    rounding only, so a near-tie can come in another order; densify re-ranks every candidate exactly. Batches with
+    fewer than ``LIST_MAJOR_MIN_PER_LIST`` queries per list on average go to ``index.search``."""
+    import faiss
+    from faiss.contrib.inspect_tools import get_invlist
+
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    m, nprobe = len(queries), index.nprobe
+    if m * nprobe < LIST_MAJOR_MIN_PER_LIST * index.nlist:  # too few queries per list to gain: faiss' own
+        return index.search(queries, k)
+    heap = faiss.ResultHeap(m, k)
+    assign = index.quantizer.search(queries, nprobe)[1].ravel()
+    order = np.argsort(assign, kind="stable")
+    owner = order // nprobe  # the query of each (query, probed list) pair, grouped by list
+    bounds = np.searchsorted(assign[order], np.arange(index.nlist + 1))
+    lists = faiss.downcast_InvertedLists(index.invlists)
+    for lst in np.flatnonzero(np.diff(bounds)):
+        ids, codes = get_invlist(lists, int(lst))
+        if len(ids) == 0:
+            continue
+        sub = owner[bounds[lst] : bounds[lst + 1]]
+        dist, pos = faiss.knn(queries[sub], codes.view(np.float32), min(k, len(ids)))
+        if dist.shape[1] < k:  # a list with fewer than k points: pad with the heap's "nothing"
+            pad = k - dist.shape[1]
+            dist = np.hstack([dist, np.full((len(sub), pad), np.finfo(np.float32).max, np.float32)])
+            pos = np.hstack([pos, np.full((len(sub), pad), -1, pos.dtype)])
+        found = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
+        heap.add_result_subset(sub, np.ascontiguousarray(dist), np.ascontiguousarray(found))
+    heap.finalize()
+    return heap.D, heap.I
 
 
 def set_threads(n: int | None = None) -> int:
@@ -177,7 +223,7 @@ def _exact_chunks(queries: np.ndarray, base: np.ndarray, want: int, chunk: int):
     )  # re-ranking holds at most chunk × take × d float64 (256 MiB)
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk]
-        yield start, *_probed(index, base, q, want, take, base_max, d)
+        yield start, *_probed(index.search, base, q, want, take, base_max, d)
 
 
 def _rerank(base: np.ndarray, q: np.ndarray, cand: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,23 +234,36 @@ def _rerank(base: np.ndarray, q: np.ndarray, cand: np.ndarray, want: int) -> tup
     return np.take_along_axis(exact, order, axis=1), np.take_along_axis(cand, order, axis=1)
 
 
-def _probed(index, base, q, want, take, base_max, d) -> tuple[np.ndarray, np.ndarray]:
-    """The exact ``want`` nearest among the points ``index`` searches for each query (all of them for a flat
-    index): ``want + 1`` candidates first, and ``take`` re-ranked exactly only where the boundary is a near-tie
-    (the same result as re-ranking ``take`` for every query, at a fraction of the float64 work; see
-    :func:`_exact_chunks` for the error bound)."""
+def _probed(search, base, q, want, take, base_max, d) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ``want`` nearest among the points ``search(q, k)`` (an index's search) looks at for each query
+    (all of them for a flat index): ``want + 1`` candidates first, and ``take`` re-ranked exactly only where the
+    boundary is a near-tie (the same result as re-ranking ``take`` for every query, at a fraction of the float64
+    work; see :func:`_exact_chunks` for the error bound)."""
     first = want + 1 if take > want else want
-    approx, cand = index.search(q, first)
+    approx, cand = search(q, first)
     if first == want:
         return _rerank(base, q, cand, want)
+    certain = _boundary_certain(q, approx, cand, want, base_max, d)
+    unsure = np.flatnonzero(~certain)
+    wide = search(q[unsure], take)[1] if len(unsure) else cand[:0]
+    return _assemble(base, q, cand[:, :want], certain, wide, want)
+
+
+def _boundary_certain(q, approx, cand, want, base_max, d) -> np.ndarray:
+    """bool (M,): the float32 candidates' want-th and next distances differ by more than twice faiss' error bound,
+    so the first ``want`` candidates are certainly the nearest ``want`` of those searched."""
     eps = (2 * d + 8) * 2.0**-24 * (np.einsum("nd,nd->n", q, q, dtype=np.float64) + base_max)
-    certain = (cand[:, want] >= 0) & (approx[:, want].astype(np.float64) - approx[:, want - 1] > 2 * eps)
+    return (cand[:, want] >= 0) & (approx[:, want].astype(np.float64) - approx[:, want - 1] > 2 * eps)
+
+
+def _assemble(base, q, cand, certain, wide, want) -> tuple[np.ndarray, np.ndarray]:
+    """Exact re-ranking: of ``cand`` (M, want) where ``certain``, of ``wide`` (one row per other query) elsewhere."""
     sq = np.empty((len(q), want))
     idx = np.empty((len(q), want), np.int64)
-    sq[certain], idx[certain] = _rerank(base, q[certain], cand[certain, :want], want)
+    sq[certain], idx[certain] = _rerank(base, q[certain], cand[certain], want)
     unsure = np.flatnonzero(~certain)
     if len(unsure):
-        sq[unsure], idx[unsure] = _rerank(base, q[unsure], index.search(q[unsure], take)[1], want)
+        sq[unsure], idx[unsure] = _rerank(base, q[unsure], wide, want)
     return sq, idx
 
 
@@ -229,15 +288,38 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
     chunk = max(64, min(chunk, (1 << 25) // (take * base.shape[1])))
     base_max = float(np.einsum("nd,nd->n", base, base, dtype=np.float64).max())
     d = base.shape[1]
-    for start in range(0, len(queries), chunk):
-        q = queries[start : start + chunk]
-        sq, idx = _probed(index, base, q, want, take, base_max, d)
-        if not np.isfinite(sq).all():  # fewer candidates than wanted in the probed lists: search them all
-            bad = np.flatnonzero(~np.isfinite(sq).all(axis=1))
-            sq[bad], idx[bad] = exact(q[bad])
-        here = (rows >= start) & (rows < start + len(q))
-        approx_sq[here], approx_i[here] = sq[rows[here] - start], idx[rows[here] - start]
-        yield start, sq, idx
+    first = want + 1 if take > want else want
+    if d >= LIST_MAJOR_MIN_D:
+        search, batch = (
+            (lambda q, k: list_major_search(index, q, k)),
+            chunk * max(1, LIST_MAJOR_BATCH // chunk),
+        )
+    else:
+        search, batch = index.search, chunk
+    for outer in range(
+        0, len(queries), batch
+    ):  # candidates by batches (near-ties widened once), re-ranked by chunks
+        qb = queries[outer : outer + batch]
+        approx, cand = search(qb, first)
+        certain = np.ones(len(qb), bool)
+        if first > want:
+            certain = _boundary_certain(qb, approx, cand, want, base_max, d)
+        unsure = np.flatnonzero(~certain)
+        wide = search(qb[unsure], take)[1] if len(unsure) else cand[:0]
+        wide_row = np.cumsum(~certain) - 1  # each unsure query's row in ``wide``
+        for start in range(outer, outer + len(qb), chunk):
+            q = queries[start : min(start + chunk, outer + len(qb))]
+            part = slice(start - outer, start - outer + len(q))
+            here_certain = certain[part]
+            sq, idx = _assemble(
+                base, q, cand[part, :want], here_certain, wide[wide_row[part][~here_certain]], want
+            )
+            if not np.isfinite(sq).all():  # fewer candidates than wanted in the probed lists: search them all
+                bad = np.flatnonzero(~np.isfinite(sq).all(axis=1))
+                sq[bad], idx[bad] = exact(q[bad])
+            here = (rows >= start) & (rows < start + len(q))
+            approx_sq[here], approx_i[here] = sq[rows[here] - start], idx[rows[here] - start]
+            yield start, sq, idx
     true_sq, true_i = exact(queries[rows])
     found = np.mean([len(set(a) & set(t)) / want for a, t in zip(approx_i, true_i, strict=True)])
     with np.errstate(divide="ignore", invalid="ignore"):
