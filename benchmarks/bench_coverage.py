@@ -352,8 +352,8 @@ def bench_list_major(repeats: int) -> None:
         queries = base[np.random.default_rng(5).choice(n, m, replace=False)]
         for threads in (2, 1):
             faiss.omp_set_num_threads(threads)
-            theirs = best_of(lambda: index.search(queries, k), repeats)
-            ours = best_of(lambda: list_major_search(index, queries, k), repeats)
+            theirs = best_of(lambda index=index, queries=queries: index.search(queries, k), repeats)
+            ours = best_of(lambda index=index, queries=queries: list_major_search(index, queries, k), repeats)
             same = float(np.mean(index.search(queries, k)[1] == list_major_search(index, queries, k)[1]))
             print(
                 f"| {name} | {threads} | {theirs:.1f} | {ours:.1f} | {ours / theirs:.2f} | {same:.4f} |",

@@ -451,8 +451,8 @@ def test_list_major_search_returns_what_the_index_search_does():
 
 
 def test_approximate_knn_is_the_same_list_major_or_query_major(monkeypatch):
-    from densify.coverage import search_mode
     from densify.coverage import _knn as knn_module
+    from densify.coverage import search_mode
 
     rng = np.random.default_rng(12)
     # integer coordinates: exact ties and near-ties at the k-th neighbour, widened and re-ranked exactly
