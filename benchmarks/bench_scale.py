@@ -82,6 +82,16 @@ def measure(spec: str, views: int, work: Path) -> dict:
         "peak_rss_mb": measured["peak_rss_mb"],
         "stages": report["timings"],
         "search": "approximate" if report["search"].get("approximate") else "exact",
+        # each approximate search: base points, worst-case check (recall of the true k nearest) and its scan
+        "approximate": [
+            {
+                "base": e["base"],
+                "queries": e["queries"],
+                "recall": round(e["recall"], 4),
+                "scanned": e.get("scanned"),
+            }
+            for e in report["search"].get("approximate") or []
+        ],
     }
 
 

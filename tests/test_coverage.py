@@ -465,3 +465,23 @@ def test_approximate_knn_is_the_same_list_major_or_query_major(monkeypatch):
     assert (np.diff(list_major[0], axis=1) == 0).mean() > 0.1  # the ties are there
     # exact distances, the same bits both ways (which of equally distant points comes first may differ)
     assert np.array_equal(list_major[0], query_major[0])
+
+
+def test_approximate_search_scans_as_few_points_as_reach_the_recall_target():
+    from densify.coverage import search_log, search_mode
+    from densify.coverage._knn import MIN_SCAN_POINTS, RECALL_TARGET, SCAN_POINTS
+
+    rng = np.random.default_rng(6)
+    # a 3-dimensional linear manifold in 32 dimensions: the nearest lists hold the neighbours
+    easy = (rng.normal(size=(40_000, 3)) @ rng.normal(size=(3, 32))).astype(np.float32)
+    # isotropic noise in 64 dimensions: the neighbours scatter over many lists
+    hard = rng.normal(size=(40_000, 64)).astype(np.float32)
+    search_log(reset=True)
+    with search_mode("approximate"):
+        knn(easy[:2000], easy, 5)
+        knn(hard[:2000], hard, 5)
+    easy_log, hard_log = search_log(reset=True)
+    assert MIN_SCAN_POINTS <= easy_log["scanned"] < 2 * MIN_SCAN_POINTS  # the first scan was enough
+    assert easy_log["recall"] >= RECALL_TARGET
+    assert hard_log["scanned"] >= 4 * MIN_SCAN_POINTS  # it doubled the scan at least twice
+    assert hard_log["recall"] >= RECALL_TARGET or hard_log["scanned"] >= SCAN_POINTS

@@ -161,6 +161,7 @@ class ApproximateSearch(_Model):
     recall: float
     nearest_exact: float
     kth_distance_excess: float
+    scanned: int | None = None  # base points a query scanned (its probed lists), chosen per search
 
 
 class Search(_Model):

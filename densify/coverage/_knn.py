@@ -22,8 +22,12 @@ _threads_set = False
 
 #: searches among at least this many base points use an approximate index under the "auto" search mode
 APPROX_MIN_BASE = 200_000
-#: base points an approximate search scans per query (its nprobe: lists holding about this many points)
+#: the most base points an approximate search scans per query (its nprobe: lists holding about this many points)
 SCAN_POINTS = 16_384
+#: the fewest it scans: each search starts here and doubles the scan until its checked queries reach RECALL_TARGET
+MIN_SCAN_POINTS = 2_048
+#: the share of the true k nearest an approximate search must find on its checked queries before it settles
+RECALL_TARGET = 0.998
 #: queries per approximate search whose neighbours are also found exactly, to measure the approximation's error
 CHECK_QUERIES = 256
 #: approximate searches in at least this many dimensions run list by list (:func:`list_major_search`)
@@ -83,7 +87,9 @@ def _approximate(n_base: int) -> bool:
 
 def approximate_index(base: np.ndarray):
     """faiss ``IndexIVFFlat`` over ``base``: 4 sqrt(N) k-means lists (trained on a seeded sample of at most 64 per
-    list), searching the nearest lists that hold about ``SCAN_POINTS`` points, and at least 32 lists (``nprobe``).
+    list), searching the nearest lists that hold about ``SCAN_POINTS`` points, and at least 32 lists (``nprobe``;
+    :func:`knn` then lowers it to the smallest scan that reaches ``RECALL_TARGET`` on a sample, see
+    :func:`_calibrate`).
 
     A query then scans a number of points that does not grow with N (the lists' centroids aside, 4 sqrt(N)),
     where a fixed share of the lists (1/16 before) made the search quadratic. Measured on 16x16 thumbnails
@@ -103,6 +109,34 @@ def approximate_index(base: np.ndarray):
     index.add(base)
     index.nprobe = min(lists, max(32, -(-SCAN_POINTS * lists // n)))
     return index
+
+
+def _probes(index, n: int, points: int) -> int:
+    """The nprobe whose lists hold about ``points`` of the index's ``n`` points (at least 8 lists, at most all)."""
+    return min(index.nlist, max(8, -(-points * index.nlist // n)))
+
+
+def _calibrate(index, base, sample, true_i, want, take, base_max) -> int:
+    """The smallest scan, from ``MIN_SCAN_POINTS`` doubling up to the index's own (``SCAN_POINTS``), at which the
+    search finds ``RECALL_TARGET`` of the true ``want`` nearest (``true_i``) of the checked queries ``sample``;
+    sets and returns that nprobe. How many points a query must scan depends on the data, not on N: on points of
+    low intrinsic dimension 2,048 find them all, in d = 256 thumbnails more are needed (measured by
+    ``python benchmarks/bench_coverage.py --only ivfscan``)."""
+    n, d = base.shape
+    most = index.nprobe
+    nprobe = min(most, _probes(index, n, MIN_SCAN_POINTS))
+    while True:
+        index.nprobe = nprobe
+        found = _probed(index.search, base, sample, want, take, base_max, d)[1]
+        if nprobe >= most or _recall(found, true_i) >= RECALL_TARGET:
+            return nprobe
+        nprobe = min(most, 2 * nprobe)
+
+
+def _recall(found: np.ndarray, true: np.ndarray) -> float:
+    """The mean share of each row of ``true`` that the same row of ``found`` holds."""
+    k = true.shape[1]
+    return float(np.mean([len(set(a) & set(t)) / k for a, t in zip(found, true, strict=True)]))
 
 
 def list_major_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -288,6 +322,8 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
     chunk = max(64, min(chunk, (1 << 25) // (take * base.shape[1])))
     base_max = float(np.einsum("nd,nd->n", base, base, dtype=np.float64).max())
     d = base.shape[1]
+    true_sq, true_i = exact(queries[rows])
+    nprobe = _calibrate(index, base, queries[rows], true_i, want, take, base_max)
     first = want + 1 if take > want else want
     if d >= LIST_MAJOR_MIN_D:
         search, batch = (
@@ -320,12 +356,12 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
             here = (rows >= start) & (rows < start + len(q))
             approx_sq[here], approx_i[here] = sq[rows[here] - start], idx[rows[here] - start]
             yield start, sq, idx
-    true_sq, true_i = exact(queries[rows])
-    found = np.mean([len(set(a) & set(t)) / want for a, t in zip(approx_i, true_i, strict=True)])
+    found = _recall(approx_i, true_i)
     with np.errstate(divide="ignore", invalid="ignore"):
         excess = np.sqrt(approx_sq[:, -1]) / np.sqrt(true_sq[:, -1]) - 1
     _log.append({
-        "base": len(base), "queries": len(queries), "k": want, "checked": len(rows), "recall": float(found),
+        "base": len(base), "queries": len(queries), "k": want, "checked": len(rows), "recall": found,
+        "scanned": round(nprobe * len(base) / index.nlist),
         "nearest_exact": float(np.mean(approx_i[:, 0] == true_i[:, 0])),
         "kth_distance_excess": float(np.nanmean(np.where(np.isfinite(excess), excess, np.nan)))
         if np.isfinite(excess).any() else 0.0,
