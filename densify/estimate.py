@@ -190,9 +190,12 @@ class _Embedder:
         if parts is None:
             return None, None
         parts.sort(key=lambda part: part[0])
-        arrays = {"embeddings": np.concatenate([e for _, e, _ in parts])}
+        # one part (a single process): the encoder's own array, not a copy of it
+        arrays = {"embeddings": parts[0][1] if len(parts) == 1 else np.concatenate([e for _, e, _ in parts])}
         if self.has_head:
-            arrays["predictions"] = np.concatenate([p for _, _, p in parts])
+            arrays["predictions"] = (
+                parts[0][2] if len(parts) == 1 else np.concatenate([p for _, _, p in parts])
+            )
         self.cache.put(key, arrays)
         return arrays["embeddings"], arrays.get("predictions")
 

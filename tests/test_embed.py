@@ -221,3 +221,19 @@ def test_weights_by_name_from_the_command_line(tmp_path: Path, tv_weights: Path,
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "encoder torchvision:mobilenet_v3_small" in result.output
+
+
+def test_pixels_pca_of_many_images_from_the_gram_matrix_matches_the_svd(monkeypatch):
+    """Above SVD_MAX_VALUES pixel values the axes come from the Gram matrix accumulated in float64 blocks (flat
+    memory): the same float32 embeddings as the SVD, signs included."""
+    from densify.embed import _pixels
+
+    rng = np.random.default_rng(7)
+    low_rank = rng.normal(size=(6000, 6)) @ rng.normal(size=(6, 48)) + 0.3 * rng.normal(size=(6000, 48))
+    images = np.clip(128 + 20 * low_rank, 0, 255).astype(np.uint8).reshape(6000, 4, 4, 3)
+    train = ImageSet(images, np.zeros(6000, np.int64), ("a",))
+    by_svd = _pixels.PixelEncoder(pca=6).fit(train)
+    monkeypatch.setattr(_pixels, "SVD_MAX_VALUES", 10_000)
+    by_gram = _pixels.PixelEncoder(pca=6).fit(train)
+    np.testing.assert_allclose(by_gram.encode(images[:500]), by_svd.encode(images[:500]), atol=1e-5)
+    assert by_gram.fingerprint() != "" and by_gram.encode(images[:5]).shape == (5, 6)

@@ -115,6 +115,21 @@ def test_pixel_projection_by_gram_matrix_matches_the_svd(shape):
     assert np.allclose(np.abs(fast), np.abs(exact), atol=1e-3)
 
 
+def test_pixel_projection_of_many_small_images_by_gram_matrix_matches_the_svd(monkeypatch):
+    """Above SVD_MAX_VALUES pixel values the projection comes from the blocked Gram matrix even when the images are
+    small (no float copy of every pixel, no SVD factors as tall as the data): the same projection up to sign."""
+    from densify.manifold import _report
+
+    rng = np.random.default_rng(6)
+    low_rank = rng.normal(size=(9000, 12)) @ rng.normal(size=(12, 64)) + rng.normal(size=(9000, 64))
+    images = np.clip(128 + 12 * low_rank, 0, 255).astype(np.uint8).reshape(9000, 8, 8, 1)
+    exact = pixel_projection(images)  # 576,000 values: the SVD
+    monkeypatch.setattr(_report, "SVD_MAX_VALUES", 100_000)
+    fast = pixel_projection(images)
+    assert fast.shape == exact.shape == (9000, _report.PIXEL_COMPONENTS) and fast.dtype == np.float32
+    np.testing.assert_allclose(np.abs(fast), np.abs(exact), atol=2e-5)
+
+
 def test_large_groups_are_estimated_on_a_seeded_sample(monkeypatch):
     from densify.manifold import _dimension
 

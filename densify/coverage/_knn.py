@@ -249,15 +249,19 @@ def _exact_chunks(queries: np.ndarray, base: np.ndarray, want: int, chunk: int):
     if _approximate(len(base)):
         yield from _approximate_chunks(queries, base, want, take, chunk)
         return
-    index = faiss.IndexFlatL2(base.shape[1])
-    index.add(base)
     base_max = float(np.einsum("nd,nd->n", base, base, dtype=np.float64).max())
     chunk = max(
         64, min(chunk, (1 << 25) // (take * d))
     )  # re-ranking holds at most chunk × take × d float64 (256 MiB)
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk]
-        yield start, *_probed(index.search, base, q, want, take, base_max, d)
+        yield start, *_probed(lambda q, k: _brute_force(faiss, q, base, k), base, q, want, take, base_max, d)
+
+
+def _brute_force(faiss, queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """faiss' exact search of ``base`` in place: what ``IndexFlatL2.search`` computes (the same function,
+    ``knn_L2sqr``), without the copy of the base an index holds."""
+    return faiss.knn(np.ascontiguousarray(queries), np.ascontiguousarray(base), k)
 
 
 def _rerank(base: np.ndarray, q: np.ndarray, cand: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
@@ -305,14 +309,9 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
     """As :func:`_exact_chunks`, with candidates from :func:`approximate_index`; logs the error on a sample."""
     faiss = _faiss()
     index = approximate_index(base)
-    flat = None  # the exact index, built once when first needed
 
     def exact(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        nonlocal flat
-        if flat is None:
-            flat = faiss.IndexFlatL2(base.shape[1])
-            flat.add(base)
-        return _rerank(base, q, flat.search(q, take)[1], want)
+        return _rerank(base, q, _brute_force(faiss, q, base, take)[1], want)
 
     # the error is measured on a seeded sample of the queries: what was returned for them against exact search
     rows = np.sort(

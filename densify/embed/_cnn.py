@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from densify._hash import digest
-from densify._torch import batches, device, to_tensor, torch_threads
+from densify._torch import batches, device, stack_rows, to_tensor, torch_threads
 from densify.data import ImageSet
 from densify.errors import EncoderError
 
@@ -55,8 +55,9 @@ class RandomCNNEncoder:
         torch.set_num_threads(torch_threads())
         dev = device()
         with torch.inference_mode():
-            out = [_l2(self._net(to_tensor(b, dev))).cpu().numpy() for b in batches(images)]
-        return np.concatenate(out).astype(np.float32)
+            return stack_rows(
+                len(images), (_l2(self._net(to_tensor(b, dev))).cpu().numpy() for b in batches(images))
+            )
 
     def fingerprint(self) -> str:
         return digest(self.name, self.seed, self.width)
@@ -172,13 +173,18 @@ class ReferenceEncoder:
             raise EncoderError("reference: call fit(train) before encode()")
         torch.set_num_threads(torch_threads())
         dev = device()
-        embeddings, predictions = [], []
-        with torch.inference_mode():
+        predictions = np.empty(len(images), np.int64)
+
+        def embedded():
+            start = 0
             for b in batches(images):
                 feats = self._features(to_tensor(b, dev))
-                predictions.append(self._head(feats).argmax(dim=1).cpu().numpy())
-                embeddings.append(_l2(feats).cpu().numpy())
-        return np.concatenate(embeddings).astype(np.float32), np.concatenate(predictions).astype(np.int64)
+                predictions[start : start + len(b)] = self._head(feats).argmax(dim=1).cpu().numpy()
+                start += len(b)
+                yield _l2(feats).cpu().numpy()
+
+        with torch.inference_mode():
+            return stack_rows(len(images), embedded()), predictions
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         return self.encode_and_predict(images)[0]

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from densify._hash import digest
-from densify._torch import batches, device, torch_threads
+from densify._torch import batches, device, stack_rows, torch_threads
 from densify.data import ImageSet
 from densify.errors import EncoderError
 
@@ -132,15 +132,17 @@ class TorchvisionEncoder:
             raise EncoderError(f"{self.name}: call fit(train) before encode()")
         torch.set_num_threads(torch_threads())
         dev = device()
-        out = []
-        with torch.inference_mode():
+
+        def embedded():
             for b in batches(images, 64):
                 x = torch.from_numpy(b.transpose(0, 3, 1, 2).copy())  # uint8; the preprocessing converts it
                 if x.shape[1] == 1:
                     x = x.repeat(1, 3, 1, 1)
                 feats = self._net(self._preprocess(x).to(dev)).flatten(1)
-                out.append((feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+                yield (feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
+
+        with torch.inference_mode():
+            return stack_rows(len(images), embedded())
 
     def fingerprint(self) -> str:
         return digest(self.name, self._weights_digest)

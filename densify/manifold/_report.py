@@ -20,11 +20,18 @@ PIXEL_COMPONENTS = 32
 #: to 3e-6 (tests/test_manifold.py)
 GRAM_FROM = 1024
 GRAM_ROWS = 4096
+#: a full SVD also above this many pixel values (rows x columns): its float32 copies and factors grow with the rows,
+#: the Gram matrix does not (250,000 16x16 images: 3.1 GB peak through the SVD, benchmarks/bench_scale.py)
+SVD_MAX_VALUES = 1 << 24
 
 
 def pixel_projection(images: np.ndarray, components: int = PIXEL_COMPONENTS) -> np.ndarray:
     """float32 (N, min(components, N, D)): pixels / 255 projected on their top principal components (centred)."""
-    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    flat = images.reshape(len(images), -1)
+    rows, cols = flat.shape
+    if rows >= cols and (cols > GRAM_FROM or flat.size > SVD_MAX_VALUES):
+        return _gram_projection(flat, min(components, cols))
+    x = flat.astype(np.float32) / 255.0
     x = x - x.mean(axis=0)
     n = min(components, *x.shape)
     if min(x.shape) <= GRAM_FROM:
@@ -33,22 +40,37 @@ def pixel_projection(images: np.ndarray, components: int = PIXEL_COMPONENTS) -> 
     from scipy.linalg import eigh
 
     rows, cols = x.shape
-    if rows >= cols:  # C = X^T X (cols x cols), accumulated in float64 over blocks of rows
-        gram = np.zeros((cols, cols))
-        for start in range(0, rows, GRAM_ROWS):
-            block = x[start : start + GRAM_ROWS].astype(np.float64)
-            gram += block.T @ block
-        _, vectors = eigh(gram, subset_by_index=(cols - n, cols - 1))
-        vectors = vectors[:, ::-1]
-        return np.concatenate(
-            [(x[start : start + GRAM_ROWS].astype(np.float64) @ vectors).astype(np.float32)
-             for start in range(0, rows, GRAM_ROWS)]
-        )  # fmt: skip
     x64 = x.astype(
         np.float64
     )  # K = X X^T (rows x rows); the projection is U S = eigenvectors x sqrt(eigenvalues)
     values, vectors = eigh(x64 @ x64.T, subset_by_index=(rows - n, rows - 1))
     return (vectors[:, ::-1] * np.sqrt(np.maximum(values[::-1], 0.0))).astype(np.float32)
+
+
+def _gram_projection(flat: np.ndarray, n: int) -> np.ndarray:
+    """As :func:`pixel_projection` for rows >= columns: C = X^T X (columns x columns) accumulated in float64 over
+    blocks of rows of the centred pixels / 255, its top ``n`` eigenvectors, the projection block by block (no copy of
+    all the pixels in float)."""
+    from scipy.linalg import eigh
+
+    rows, cols = flat.shape
+    mean = np.zeros(cols)
+    for start in range(0, rows, GRAM_ROWS):
+        mean += flat[start : start + GRAM_ROWS].sum(axis=0, dtype=np.float64)
+    mean /= rows * 255.0
+
+    def block(start: int) -> np.ndarray:
+        return flat[start : start + GRAM_ROWS].astype(np.float64) / 255.0 - mean
+
+    gram = np.zeros((cols, cols))
+    for start in range(0, rows, GRAM_ROWS):
+        b = block(start)
+        gram += b.T @ b
+    _, vectors = eigh(gram, subset_by_index=(cols - n, cols - 1))
+    vectors = vectors[:, ::-1]
+    return np.concatenate(
+        [(block(start) @ vectors).astype(np.float32) for start in range(0, rows, GRAM_ROWS)]
+    )
 
 
 @dataclass(frozen=True)
