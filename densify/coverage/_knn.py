@@ -142,9 +142,8 @@ def _recall(found: np.ndarray, true: np.ndarray) -> float:
 def list_major_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """What ``index.search(queries, k)`` returns for an ``IndexIVFFlat`` (float32 squared distances and ids of the
     k nearest among the points in each query's ``nprobe`` nearest lists; where fewer, ids -1 and float32's largest
-    distance, as faiss pads), computed list by
-    list: the queries that probe a list are gathered and compared with its points in one matrix product
-    (``faiss.knn``), and the lists' results merged in a ``faiss.ResultHeap``. faiss' own search walks query by
+    distance, as faiss pads), computed list by list: the queries that probe a list are gathered and compared with
+    its points in one matrix product (``faiss.knn``), and the lists' results merged in a ``faiss.ResultHeap``. faiss' own search walks query by
     query with vector-at-a-time distances; on a batch of queries the products do the same work at matrix-multiply
     speed (the idea of faiss' ``contrib.big_batch_search``, whose report prints a line per list). Measured in
     ``python benchmarks/bench_coverage.py --only listmajor``. The float32 distances differ from faiss' own in
@@ -331,9 +330,8 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
         )
     else:
         search, batch = index.search, chunk
-    for outer in range(
-        0, len(queries), batch
-    ):  # candidates by batches (near-ties widened once), re-ranked by chunks
+    # candidates by batches (the near-ties of a batch widened in one search), re-ranked exactly by chunks
+    for outer in range(0, len(queries), batch):
         qb = queries[outer : outer + batch]
         approx, cand = search(qb, first)
         certain = np.ones(len(qb), bool)
