@@ -311,7 +311,8 @@ def test_an_approximate_search_audit_reports_its_error_in_json_html_and_reproduc
     page = (tmp_path / "r" / "report.html").read_text()
     assert "searched approximately" in page
     cells = re.findall(r'<span data-path="(search/[^"]+)" data-scale="([^"]+)"[^>]*>([^<]+)</span>', page)
-    assert len(cells) == 2
+    assert len(cells) == 3 and cells[2][0].endswith("/scanned")  # recall, distance excess, widest scan
+    assert all(e["scanned"] >= 1 for e in searches)
     for path, scale, text in cells:
         assert float(text) == pytest.approx(float(scale) * _resolve(report, path), abs=0.06), path
     assert "--search approximate" in reproduce_command(report["settings"])

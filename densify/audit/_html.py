@@ -232,8 +232,23 @@ def _search_note(report: dict) -> list[str]:
         f"{_num(searches[worst]['recall'], f'search/approximate/{worst}/recall', '.1f', 100)}% of the true neighbours "
         f"and the k-th distances were on average at most "
         f"{_num(searches[longest]['kth_distance_excess'], f'search/approximate/{longest}/kth_distance_excess', '.2f', 100)}"
-        "% too long. Use --search exact for exact numbers.</p>"
+        f"% too long.{_scan_note(searches)} Use --search exact for exact numbers.</p>"
     ]
+
+
+def _scan_note(searches: list[dict]) -> str:
+    """How many base points a query scanned at most (each search scans the fewest that reach its recall target)."""
+    scans = [i for i, e in enumerate(searches) if e.get("scanned") is not None]
+    if not scans:  # a report from before the scan was chosen per search
+        return ""
+    from densify.coverage._knn import RECALL_TARGET
+
+    widest = max(scans, key=lambda i: searches[i]["scanned"])
+    return (
+        f" Each search scanned the fewest points per query that found {100 * RECALL_TARGET:g}% of its checked "
+        f"queries' neighbours (or the most it may): at most "
+        f"{_num(searches[widest]['scanned'], f'search/approximate/{widest}/scanned', '.0f')} points."
+    )
 
 
 def _verdict_section(report: dict[str, Any]) -> list[str]:
