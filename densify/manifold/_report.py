@@ -20,8 +20,8 @@ PIXEL_COMPONENTS = 32
 #: to 3e-6 (tests/test_manifold.py)
 GRAM_FROM = 1024
 GRAM_ROWS = 4096
-#: a full SVD also above this many pixel values (rows x columns): its float32 copies and factors grow with the rows,
-#: the Gram matrix does not (250,000 16x16 images: 3.1 GB peak through the SVD, benchmarks/bench_scale.py)
+#: no full SVD above this many pixel values (rows x columns) either: its float32 copies and factors grow with the
+#: rows, the Gram matrix does not (250,000 16x16 images: 3.1 GB peak through the SVD, benchmarks/bench_scale.py)
 SVD_MAX_VALUES = 1 << 24
 
 
