@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from densify._gram import centred_gram
 from densify._hash import digest
 from densify.data import ImageSet
 from densify.errors import EncoderError
@@ -11,24 +12,6 @@ from densify.errors import EncoderError
 #: above this many pixel values (rows x columns, rows >= columns) the axes come from the float64 Gram matrix
 #: accumulated over blocks of rows instead of an SVD of a float64 copy (250,000 16x16 images: 3.1 GB peak)
 SVD_MAX_VALUES = 1 << 24
-_ROWS = 4096
-
-
-def _gram_axes(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean float64 (D,), axes (D, D) as rows, largest variance first) of pixels / 255, from the eigenvectors of
-    the centred Gram matrix accumulated in float64 blocks of rows (the right singular vectors of the SVD, to
-    rounding)."""
-    rows = len(flat)
-    mean = np.zeros(flat.shape[1])
-    for start in range(0, rows, _ROWS):
-        mean += flat[start : start + _ROWS].sum(axis=0, dtype=np.float64)
-    mean /= rows * 255.0
-    gram = np.zeros((flat.shape[1],) * 2)
-    for start in range(0, rows, _ROWS):
-        block = flat[start : start + _ROWS].astype(np.float64) / 255.0 - mean
-        gram += block.T @ block
-    _, vectors = np.linalg.eigh(gram)
-    return mean, vectors[:, ::-1].T
 
 
 class PixelEncoder:
@@ -55,8 +38,9 @@ class PixelEncoder:
                 x = flat.astype(np.float64) / 255.0
                 self._mean = x.mean(axis=0)
                 _, _, vt = np.linalg.svd(x - self._mean, full_matrices=False)
-            else:
-                self._mean, vt = _gram_axes(flat)
+            else:  # the Gram matrix's eigenvectors, largest first: the SVD's right singular vectors, to rounding
+                self._mean, gram = centred_gram(flat, divide=255.0)
+                vt = np.linalg.eigh(gram)[1][:, ::-1].T
             signs = np.sign(vt[:, np.argmax(np.abs(vt), axis=1)].diagonal())  # deterministic component signs
             self._components = (vt[: self.pca] * signs[: self.pca, None]).T.astype(np.float32)
             self._fit_digest = digest(self._components)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from densify._gram import centred_gram
 from densify.manifold._curve import TARGET, CoverageCurve, coverage_curve, data_multiplier
 from densify.manifold._dimension import dimensions
 
@@ -54,18 +55,11 @@ def _gram_projection(flat: np.ndarray, n: int) -> np.ndarray:
     from scipy.linalg import eigh
 
     rows, cols = flat.shape
-    mean = np.zeros(cols)
-    for start in range(0, rows, GRAM_ROWS):
-        mean += flat[start : start + GRAM_ROWS].sum(axis=0, dtype=np.float64)
-    mean /= rows * 255.0
+    mean, gram = centred_gram(flat, divide=255.0, rows=GRAM_ROWS)
 
     def block(start: int) -> np.ndarray:
         return flat[start : start + GRAM_ROWS].astype(np.float64) / 255.0 - mean
 
-    gram = np.zeros((cols, cols))
-    for start in range(0, rows, GRAM_ROWS):
-        b = block(start)
-        gram += b.T @ b
     _, vectors = eigh(gram, subset_by_index=(cols - n, cols - 1))
     vectors = vectors[:, ::-1]
     return np.concatenate(
