@@ -17,7 +17,7 @@ search1m approximate against exact search at 1M training x 100k held-out points 
 ivfscan  the approximate index's nprobe: for 16x16 thumbnails of bench_scale.py's images (d=256, the duplicate
          search) and the manifold points of search1m (d=128) at 250k and 1M base points, the time per query and
          recall of the true 5-6 nearest of 5,000 queries when probing lists that hold 500 .. 62,500 points, against
-         exact search (why densify probes lists holding about SCAN_POINTS points, not a share of them).
+         exact search (why densify scans a fixed number of points, at most SCAN_POINTS, not a share of the lists).
 listmajor the approximate index searched list by list (densify's ``list_major_search``: the queries probing a list
          in one matrix product) against faiss' own query-by-query IVF search, 50,000 queries of 250k base points, in
          d = 32, 64, 128 (manifold points) and 256 (bench_scale.py's thumbnails, the duplicate search), with faiss at
