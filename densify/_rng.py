@@ -22,6 +22,8 @@ _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 _BATCH = 16  # floats drawn per refill; most transforms draw fewer per image
 _TWO_53 = 9007199254740992.0
+_STATE_SALT = 0x5851F42D4C957F2D  # a key's PCG64 state word is _splitmix(key ^ _STATE_SALT)
+_MASK128 = (1 << 128) - 1
 
 
 def _splitmix(z: int) -> int:
@@ -45,6 +47,29 @@ def view_key(base: int, index: int, view: int) -> int:
     if not 0 <= view < 1 << 24 or not 0 <= index < 1 << 40:
         return sample_key(base, index, view)
     return _splitmix((base + ((index << 24) | view) * _GOLDEN) & _MASK)
+
+
+def _splitmix_array(z: np.ndarray) -> np.ndarray:
+    """:func:`_splitmix` of every element of a uint64 array (numpy's uint64 arithmetic wraps like ``& _MASK``)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def view_keys(base: int, indices: np.ndarray, views: np.ndarray) -> tuple[list[int], list[int]]:
+    """``view_key(base, i, v)`` for arrays of indices and views, and each key's PCG64 state word: the same
+    numbers as :func:`view_key` and :meth:`SampleRNG.reseed` compute one by one, in a few array operations."""
+    indices = np.asarray(indices, dtype=np.int64)
+    views = np.asarray(views, dtype=np.int64)
+    packable = (indices >= 0) & (indices < 1 << 40) & (views >= 0) & (views < 1 << 24)
+    packed = (indices.astype(np.uint64) << np.uint64(24)) | views.astype(np.uint64)
+    keys = _splitmix_array(np.uint64(int(base) & _MASK) + packed * np.uint64(_GOLDEN))
+    if not packable.all():
+        keys[~packable] = [
+            sample_key(base, i, v) for i, v in zip(indices[~packable], views[~packable], strict=True)
+        ]
+    states = _splitmix_array(keys ^ np.uint64(_STATE_SALT))
+    return keys.tolist(), states.tolist()
 
 
 class StreamRandom(random.Random):
@@ -72,6 +97,8 @@ class StreamRandom(random.Random):
         return float(self._generator.random())
 
     def getrandbits(self, k: int) -> int:
+        if 0 < k <= 52:  # what randrange and choice ask for: the loop below, in one step
+            return int(self.random() * _TWO_53) >> (53 - k)
         if k < 0:
             raise ValueError("number of bits must be non-negative")
         out, filled = 0, 0
@@ -95,15 +122,14 @@ class SampleRNG:
         self._bits = np.random.PCG64(0)
         self.np = np.random.Generator(self._bits)
         self.py = StreamRandom(self.np)
+        self._words = {"state": 0, "inc": 1}
+        self._state = {"bit_generator": "PCG64", "state": self._words, "has_uint32": 0, "uinteger": 0}
 
-    def reseed(self, key: int) -> None:
-        self._bits.state = {
-            "bit_generator": "PCG64",
-            "state": {
-                "state": _splitmix(key ^ 0x5851F42D4C957F2D),
-                "inc": ((key << 1) | 1) & ((1 << 128) - 1),
-            },
-            "has_uint32": 0,
-            "uinteger": 0,
-        }
+    def reseed(self, key: int, state: int | None = None) -> None:
+        """Start both generators at ``key``'s stream; ``state`` is the key's PCG64 state word when already
+        computed (:func:`view_keys`), else it is computed here."""
+        words = self._words
+        words["state"] = _splitmix(key ^ _STATE_SALT) if state is None else state
+        words["inc"] = ((key << 1) | 1) & _MASK128
+        self._bits.state = self._state
         self.py.seed()

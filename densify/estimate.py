@@ -260,11 +260,8 @@ def numbered_view_batches(
 
 
 def _views_of(train: ImageSet, augmenter, views: int, rows: range) -> np.ndarray:
-    out = np.empty((len(rows), *train.shape), np.uint8)
-    for j, flat in enumerate(rows):
-        index, view = divmod(flat, views)
-        out[j] = augmenter.view_of(train, index, view)  # augmented as stored, at the working size
-    return out
+    index, view = np.divmod(np.arange(rows.start, rows.stop), views)
+    return augmenter.views_of(train, index, view)  # augmented as stored, at the working size
 
 
 class _ViewBatches:
@@ -291,10 +288,8 @@ def check_views(train: ImageSet, augmenter, views: int, n: int = HEALTH_VIEWS) -
 
     images = train.images
     count = min(n, len(train) * views)
-    index = np.arange(count) // views
-    out = np.empty((count, *train.shape), np.uint8)
-    for j in range(count):
-        out[j] = augmenter.view_of(train, int(index[j]), j % views)
+    index, view = np.divmod(np.arange(count), views)
+    out = augmenter.views_of(train, index, view)
     value_range = (int(images.min()), int(images.max())) if len(images) else (0, 255)
     return view_health(out, images[index], value_range)
 

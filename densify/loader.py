@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from densify._rng import SampleRNG, sample_key, view_key
+from densify._rng import SampleRNG, sample_key, view_key, view_keys
 from densify.data._imageset import ImageSet
 from densify.data._working import resize_image
 from densify.errors import DensifyError, RecipeError
@@ -133,8 +133,8 @@ class Augmenter:
         self._calls = 0
         self._epoch_keys: dict[int, int] = {}
 
-    def _apply(self, image: np.ndarray, key: int) -> np.ndarray:
-        self._rng.reseed(key)
+    def _apply(self, image: np.ndarray, key: int, state: int | None = None) -> np.ndarray:
+        self._rng.reseed(key, state)
         out = self._compose(image=image)["image"]
         if out.dtype != np.uint8:
             raise RecipeError(
@@ -188,10 +188,14 @@ class Augmenter:
     def augment(self, image: np.ndarray, index: int, view: int = 0, epoch: int = 0) -> np.ndarray:
         """The view ``view`` of item ``index`` in epoch ``epoch``: uint8 (H, W, C), a pure function of the key."""
         self._ready()
+        return self._apply(to_numpy_image(image), view_key(self._epoch_key(epoch), index, view))
+
+    def _epoch_key(self, epoch: int) -> int:
+        """``sample_key(seed, epoch)``, memoised per process (call :meth:`_ready` first)."""
         base = self._epoch_keys.get(epoch)
         if base is None:
             base = self._epoch_keys[epoch] = sample_key(self.seed, epoch)
-        return self._apply(to_numpy_image(image), view_key(base, index, view))
+        return base
 
     def applied(
         self, image: np.ndarray, index: int, view: int = 0, epoch: int = 0
@@ -199,10 +203,7 @@ class Augmenter:
         """:meth:`augment`'s view together with what albumentations applied to make it: a list of (transform
         class name, its sampled parameters) in order, transforms that were skipped left out."""
         self._ready()
-        base = self._epoch_keys.get(epoch)
-        if base is None:
-            base = self._epoch_keys[epoch] = sample_key(self.seed, epoch)
-        self._rng.reseed(view_key(base, index, view))
+        self._rng.reseed(view_key(self._epoch_key(epoch), index, view))
         self._compose.save_applied_params = True
         try:
             result = self._compose(image=to_numpy_image(image))
@@ -215,6 +216,21 @@ class Augmenter:
         (``images.view_sources``) are augmented, then the view is resized to ``images``' (working) size."""
         out = self.augment(images.view_sources[index], index=index, view=view, epoch=epoch)
         return resize_image(out, images.images.shape[1:3])
+
+    def views_of(self, images: ImageSet, indices, views, epoch: int = 0) -> np.ndarray:
+        """:meth:`view_of` for arrays of image indices and view numbers, as one uint8 array (N, H, W, C) at the
+        working size: the same pixels, with the per-view keys computed in one pass."""
+        self._ready()
+        index_array = np.asarray(indices, dtype=np.int64).reshape(-1)
+        view_array = np.broadcast_to(np.asarray(views, dtype=np.int64), index_array.shape)
+        keys, states = view_keys(self._epoch_key(epoch), index_array, view_array)
+        sources, size = images.view_sources, images.images.shape[1:3]
+        resize = sources.shape[1:3] != size
+        out = np.empty((len(index_array), *images.images.shape[1:]), np.uint8)
+        for j, (index, key, state) in enumerate(zip(index_array.tolist(), keys, states, strict=True)):
+            view = self._apply(sources[index], key, state)
+            out[j] = resize_image(view, size) if resize else view
+        return out
 
     def __call__(self, image: Any):
         """Drop-in transform: augment ``image`` (numpy, PIL or tensor) and return it as ``self.output``."""
@@ -307,3 +323,34 @@ class DensifiedDataset:
             image, label = self._base_item(index)
             out = self.augmenter.augment(image, index=index, view=view, epoch=self.epoch)
         return convert_output(out, self.output), label
+
+    def __getitems__(self, indices) -> list:
+        """Items ``indices`` in order, as a list of ``(image, label)``: what a DataLoader fetches for a batch.
+
+        The same items as ``[self[i] for i in indices]`` (each a pure function of its key), with the per-item
+        bookkeeping done once per batch and, for ``output="tensor"``, the batch converted in one pass.
+        """
+        n, augmenter = len(self), self.augmenter
+        items = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if items.size and not (-n <= items.min() and items.max() < n):
+            bad = int(items[(items < -n) | (items >= n)][0])
+            raise IndexError(f"index {bad} out of range for {n} items")
+        index_array, view_array = np.divmod(items % n, self.views)
+        if isinstance(self.base, ImageSet):  # the working-size rule, as in view_of
+            batch = augmenter.views_of(self.base, index_array, view_array, self.epoch)
+            labels = self.base.labels[index_array].tolist()
+            if self.output == "tensor":
+                import torch
+
+                tensors = np.divide(batch.transpose(0, 3, 1, 2), np.float32(255), dtype=np.float32)
+                return list(zip(torch.from_numpy(tensors).unbind(0), labels, strict=True))
+            outs = list(batch)
+        else:
+            augmenter._ready()
+            keys, states = view_keys(augmenter._epoch_key(self.epoch), index_array, view_array)
+            outs, labels = [], []
+            for index, key, state in zip(index_array.tolist(), keys, states, strict=True):
+                image, label = self._base_item(index)
+                outs.append(augmenter._apply(to_numpy_image(image), key, state))
+                labels.append(label)
+        return [(convert_output(out, self.output), label) for out, label in zip(outs, labels, strict=True)]

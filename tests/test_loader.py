@@ -58,6 +58,42 @@ def test_views_are_the_same_with_any_number_of_workers_and_any_order():
         assert all(np.array_equal(got[i], reference[i]) for i in reference), (workers, shuffle)
 
 
+@pytest.mark.parametrize("output", ["tensor", "numpy", "pil"])
+def test_a_batch_fetched_at_once_equals_its_items_one_by_one(output: str):
+    from dataclasses import replace
+
+    from densify.data._working import resize_images
+
+    plain = _imageset(30, (12, 10, 3))
+    stored = _imageset(30, (20, 16, 3))  # a working-size split: views of the stored pixels, resized
+    working = replace(stored, images=resize_images(stored.images, (12, 10)), sources=stored.images)
+    base = [(image, int(label)) for image, label in zip(plain.images, plain.labels, strict=True)]
+    for source in (plain, working, base):
+        dataset = DensifiedDataset(source, "affine-heavy", views=2, seed=3, output=output)
+        dataset.set_epoch(2)
+        indices = [7, 0, 59, -1, 7, 33]
+        batch = dataset.__getitems__(indices)
+        for (got, got_label), i in zip(batch, indices, strict=True):
+            want, want_label = dataset[i]
+            assert got_label == want_label and type(got) is type(want)
+            if output == "tensor":
+                assert got.dtype == want.dtype and torch.equal(got, want)
+            else:
+                assert np.array_equal(np.asarray(got), np.asarray(want))
+        with pytest.raises(IndexError, match="index 60 out of range"):
+            dataset.__getitems__([1, 60])
+        assert dataset.__getitems__([]) == []
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_batches_are_the_same_with_any_number_of_workers():
+    dataset = DensifiedDataset(_imageset(), "affine-heavy", views=2, seed=7)
+    one_by_one = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    for workers in (0, 2):
+        images = torch.cat([b for b, _ in DataLoader(dataset, batch_size=5, num_workers=workers)])
+        assert torch.equal(images, one_by_one)
+
+
 def test_views_differ_across_views_and_epochs():
     dataset = DensifiedDataset(_imageset(), "affine-heavy", views=2, seed=7, output="numpy")
     epoch0 = [dataset[i][0] for i in range(len(dataset))]

@@ -67,3 +67,35 @@ def test_view_keys_take_numpy_integers():
     assert np.array_equal(
         augmenter.view_of(data.train, index, 1), augmenter.view_of(data.train, int(index), 1)
     )
+
+
+def test_view_keys_vectorised_equal_one_by_one():
+    from densify._rng import _STATE_SALT, _splitmix, view_keys
+
+    base = sample_key(3, 1)
+    indices = np.array([0, 1, 5, 123456, (1 << 40) - 1, 1 << 40, 7])  # the last two-but-one falls back
+    views = np.array([0, 3, 1, (1 << 24) - 1, 2, 0, 1 << 24])
+    keys, states = view_keys(base, indices, views)
+    assert keys == [view_key(base, int(i), int(v)) for i, v in zip(indices, views, strict=True)]
+    assert states == [_splitmix(k ^ _STATE_SALT) for k in keys]
+    a, b = SampleRNG(), SampleRNG()
+    a.reseed(keys[2])
+    b.reseed(keys[2], states[2])
+    assert a.np.integers(0, 1 << 62, 4).tolist() == b.np.integers(0, 1 << 62, 4).tolist()
+    assert [a.py.random() for _ in range(20)] == [b.py.random() for _ in range(20)]
+
+
+def test_small_getrandbits_take_the_top_bits_of_one_draw():
+    """k <= 52 bits come from one float's top bits, as the general loop takes them (no change of stream)."""
+    rng = SampleRNG()
+    for k in (1, 3, 17, 52, 53, 64, 200):
+        rng.reseed(11)
+        got = rng.py.getrandbits(k)
+        rng.reseed(11)
+        out, filled = 0, 0
+        while filled < k:
+            take = min(52, k - filled)
+            out |= (int(rng.py.random() * 9007199254740992.0) >> (53 - take)) << filled
+            filled += take
+        assert got == out and 0 <= got < 1 << k
+    assert rng.py.getrandbits(0) == 0
