@@ -269,6 +269,34 @@ def test_linear_probe_is_sklearns_ridge_and_adds_nothing_for_identical_views():
     assert abs(same["probe_margin_gain"].value) < 1e-9
 
 
+def test_blocked_probe_equals_the_one_pass_probe(monkeypatch):
+    from densify.coverage import _probe
+    from densify.coverage._probe import fit_probe, standardiser
+
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(300, 5)) * [1, 3, 0.5, 2, 1] + 2).astype(np.float32)
+    views = (rng.normal(size=(500, 5)) * [1, 3, 0.5, 2, 1] + 2).astype(np.float32)
+    y = rng.integers(0, 4, size=800)
+    mean, scale = standardiser(x)
+    one_pass = fit_probe(np.concatenate([x, views]), y, 4, mean, scale)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(fit_probe([x, views], y, 4, mean, scale), one_pass, strict=True)
+    )
+    monkeypatch.setattr(_probe, "PROBE_BLOCK", 64)  # 800 rows in blocks of 64, across the two parts' boundary
+    blocked = fit_probe([x, views], y, 4, mean, scale)
+    for a, b in zip(blocked, one_pass, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_bootstrap_in_fewer_rows_draws_the_same_resamples(monkeypatch):
+    from densify.coverage import _bootstrap
+
+    values = np.random.default_rng(2).normal(size=1001)  # many levels: resampled indices
+    whole = _bootstrap.boot_means(values, 250, seed=4)
+    monkeypatch.setattr(_bootstrap, "_MAX_DRAWN", 3 * 1001 + 5)  # three replicates at a time
+    assert np.array_equal(_bootstrap.boot_means(values, 250, seed=4), whole)
+
+
 def test_class_margins_closed_form_and_none_adds_nothing():
     from densify.coverage import prepare_baseline, recipe_metrics
     from densify.coverage._metrics import class_margins

@@ -6,6 +6,9 @@ import numpy as np
 
 N_BOOT = 1000
 _CHUNK = 100  # bootstrap replicates drawn at a time, so memory is _CHUNK × n indices
+#: at most this many resampled values (int64 index + float64 value each) at a time: a chunk of replicates is drawn
+#: in as many rows as fit, which draws the same indices in the same order (numpy's integers fill row by row)
+_MAX_DRAWN = 1 << 22
 _MAX_LEVELS = 64
 
 
@@ -23,8 +26,9 @@ def boot_means(values: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.nd
         draws = rng.multinomial(len(values), counts / len(values), size=n_boot)
         return draws @ levels / len(values)
     out = np.empty(n_boot)
-    for start in range(0, n_boot, _CHUNK):
-        m = min(_CHUNK, n_boot - start)
+    rows = max(1, min(_CHUNK, _MAX_DRAWN // len(values)))
+    for start in range(0, n_boot, rows):
+        m = min(rows, n_boot - start)
         idx = rng.integers(0, len(values), size=(m, len(values)), dtype=np.int64)
         out[start : start + m] = values[idx].mean(axis=1)
     return out

@@ -225,7 +225,7 @@ def recipe_metrics(
     balls = ball_counts(base.train, views[sample], k, real_radii_sq=base.train_radii_sq)
     out["fidelity"] = _metric(balls > 0, view_labels[sample], c, n_boot, seed)
     out["prdc_density"] = _metric(balls / k, view_labels[sample], c, n_boot, seed)
-    moved = np.linalg.norm(views.astype(np.float64) - base.train[sources].astype(np.float64), axis=1)
+    moved = _displacements(views, base.train, sources)
     out["diversity"] = _metric(moved / max(base.diversity_scale, 1e-12), view_labels, c, n_boot, seed)
     with_views = np.isfinite(variance)
     out["prediction_variance"] = _metric(variance[with_views], base.train_labels[with_views], c, n_boot, seed)
@@ -293,9 +293,8 @@ def _probe_gains(
     mean, scale, ok_t, margin_t, _, _ = _probe(base)
     if identical:  # the probe is the same, exactly (no float noise from the refit)
         return {"probe_accuracy_gain": np.zeros(len(ok_t)), "probe_margin_gain": np.zeros(len(ok_t))}
-    x = np.concatenate([base.train, views])
     y = np.concatenate([base.train_labels, base.train_labels[sources]])
-    w, b = fit_probe(x, y, base.n_classes, mean, scale)
+    w, b = fit_probe([base.train, views], y, base.n_classes, mean, scale)
     ok_ta, margin_ta = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
     return {"probe_accuracy_gain": ok_ta.astype(float) - ok_t, "probe_margin_gain": margin_ta - margin_t}
 
@@ -310,6 +309,21 @@ def _probe(base: Baseline):
         ok, margin = correct_and_margin(probe_scores(base.heldout, w, b, mean, scale), base.heldout_labels)
         base.memo["probe"] = (mean, scale, ok, margin, w, b)
     return base.memo["probe"]
+
+
+#: rows of views whose float64 displacement is computed at a time (row norms do not depend on the blocking)
+_DISPLACEMENT_ROWS = 1 << 16
+
+
+def _displacements(views: np.ndarray, train: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """float64 (V,): each view's Euclidean distance to its source's embedding, in blocks of rows (two float64
+    copies of a million views would be 0.5 GB at d = 32)."""
+    out = np.empty(len(views))
+    for start in range(0, len(views), _DISPLACEMENT_ROWS):
+        rows = slice(start, start + _DISPLACEMENT_ROWS)
+        diff = views[rows].astype(np.float64) - train[sources[rows]].astype(np.float64)
+        out[rows] = np.linalg.norm(diff, axis=1)
+    return out
 
 
 def _prediction_variance(

@@ -18,17 +18,55 @@ import numpy as np
 RIDGE = 0.1
 
 
-def fit_probe(
-    x: np.ndarray, labels: np.ndarray, n_classes: int, mean: np.ndarray, scale: np.ndarray, lam: float = RIDGE
-):
-    """(W, b) of the ridge probe on rows ``x`` standardised by ``mean`` / ``scale``."""
-    z = (np.asarray(x, dtype=np.float64) - mean) / scale
+#: above this many rows the probe's normal equations are accumulated over blocks of rows (a float64 copy of a
+#: million 32-d rows, its centred copy and the one-hot targets would otherwise hold about 1 GB)
+PROBE_BLOCK = 1 << 18
+
+
+def fit_probe(x, labels: np.ndarray, n_classes: int, mean: np.ndarray, scale: np.ndarray, lam: float = RIDGE):
+    """(W, b) of the ridge probe on rows ``x`` (an array, or a list of arrays whose rows are stacked) standardised
+    by ``mean`` / ``scale``. Up to ``PROBE_BLOCK`` rows in one pass; more are accumulated block by block (the same
+    solution up to float64 rounding)."""
+    parts = list(x) if isinstance(x, list | tuple) else [x]
+    labels = np.asarray(labels)
+    if sum(len(p) for p in parts) > PROBE_BLOCK:
+        return _fit_probe_blocked(parts, labels, n_classes, mean, scale, lam)
+    z = (np.asarray(np.concatenate(parts) if len(parts) > 1 else parts[0], dtype=np.float64) - mean) / scale
     y = np.zeros((len(z), n_classes))
     y[np.arange(len(z)), labels] = 1.0
     z_mean, y_mean = z.mean(axis=0), y.mean(axis=0)
     zc = z - z_mean
     gram = zc.T @ zc / len(z) + lam * np.eye(z.shape[1])
     w = np.linalg.solve(gram, zc.T @ (y - y_mean) / len(z))
+    return w, y_mean - z_mean @ w
+
+
+def _blocks(parts: list, rows: int = PROBE_BLOCK):
+    """(first row, standardised-later float64 block) over the stacked rows of ``parts``, ``rows`` at a time."""
+    offset = 0
+    for part in parts:
+        for start in range(0, len(part), rows):
+            block = np.asarray(part[start : start + rows], dtype=np.float64)
+            yield offset + start, block
+        offset += len(part)
+
+
+def _fit_probe_blocked(parts: list, labels: np.ndarray, n_classes: int, mean, scale, lam: float):
+    n = len(labels)
+    z_sum = np.zeros(len(mean))
+    for _, block in _blocks(parts):
+        z_sum += ((block - mean) / scale).sum(axis=0)
+    z_mean = z_sum / n
+    y_mean = np.bincount(labels, minlength=n_classes) / n
+    gram = np.zeros((len(mean), len(mean)))
+    zty = np.zeros((len(mean), n_classes))
+    for start, block in _blocks(parts):
+        zc = (block - mean) / scale - z_mean
+        gram += zc.T @ zc
+        y = np.zeros((len(zc), n_classes))
+        y[np.arange(len(zc)), labels[start : start + len(zc)]] = 1.0
+        zty += zc.T @ (y - y_mean)
+    w = np.linalg.solve(gram / n + lam * np.eye(len(mean)), zty / n)
     return w, y_mean - z_mean @ w
 
 
