@@ -29,7 +29,8 @@ Issue 16 then moved the data-quality k-NN label disagreement to 64 principal com
 ``near_components``; every other value (that score's values in the examples included) came out equal before the
 setting was added. Issue 16 then moved the outlier search to the same 64 principal components: only the examples'
 ``outlier_score`` values changed (the same examples, the same counts); every other value was checked equal before
-those 11 values were replaced.
+those 11 values were replaced. Issue 17 then added the examples' ``noise_score`` (a ranking of noise-like
+thumbnails) and the setting ``noise_components``; every other value was checked equal before they were added.
 """
 
 from __future__ import annotations

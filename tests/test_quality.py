@@ -232,6 +232,31 @@ def test_outlier_scores_closed_form():
 PATTERNS = ("stripes", "columns", "diagonals")
 
 
+def test_residual_scores_closed_form():
+    from densify.quality._outliers import residual_scores
+
+    # 40 training thumbnails in R^8: large spread along e0 and e1, +-0.1 along e2 (residual 0.1 each). In groups
+    # of four rows (a, +), (b, +), (a, -), (b, -): the e2 column is orthogonal to the others in the whole set and in
+    # each half (even rows, odd rows) that scores the other
+    rng = np.random.default_rng(0)
+    train = np.zeros((40, 8), np.float32)
+    for column, spread in ((0, 3.0), (1, 2.0)):
+        pairs = rng.normal(0, spread, (10, 2))
+        train[:, column] = np.concatenate([[a, b, a, b] for a, b in pairs])
+    train[:, 2] = np.tile([0.1, 0.1, -0.1, -0.1], 10)
+    heldout = np.zeros((3, 8), np.float32)
+    heldout[0, [0, 4]] = [5.0, 0.5]  # 0.5 off the two principal axes: 5x the typical residual
+    heldout[1, [1, 2]] = [-4.0, 0.1]  # as typical as training images
+    flat = np.array([False, False, True])
+    t, h = residual_scores(train, heldout, degrees=8, heldout_flat=flat)  # keep 8 // 4 = 2 components
+    np.testing.assert_allclose(t, 1.0, rtol=1e-5)
+    np.testing.assert_allclose(h[:2], [5.0, 1.0], rtol=1e-5)
+    assert np.isnan(h[2])  # a flat thumbnail is not scored
+    t_flat = np.zeros(40, bool)
+    t_flat[:36] = True  # halves of two thumbnails for two components: nothing to score against
+    assert np.isnan(residual_scores(train, heldout, degrees=8, train_flat=t_flat)[1]).all()
+
+
 def test_heldout_outlier_scores_closed_form_and_shared_spread():
     train = np.array([[0.0], [1.0], [2.0], [3.0], [10.0], [100.0], [101.0], [102.0]])
     labels = np.array([0, 0, 0, 0, 0, 1, 1, 1])
@@ -304,6 +329,19 @@ def test_find_data_issues_finds_injected_flips_and_the_leak():
     assert len(list(csv.DictReader(io.StringIO(issues.to_csv(flagged_only=False))))) == 150
     with pytest.raises(ValueError, match="unknown issue kind"):
         issues.flagged("typo")
+
+
+def test_a_noise_image_ranks_first_by_noise_score():
+    (images, labels), (held_x, held_y) = _patterns(150, 0), _patterns(10, 1)
+    images[7] = np.random.default_rng(1).integers(0, 256, images[7].shape, dtype=np.uint8)
+    data = DataSplits("patterns", ImageSet(images, labels, PATTERNS), ImageSet(held_x, held_y, PATTERNS))
+    features = lambda s: s.images.reshape(len(s), -1).astype(np.float32)  # noqa: E731
+    issues = find_data_issues(data, features(data.train), features(data.heldout))
+    train = [r for r in issues.rows if r["split"] == "train"]
+    ranked = sorted(train, key=lambda r: -r["noise_score"])
+    assert ranked[0]["index"] == 7 and ranked[0]["noise_score"] > 2 * ranked[1]["noise_score"]
+    assert "noise_score" in next(csv.DictReader(io.StringIO(issues.to_csv(flagged_only=False))))
+    assert issues.settings["noise_components"] == min(256, images.shape[1] * images.shape[2]) // 4
 
 
 def _write_tree(root: Path) -> tuple[Path, Path]:

@@ -22,7 +22,7 @@ from densify.quality._labels import (
     overlapping_classes,
     self_confidence,
 )
-from densify.quality._outliers import class_spread, heldout_outlier_scores, outlier_scores
+from densify.quality._outliers import class_spread, heldout_outlier_scores, outlier_scores, residual_scores
 
 __all__ = [
     "COLUMNS",
@@ -43,6 +43,7 @@ __all__ = [
     "outlier_scores",
     "overlapping_classes",
     "report_section",
+    "residual_scores",
     "self_confidence",
     "summary_lines",
     "write_issues",

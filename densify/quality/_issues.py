@@ -44,6 +44,7 @@ COLUMNS = (
     "label_quality",
     "knn_disagreement",
     "outlier_score",
+    "noise_score",
     "duplicate_kind",
     "duplicate_of",
     "duplicate_correlation",
@@ -157,12 +158,21 @@ def find_data_issues(
     dup_train = _duplicates.find_duplicates(t_pixels, threshold=near_correlation)
     dup_held = _duplicates.find_duplicates(h_pixels, threshold=near_correlation)
     leak = _duplicates.find_duplicates(h_pixels, t_pixels, threshold=near_correlation)
+    # a ranking, not a flag: noise-like thumbnails (benchmarks/data_quality/outlier_residual.py)
+    degrees = min(_duplicates.THUMB**2, int(np.prod(train.images.shape[1:3])))
+    t_noise, h_noise = _outliers.residual_scores(
+        t_pixels.thumbnails,
+        h_pixels.thumbnails,
+        degrees,
+        train_flat=t_pixels.flat,
+        heldout_flat=h_pixels.flat,
+    )
 
     rows: list[dict[str, Any]] = []
     split_stats = {}
-    for split, images, labels, probs, knn_score, out, dup, cross in (
-        ("train", train, t_labels, t_probs, t_knn, t_out, dup_train, None),
-        ("heldout", held, h_labels, h_probs, h_knn, h_out, dup_held, leak),
+    for split, images, labels, probs, knn_score, out, noise, dup, cross in (
+        ("train", train, t_labels, t_probs, t_knn, t_out, t_noise, dup_train, None),
+        ("heldout", held, h_labels, h_probs, h_knn, h_out, h_noise, dup_held, leak),
     ):
         issue = _labels.label_issues(labels, probs)
         quality = _labels.self_confidence(labels, probs)
@@ -197,6 +207,7 @@ def find_data_issues(
                     "label_quality": float(quality[i]),
                     "knn_disagreement": float(knn_score[i]),
                     "outlier_score": float(out[i]),
+                    "noise_score": float(noise[i]),
                     "duplicate_kind": dup_kind,
                     "duplicate_of": dup_of,
                     "duplicate_correlation": dup_corr,
@@ -245,6 +256,7 @@ def find_data_issues(
         "near_components": min(NEAR_COMPONENTS, tf.shape[1]),
         "outlier_k": _outliers.OUTLIER_K,
         "outlier_ratio": outlier_ratio,
+        "noise_components": max(1, degrees // 4),
         "thumbnail": _duplicates.THUMB,
         "near_correlation": near_correlation,
         "near_ratio": _duplicates.NEAR_RATIO,
