@@ -331,6 +331,17 @@ def test_find_data_issues_finds_injected_flips_and_the_leak():
         issues.flagged("typo")
 
 
+def test_issues_of_embedded_features_equal_find_data_issues():
+    from densify.quality._issues import issues_of_embedded
+
+    data, _ = _faulty_splits()
+    features = lambda s: s.images.reshape(len(s), -1).astype(np.float32)  # noqa: E731
+    direct = find_data_issues(data, features(data.train), features(data.heldout), seed=3)
+    lazily = issues_of_embedded(data, lambda: (features(data.train), features(data.heldout)), seed=3)
+    assert lazily.to_csv(flagged_only=False) == direct.to_csv(flagged_only=False)
+    assert lazily.summary == direct.summary and lazily.settings == direct.settings
+
+
 def test_a_noise_image_ranks_first_by_noise_score():
     (images, labels), (held_x, held_y) = _patterns(150, 0), _patterns(10, 1)
     images[7] = np.random.default_rng(1).integers(0, 256, images[7].shape, dtype=np.uint8)

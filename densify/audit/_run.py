@@ -274,13 +274,17 @@ def _data_quality(plan: AuditPlan, state: Path, note: Progress):
     """The data issues of the audited data, in label-free features (the audit's own encoder learns the given
     labels, errors included, and would hide them: benchmarks/data_quality/detect.py)."""
     from densify.estimate import clean_embeddings
-    from densify.quality import DEFAULT_ENCODER, find_data_issues
+    from densify.quality import DEFAULT_ENCODER
+    from densify.quality._issues import issues_of_embedded
 
     note("data quality", 0, 1)
-    train_f, held_f = clean_embeddings(
-        plan.data, encoder=DEFAULT_ENCODER, seed=plan.settings.seed, cache_dir=state / "cache"
+    issues = issues_of_embedded(
+        plan.data,
+        lambda: clean_embeddings(
+            plan.data, encoder=DEFAULT_ENCODER, seed=plan.settings.seed, cache_dir=state / "cache"
+        ),
+        seed=plan.settings.seed,
     )
-    issues = find_data_issues(plan.data, train_f, held_f, seed=plan.settings.seed)
     note("data quality", 1, 1)
     return replace(issues, settings={"encoder": DEFAULT_ENCODER, **issues.settings})
 

@@ -126,6 +126,16 @@ def find_data_issues(
     (out-of-sample by construction). Duplicates compare pixels (see :mod:`densify.quality._duplicates`), outliers
     and the k-NN disagreement compare the features' top ``NEAR_COMPONENTS`` principal components.
     """
+    scores = _feature_scores(data, train_features, heldout_features, seed=seed, folds=folds, knn_k=knn_k)
+    return _issues_from_scores(
+        data, scores, seed=seed, folds=folds, near_correlation=near_correlation, outlier_ratio=outlier_ratio
+    )
+
+
+def _feature_scores(data, train_features, heldout_features, *, seed: int, folds: int, knn_k: int) -> dict:
+    """What :func:`find_data_issues` needs of the features (probabilities, k-NN disagreement, outlier scores), as
+    small arrays: a caller that passes the features straight through (``_feature_scores(data, *embed(...))``) lets
+    them go before the pixel searches start (512 MB at 250,000 images in 512-d random-CNN features)."""
     from densify.coverage._knn import knn
 
     train, held = data.train, data.heldout
@@ -154,6 +164,20 @@ def find_data_issues(
     spread = _outliers.class_spread(t_near, t_labels)
     t_out = _outliers.outlier_scores(t_near, t_labels, spread=spread)
     h_out = _outliers.heldout_outlier_scores(t_near, t_labels, h_near, h_labels, spread=spread)
+    return {
+        "t_probs": t_probs, "h_probs": h_probs, "t_knn": t_knn, "h_knn": h_knn, "t_out": t_out, "h_out": h_out,
+        "knn_k": k, "near_components": min(NEAR_COMPONENTS, tf.shape[1]),
+    }  # fmt: skip
+
+
+def _issues_from_scores(
+    data, scores: dict, *, seed: int, folds: int, near_correlation: float, outlier_ratio: float
+) -> DataIssues:
+    """:func:`find_data_issues`' table from :func:`_feature_scores` and the pixels (duplicates, leakage, noise)."""
+    train, held = data.train, data.heldout
+    t_labels, h_labels = np.asarray(train.labels), np.asarray(held.labels)
+    t_probs, h_probs, t_knn, h_knn = scores["t_probs"], scores["h_probs"], scores["t_knn"], scores["h_knn"]
+    t_out, h_out, k = scores["t_out"], scores["h_out"], scores["knn_k"]
     t_pixels, h_pixels = _duplicates.describe(train.images), _duplicates.describe(held.images)
     dup_train = _duplicates.find_duplicates(t_pixels, threshold=near_correlation)
     dup_held = _duplicates.find_duplicates(h_pixels, threshold=near_correlation)
@@ -253,7 +277,7 @@ def find_data_issues(
         "probe_l2": _labels.PROBE_L2,
         "probe_components": _labels.PROBE_COMPONENTS,
         "knn_k": k,
-        "near_components": min(NEAR_COMPONENTS, tf.shape[1]),
+        "near_components": scores["near_components"],
         "outlier_k": _outliers.OUTLIER_K,
         "outlier_ratio": outlier_ratio,
         "noise_components": max(1, degrees // 4),
@@ -323,9 +347,31 @@ def data_issues(
     :func:`find_data_issues` of those features. ``options`` go to :func:`find_data_issues`."""
     from densify.estimate import clean_embeddings
 
-    train_f, held_f = clean_embeddings(data, encoder=encoder, weights=weights, seed=seed, cache_dir=cache_dir)
-    issues = find_data_issues(data, train_f, held_f, seed=seed, **options)
+    issues = issues_of_embedded(
+        data,
+        lambda: clean_embeddings(data, encoder=encoder, weights=weights, seed=seed, cache_dir=cache_dir),
+        seed=seed,
+        **options,
+    )
     return replace(issues, settings={"encoder": encoder, **issues.settings})
+
+
+def issues_of_embedded(
+    data,
+    embed,
+    *,
+    seed: int = 0,
+    folds: int = _labels.FOLDS,
+    knn_k: int = KNN_K,
+    near_correlation: float = _duplicates.NEAR_CORRELATION,
+    outlier_ratio: float = _outliers.OUTLIER_RATIO,
+) -> DataIssues:
+    """:func:`find_data_issues` of the features ``embed()`` returns (train, held-out): the same table, but nothing
+    holds the features once their scores are computed, so the pixel searches run without them in memory."""
+    scores = _feature_scores(data, *embed(), seed=seed, folds=folds, knn_k=knn_k)
+    return _issues_from_scores(
+        data, scores, seed=seed, folds=folds, near_correlation=near_correlation, outlier_ratio=outlier_ratio
+    )
 
 
 #: flagged rows of each kind a report keeps as examples (the CSV has them all)
