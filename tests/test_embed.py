@@ -140,6 +140,26 @@ def test_cache_round_trip_and_corruption(tmp_path: Path):
     assert ArrayCache(None).get("k") is None
 
 
+def test_a_cache_write_that_fails_half_way_keeps_the_earlier_entry(tmp_path: Path, monkeypatch):
+    """Entries are streamed into a temporary file and renamed: a failure mid-write leaves the old entry whole."""
+    from densify.errors import DensifyError
+
+    cache = ArrayCache(tmp_path)
+    old = {"embeddings": np.ones((4, 3), np.float32)}
+    cache.put("k", old)
+
+    def full_disk(fh, **arrays):
+        fh.write(b"PK\x03\x04 half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(DensifyError, match="k.npz: cannot write \\(No space left on device\\)"):
+        cache.put("k", {"embeddings": np.zeros((4, 3), np.float32)})
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz"]  # no temporary file left behind
+    assert np.array_equal(cache.get("k")["embeddings"], old["embeddings"])
+
+
 def _no_network(monkeypatch):
     """Any attempt to download fails the test loudly."""
     import urllib.request
