@@ -126,36 +126,40 @@ def find_data_issues(
     (out-of-sample by construction). Duplicates compare pixels (see :mod:`densify.quality._duplicates`), outliers
     and the k-NN disagreement compare the features' top ``NEAR_COMPONENTS`` principal components.
     """
-    scores = _feature_scores(data, train_features, heldout_features, seed=seed, folds=folds, knn_k=knn_k)
+    scores = _feature_scores(
+        data, lambda: (train_features, heldout_features), seed=seed, folds=folds, knn_k=knn_k
+    )
     return _issues_from_scores(
         data, scores, seed=seed, folds=folds, near_correlation=near_correlation, outlier_ratio=outlier_ratio
     )
 
 
-def _feature_scores(data, train_features, heldout_features, *, seed: int, folds: int, knn_k: int) -> dict:
-    """What :func:`find_data_issues` needs of the features (probabilities, k-NN disagreement, outlier scores), as
-    small arrays: a caller that passes the features straight through (``_feature_scores(data, *embed(...))``) lets
-    them go before the pixel searches start (512 MB at 250,000 images in 512-d random-CNN features)."""
+def _feature_scores(data, embed, *, seed: int, folds: int, knn_k: int) -> dict:
+    """What :func:`find_data_issues` needs of the features ``embed()`` returns (probabilities, k-NN disagreement,
+    outlier scores), as small arrays. Only their principal projections are kept: when nothing else holds the
+    features (the audit embeds them for this alone), they are let go before the probe is fitted and the pixels are
+    searched (512 MB at 250,000 images in 512-d random-CNN features)."""
     from densify.coverage._knn import knn
 
     train, held = data.train, data.heldout
     n_classes = len(data.classes)
-    tf = np.asarray(train_features, dtype=np.float32)
-    hf = np.asarray(heldout_features, dtype=np.float32)
+    tf, hf = (np.asarray(f, dtype=np.float32) for f in embed())
     if len(tf) != len(train) or len(hf) != len(held):
         raise ValueError(
             f"features have {len(tf)} train / {len(hf)} held-out rows for {len(train)} / {len(held)} images"
         )
     t_labels, h_labels = np.asarray(train.labels), np.asarray(held.labels)
+    near_components = min(NEAR_COMPONENTS, tf.shape[1])
     t_proj, h_proj = _labels.principal_projection(tf, hf)
-    t_probs = _labels.out_of_fold_probabilities(t_proj, t_labels, n_classes, folds, seed)
-    h_probs = _labels.softmax_probabilities(h_proj, _labels.fit_softmax(t_proj, t_labels, n_classes))
     # the k-NN score's neighbours in the top NEAR_COMPONENTS principal components (the probe's own if as many)
-    if t_proj.shape[1] == min(NEAR_COMPONENTS, tf.shape[1]):
+    if t_proj.shape[1] == near_components:
         t_near, h_near = t_proj, h_proj
     else:
         t_near, h_near = _labels.principal_projection(tf, hf, components=NEAR_COMPONENTS)
     t_near, h_near = t_near.astype(np.float32), h_near.astype(np.float32)
+    del tf, hf
+    t_probs = _labels.out_of_fold_probabilities(t_proj, t_labels, n_classes, folds, seed)
+    h_probs = _labels.softmax_probabilities(h_proj, _labels.fit_softmax(t_proj, t_labels, n_classes))
     k = min(knn_k, len(train) - 1)
     t_knn = _labels.knn_disagreement(t_labels[knn(t_near, t_near, k, self_query=True)[1]], t_labels)
     h_knn = _labels.knn_disagreement(t_labels[knn(h_near, t_near, k)[1]], h_labels)
@@ -166,7 +170,7 @@ def _feature_scores(data, train_features, heldout_features, *, seed: int, folds:
     h_out = _outliers.heldout_outlier_scores(t_near, t_labels, h_near, h_labels, spread=spread)
     return {
         "t_probs": t_probs, "h_probs": h_probs, "t_knn": t_knn, "h_knn": h_knn, "t_out": t_out, "h_out": h_out,
-        "knn_k": k, "near_components": min(NEAR_COMPONENTS, tf.shape[1]),
+        "knn_k": k, "near_components": near_components,
     }  # fmt: skip
 
 
@@ -368,7 +372,7 @@ def issues_of_embedded(
 ) -> DataIssues:
     """:func:`find_data_issues` of the features ``embed()`` returns (train, held-out): the same table, but nothing
     holds the features once their scores are computed, so the pixel searches run without them in memory."""
-    scores = _feature_scores(data, *embed(), seed=seed, folds=folds, knn_k=knn_k)
+    scores = _feature_scores(data, embed, seed=seed, folds=folds, knn_k=knn_k)
     return _issues_from_scores(
         data, scores, seed=seed, folds=folds, near_correlation=near_correlation, outlier_ratio=outlier_ratio
     )
