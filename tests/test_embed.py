@@ -153,7 +153,7 @@ def test_a_cache_write_that_fails_half_way_keeps_the_earlier_entry(tmp_path: Pat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez", full_disk)
-    with pytest.raises(DensifyError, match="k.npz: cannot write \\(No space left on device\\)"):
+    with pytest.raises(DensifyError, match=r"k\.npz: cannot write \(No space left on device\)"):
         cache.put("k", {"embeddings": np.zeros((4, 3), np.float32)})
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz"]  # no temporary file left behind
