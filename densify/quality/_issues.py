@@ -126,11 +126,14 @@ def find_data_issues(
     (out-of-sample by construction). Duplicates compare pixels (see :mod:`densify.quality._duplicates`), outliers
     and the k-NN disagreement compare the features' top ``NEAR_COMPONENTS`` principal components.
     """
-    scores = _feature_scores(
-        data, lambda: (train_features, heldout_features), seed=seed, folds=folds, knn_k=knn_k
-    )
-    return _issues_from_scores(
-        data, scores, seed=seed, folds=folds, near_correlation=near_correlation, outlier_ratio=outlier_ratio
+    return issues_of_embedded(
+        data,
+        lambda: (train_features, heldout_features),
+        seed=seed,
+        folds=folds,
+        knn_k=knn_k,
+        near_correlation=near_correlation,
+        outlier_ratio=outlier_ratio,
     )
 
 
