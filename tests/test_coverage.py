@@ -288,6 +288,52 @@ def test_blocked_probe_equals_the_one_pass_probe(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_probe_scores_and_prediction_variance_by_blocks_equal_one_pass(monkeypatch):
+    from densify.coverage import _probe
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    views = rng.normal(size=(700, 6)).astype(np.float32)
+    sources = rng.integers(0, 200, size=700)  # unsorted: the blocks must add in the original order
+    mean, scale = _probe.standardiser(x)
+    w, b = _probe.fit_probe(x, rng.integers(0, 3, size=200), 3, mean, scale)
+    clean = _probe.probe_scores(x, w, b, mean, scale)
+    scores = _probe.probe_scores(views, w, b, mean, scale)
+    variance = _probe.prediction_variance(clean, scores, sources)
+    monkeypatch.setattr(_probe, "PROBE_BLOCK", 64)  # 700 views in 11 blocks, the last one short
+    blocked = _probe.probe_scores(views, w, b, mean, scale)
+    np.testing.assert_allclose(blocked, scores, rtol=1e-12, atol=1e-14)
+    assert np.array_equal(_probe.prediction_variance(clean, scores, sources), variance, equal_nan=True)
+
+
+def test_knn_reranked_in_small_blocks_gives_the_same_bits(monkeypatch):
+    from densify.coverage import _knn
+
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(900, 12)).astype(np.float32)
+    base[5] = base[7]  # an exact tie stays a tie, in the same order
+    queries = np.concatenate([rng.normal(size=(300, 12)).astype(np.float32), base[:50]])
+    whole = _knn.knn(queries, base, 4)
+    self_whole = _knn.knn(base, base, 3, self_query=True)
+    monkeypatch.setattr(_knn, "RERANK_VALUES", 5 * 12 * 7)  # 7 rows of 4-5 candidates at a time
+    for a, b in zip(_knn.knn(queries, base, 4), whole, strict=True):
+        assert np.array_equal(a, b)
+    for a, b in zip(_knn.knn(base, base, 3, self_query=True), self_whole, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_view_averages_by_blocks_are_the_same_sums(monkeypatch):
+    from densify.coverage import _alignment
+
+    rng = np.random.default_rng(12)
+    train, views = rng.normal(size=(40, 3)), rng.normal(size=(300, 3)).astype(np.float32)
+    sources = rng.integers(0, 30, size=300)  # samples 30-39 have no views: they keep their own features
+    whole = _alignment.view_averages(train, views, sources)
+    monkeypatch.setattr(_alignment, "_VIEW_BLOCK", 16)
+    assert np.array_equal(_alignment.view_averages(train, views, sources), whole)
+    assert np.array_equal(whole[30:], train[30:])
+
+
 def test_bootstrap_in_fewer_rows_draws_the_same_resamples(monkeypatch):
     from densify.coverage import _bootstrap
 

@@ -257,3 +257,16 @@ def test_pixels_pca_of_many_images_from_the_gram_matrix_matches_the_svd(monkeypa
     by_gram = _pixels.PixelEncoder(pca=6).fit(train)
     np.testing.assert_allclose(by_gram.encode(images[:500]), by_svd.encode(images[:500]), atol=1e-5)
     assert by_gram.fingerprint() != "" and by_gram.encode(images[:5]).shape == (5, 6)
+
+
+def test_pixels_pca_encodes_many_images_by_blocks_like_one_pass(monkeypatch):
+    from densify.embed import _pixels
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(700, 5, 5, 1), dtype=np.uint8)
+    enc = _pixels.PixelEncoder(pca=4).fit(ImageSet(images, np.zeros(700, np.int64), ("a",)))
+    whole = enc.encode(images)
+    monkeypatch.setattr(_pixels, "ENCODE_BLOCK", 64)  # 11 blocks, the last one short
+    blocked = enc.encode(images)
+    assert blocked.dtype == np.float32 and blocked.shape == (700, 4)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-6, atol=1e-6)

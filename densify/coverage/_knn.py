@@ -251,7 +251,7 @@ def _exact_chunks(queries: np.ndarray, base: np.ndarray, want: int, chunk: int):
     base_max = float(np.einsum("nd,nd->n", base, base, dtype=np.float64).max())
     chunk = max(
         64, min(chunk, (1 << 25) // (take * d))
-    )  # re-ranking holds at most chunk × take × d float64 (256 MiB)
+    )  # queries per faiss call; the exact re-ranking goes by smaller blocks (RERANK_VALUES)
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk]
         yield start, *_probed(lambda q, k: _brute_force(faiss, q, base, k), base, q, want, take, base_max, d)
@@ -263,8 +263,26 @@ def _brute_force(faiss, queries: np.ndarray, base: np.ndarray, k: int) -> tuple[
     return faiss.knn(np.ascontiguousarray(queries), np.ascontiguousarray(base), k)
 
 
+#: the exact re-ranking computes at most this many float64 differences at a time (32 MiB, plus the float32
+#: gather of the candidates): rows are independent, so the blocking changes no bit of the result
+RERANK_VALUES = 1 << 22
+
+
 def _rerank(base: np.ndarray, q: np.ndarray, cand: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact squared distances and indices of the ``want`` nearest among candidates ``cand`` (-1: none)."""
+    rows = max(1, RERANK_VALUES // max(1, cand.shape[1] * base.shape[1]))
+    if len(q) > rows:
+        sq, idx = np.empty((len(q), want)), np.empty((len(q), want), np.int64)
+        for start in range(0, len(q), rows):
+            part = slice(start, start + rows)
+            sq[part], idx[part] = _rerank_block(base, q[part], cand[part], want)
+        return sq, idx
+    return _rerank_block(base, q, cand, want)
+
+
+def _rerank_block(
+    base: np.ndarray, q: np.ndarray, cand: np.ndarray, want: int
+) -> tuple[np.ndarray, np.ndarray]:
     exact = squared_difference(base[np.maximum(cand, 0)], q[:, None, :])
     exact[cand < 0] = np.inf
     order = np.argsort(exact, axis=1, kind="stable")[:, :want]
