@@ -34,6 +34,14 @@ Selection rule (fixed before any result of this study was seen; do not change it
   6. The reliability stated to users is the *select-best* selector's left-out range, not the chosen candidate's
      own scores: choosing the best of ~40 candidates on all datasets flatters the winner (with random predictors
      the best worst-case rho over 3 datasets is about +0.3; measured with synthetic values while writing this).
+
+The fine-tune proxy combined with a training-free candidate (added 2026-11-29, fixed before its results were
+computed; the proxy alone and the chosen candidate's per-dataset scores were known): on each left-out dataset D,
+the select-best selector's pick on the other datasets (rule 3a) and the proxy's fine-tune gains are combined by the
+mean of their within-condition ranks, equal weights, nothing fitted. Scored as the candidates are (mean rho over
+D's conditions; worst case over datasets; top-pick regret per condition). It earns a place in the product as a cheap
+confirmation mode only if its worst-case left-out score beats both the proxy's alone and the chosen training-free
+candidate's by 0.10 or more (rho over 21 variants has bootstrap intervals about 0.3 wide: less is noise).
 """
 
 from __future__ import annotations
@@ -730,6 +738,7 @@ def analyse_phase(args) -> None:
         "conditions": conditions,
         "outside_choice": outside_choice(outside, gains_outside, chosen),
         "proxy": proxy,
+        "proxy_combined": proxy_combined(values, gains, datasets, selectors["select-best"], scores, chosen),
         "noise_ceiling": noise,
         "datasets": datasets,
         "chosen": chosen,
@@ -747,6 +756,37 @@ def analyse_phase(args) -> None:
 
     write_text_atomic(args.docs / "predictor-study-tables.md", "\n".join(lines) + "\n")
     print(f"chosen: {chosen}  (worst-case left-out rho {rows[0]['worst']:+.2f}, mean {rows[0]['mean']:+.2f})")
+
+
+def proxy_combined(values, gains, datasets, select_best, scores, chosen) -> dict | None:
+    """The fine-tune proxy + training-free combination of the module docstring, scored leave-one-dataset-out."""
+    proxies = {n: proxy_gains(n) for cs in datasets.values() for n in cs}
+    if any(p is None for p in proxies.values()):
+        return None
+    per_dataset, proxy_alone, regret = {}, {}, {}
+    for held, conds in datasets.items():
+        pick = select_best[held]["picked"]
+        rhos, alone = [], []
+        for n in conds:
+            both = {"proxy": {n: proxies[n]}, pick: values[pick]}
+            combined = _rank_average(["proxy", pick], both, n)
+            rhos.append(_rho(combined, gains[n]))
+            alone.append(_rho(proxies[n], gains[n]))
+            regret[n] = 100 * _regret(combined, gains[n])
+        per_dataset[held] = {"picked": pick, "rho": sum(rhos) / len(rhos), "pick_alone": scores[pick][held]}
+        proxy_alone[held] = sum(alone) / len(alone)
+    worst = min(p["rho"] for p in per_dataset.values())
+    bar = max(min(proxy_alone.values()), min(scores[chosen].values())) + 0.10
+    return {
+        "per_dataset": per_dataset,
+        "worst": worst,
+        "mean": sum(p["rho"] for p in per_dataset.values()) / len(per_dataset),
+        "proxy_alone": proxy_alone,
+        "chosen_alone": dict(scores[chosen]),
+        "regret_points": regret,
+        "bar": bar,
+        "earns_mode": worst >= bar,
+    }
 
 
 def outside_choice(outside: list[str], gains: dict, chosen: str) -> dict:
@@ -869,6 +909,22 @@ def _tables(result: dict, np) -> list[str]:
         lines += [
             "",
             f"Worst rho {min(rhos):+.2f}, mean {sum(rhos) / len(rhos):+.2f} over {len(rhos)} conditions.",
+        ]
+    combined = result.get("proxy_combined")
+    if combined:
+        lines += ["", "### The fine-tune proxy combined with the training-free pick (rank mean, left-out)", ""]
+        lines += ["| dataset | training-free pick (other datasets) | pick alone | proxy alone | combined |"]
+        lines += ["| --- | --- | ---: | ---: | ---: |"]
+        for d, p in combined["per_dataset"].items():
+            lines.append(f"| {d} | {p['picked']} | {p['pick_alone']:+.2f} | "
+                         f"{combined['proxy_alone'][d]:+.2f} | {p['rho']:+.2f} |")  # fmt: skip
+        regrets = combined["regret_points"]
+        lines += [
+            "",
+            f"Combined: worst {combined['worst']:+.2f}, mean {combined['mean']:+.2f}; top-pick regret "
+            + ", ".join(f"{n} {r:.2f}" for n, r in regrets.items())
+            + f" points. The bar for a cheap confirmation mode (rule above): worst >= {combined['bar']:+.2f}: "
+            + ("**met**." if combined["earns_mode"] else "**not met**."),
         ]
     if result["budget_rho"]:
         lines += ["", "### Budget check: Spearman rho between gains at 600 and 1,200 steps", ""]
