@@ -123,7 +123,25 @@ def nearest_centroid_predict(
             for c in range(n_classes)
         ]
     )
-    d = (x**2).sum(1)[:, None] - 2 * x @ centroids.T + (centroids**2).sum(1)[None, :]
+    if len(x) > CENTROID_BLOCK:  # rows are independent: by blocks, without (N, d) temporaries of every view
+        return np.concatenate(
+            [
+                _nearest_centroid(x[start : start + CENTROID_BLOCK], centroids)
+                for start in range(0, len(x), CENTROID_BLOCK)
+            ]
+        )
+    return _nearest_centroid(x, centroids)
+
+
+#: views classified by nearest centroid at a time
+CENTROID_BLOCK = 1 << 16
+
+
+def _nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    with np.errstate(
+        invalid="ignore"
+    ):  # an empty class's centroid is inf: its NaN distances become inf below
+        d = (x**2).sum(1)[:, None] - 2 * x @ centroids.T + (centroids**2).sum(1)[None, :]
     return np.nan_to_num(d, nan=np.inf).argmin(axis=1)
 
 
@@ -575,10 +593,13 @@ def clean_embeddings(
     recipes: Sequence[str] = (),
     strength: float = 1.0,
     cache_dir: str | Path | bool | None = True,
-) -> tuple[np.ndarray, np.ndarray]:
+    stream_bytes: int | None = None,
+) -> tuple[np.ndarray | EncodedBlocks, np.ndarray]:
     """(train, held-out) embeddings of ``data``'s clean images by ``encoder`` fitted on ``data.train`` (an encoder
     that learns from views sees those of ``recipes``), through the same cache and keys as
-    :func:`estimate_coverage`."""
+    :func:`estimate_coverage`. ``stream_bytes``: when the training embeddings would take more float32 bytes than
+    this, they are not computed here (nor cached): the first element is an :class:`EncodedBlocks` that encodes
+    them block by block each time it is iterated."""
     from densify.loader import load_recipe
 
     augmenters = [load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes]
@@ -587,9 +608,31 @@ def clean_embeddings(
     _fit_encoder(enc, data.train, augmenters, strength, cache)
     embed = _Embedder(enc, cache)
     train_key, heldout_key = _clean_keys(enc.fingerprint(), *_fingerprints(data))
-    t_emb, _ = embed(train_key, data.train.images)
     h_emb, _ = embed(heldout_key, data.heldout.images)
+    if stream_bytes is not None and 4 * len(data.train) * h_emb.shape[1] > stream_bytes:
+        return EncodedBlocks(enc, data.train.images, h_emb.shape[1]), h_emb
+    t_emb, _ = embed(train_key, data.train.images)
     return t_emb, h_emb
+
+
+class EncodedBlocks:
+    """Embeddings too large to hold, encoded again each time they are read: iterating yields float32 blocks of
+    consecutive rows (``rows`` at a time, a multiple of the encoders' batch, so every image is encoded in the same
+    batch as by one ``encode`` call of all of them)."""
+
+    def __init__(self, encoder: Encoder, images: np.ndarray, dim: int, rows: int = 8 * VIEW_BATCH) -> None:
+        self.encoder, self.images, self.dim, self.rows = encoder, images, int(dim), int(rows)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.images), self.dim)
+
+    def __iter__(self):
+        for start in range(0, len(self.images), self.rows):
+            yield np.asarray(self.encoder.encode(self.images[start : start + self.rows]), dtype=np.float32)
 
 
 def _fingerprints(data: DataSplits) -> tuple[str, str]:

@@ -322,6 +322,18 @@ def test_knn_reranked_in_small_blocks_gives_the_same_bits(monkeypatch):
         assert np.array_equal(a, b)
 
 
+def test_nearest_centroid_by_blocks_gives_the_same_labels(monkeypatch):
+    from densify import estimate
+
+    rng = np.random.default_rng(13)
+    train, labels = rng.normal(size=(120, 4)).astype(np.float32), rng.integers(0, 3, size=120)
+    x = rng.normal(size=(500, 4)).astype(np.float32)
+    whole = estimate.nearest_centroid_predict(train, labels, x, 4)  # class 3 is empty: never predicted
+    monkeypatch.setattr(estimate, "CENTROID_BLOCK", 48)
+    blocked = estimate.nearest_centroid_predict(train, labels, x, 4)
+    assert np.array_equal(blocked, whole) and set(whole) <= {0, 1, 2}
+
+
 def test_view_averages_by_blocks_are_the_same_sums(monkeypatch):
     from densify.coverage import _alignment
 

@@ -131,6 +131,41 @@ def test_principal_projection_in_blocks_equals_one_block():
         np.testing.assert_allclose(b, a, atol=1e-9)
 
 
+class _Blocks:
+    """Features as blocks of rows with a shape, counting how often they are read (as EncodedBlocks)."""
+
+    def __init__(self, x: np.ndarray, rows: int) -> None:
+        self.x, self.rows, self.shape, self.reads = x, rows, x.shape, 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __iter__(self):
+        self.reads += 1
+        for start in range(0, len(self.x), self.rows):
+            yield self.x[start : start + self.rows]
+
+
+def test_principal_projection_of_streamed_blocks_equals_the_array():
+    """Features given as blocks are read twice (covariance about the first block's mean, then the projection)
+    and give the in-memory projection to rounding; narrow ones come back as they are."""
+    rng = np.random.default_rng(4)
+    train = (rng.normal(size=(230, 6)) @ rng.normal(size=(6, 40)) + 5 + rng.normal(0, 0.1, (230, 40))).astype(
+        np.float32
+    )
+    held = rng.normal(size=(70, 40)).astype(np.float32)
+    streamed = _Blocks(train, 64)
+    for components in (6, None):
+        whole = principal_projection(train, held, components=components)
+        blocks = principal_projection(streamed, held, components=components)
+        assert blocks[0].shape == whole[0].shape
+        for a, b in zip(whole, blocks, strict=True):
+            np.testing.assert_allclose(b, a, atol=1e-9)
+    assert streamed.reads == 4
+    narrow = _Blocks(train[:, :5], 50)
+    np.testing.assert_array_equal(principal_projection(narrow, components=8)[0], train[:, :5])
+
+
 def test_out_of_fold_probabilities_find_every_flipped_label_of_separated_clusters():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
@@ -416,6 +451,28 @@ def test_data_issues_api_uses_a_label_free_encoder_by_default(tmp_path):
     assert issues.settings["encoder"] == "random-cnn"
     flagged = {r["index"] for r in issues.flagged("label") if r["split"] == "train"}
     assert len(flagged & set(flips)) >= 0.5 * len(flips)
+
+
+def test_data_issues_with_streamed_features_equal_the_held_ones(tmp_path, monkeypatch):
+    """Above STREAM_BYTES the training features are encoded twice by blocks, never held nor cached: the same
+    flags and, to rounding, the same scores."""
+    from densify.estimate import EncodedBlocks, clean_embeddings
+    from densify.quality import _issues
+
+    data = load_data("fashion-mini", train_size=300, heldout_size=100)
+    held = data_issues(data, cache_dir=tmp_path / "held")
+    monkeypatch.setattr(_issues, "STREAM_BYTES", 1)
+    streamed = data_issues(data, cache_dir=tmp_path / "streamed")
+    first, _ = clean_embeddings(data, encoder="random-cnn", cache_dir=tmp_path / "streamed", stream_bytes=1)
+    assert isinstance(first, EncodedBlocks) and first.shape == (300, 512)
+    whole = clean_embeddings(data, encoder="random-cnn", cache_dir=False)[0]
+    np.testing.assert_array_equal(np.concatenate(list(first)), whole)
+    assert len(list((tmp_path / "streamed").glob("*.npz"))) < len(list((tmp_path / "held").glob("*.npz")))
+    assert [r["issues"] for r in streamed.rows] == [r["issues"] for r in held.rows]
+    for key in ("label_quality", "knn_disagreement", "outlier_score"):
+        np.testing.assert_allclose(
+            [r[key] for r in streamed.rows], [r[key] for r in held.rows], rtol=1e-6, atol=1e-9
+        )
 
 
 def test_audit_reports_data_quality_and_warns_of_leakage(tmp_path):

@@ -912,7 +912,11 @@ def _tables(result: dict, np) -> list[str]:
         ]
     combined = result.get("proxy_combined")
     if combined:
-        lines += ["", "### The fine-tune proxy combined with the training-free pick (rank mean, left-out)", ""]
+        lines += [
+            "",
+            "### The fine-tune proxy combined with the training-free pick (rank mean, left-out)",
+            "",
+        ]
         lines += ["| dataset | training-free pick (other datasets) | pick alone | proxy alone | combined |"]
         lines += ["| --- | --- | ---: | ---: | ---: |"]
         for d, p in combined["per_dataset"].items():

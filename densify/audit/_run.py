@@ -275,13 +275,17 @@ def _data_quality(plan: AuditPlan, state: Path, note: Progress):
     labels, errors included, and would hide them: benchmarks/data_quality/detect.py)."""
     from densify.estimate import clean_embeddings
     from densify.quality import DEFAULT_ENCODER
-    from densify.quality._issues import issues_of_embedded
+    from densify.quality._issues import STREAM_BYTES, issues_of_embedded
 
     note("data quality", 0, 1)
     issues = issues_of_embedded(
         plan.data,
         lambda: clean_embeddings(
-            plan.data, encoder=DEFAULT_ENCODER, seed=plan.settings.seed, cache_dir=state / "cache"
+            plan.data,
+            encoder=DEFAULT_ENCODER,
+            seed=plan.settings.seed,
+            cache_dir=state / "cache",
+            stream_bytes=STREAM_BYTES,
         ),
         seed=plan.settings.seed,
     )

@@ -33,6 +33,9 @@ KNN_K = 10
 #: (benchmarks/data_quality/detect.py). Outliers keep the full features: in 64 components they gained false flags
 #: (Fashion-MNIST: 32 -> 44 of 2,040) for no gain in recall; their per-class search costs 1/C of the global one.
 NEAR_COMPONENTS = 64
+#: training features larger than this (float32 bytes) are not held nor cached: they are encoded twice, block by
+#: block, for their principal projection (250,000 images in 512-d random-CNN features: 512 MB, +15 s on 2 cores)
+STREAM_BYTES = 1 << 28
 #: the CSV's columns, in order (``DataIssues.rows`` hold the same keys)
 COLUMNS = (
     "split",
@@ -141,12 +144,17 @@ def _feature_scores(data, embed, *, seed: int, folds: int, knn_k: int) -> dict:
     """What :func:`find_data_issues` needs of the features ``embed()`` returns (probabilities, k-NN disagreement,
     outlier scores), as small arrays. Only their principal projections are kept: when nothing else holds the
     features (the audit embeds them for this alone), they are let go before the probe is fitted and the pixels are
-    searched (512 MB at 250,000 images in 512-d random-CNN features)."""
+    searched (512 MB at 250,000 images in 512-d random-CNN features), or never held at all when they come as
+    blocks."""
     from densify.coverage._knn import knn
 
     train, held = data.train, data.heldout
     n_classes = len(data.classes)
-    tf, hf = (np.asarray(f, dtype=np.float32) for f in embed())
+    tf, hf = embed()
+    # features too large to hold come as blocks that encode themselves again (densify.estimate.EncodedBlocks):
+    # only the principal projection reads them, twice
+    tf = tf if _labels.is_blocks(tf) else np.asarray(tf, dtype=np.float32)
+    hf = np.asarray(hf, dtype=np.float32)
     if len(tf) != len(train) or len(hf) != len(held):
         raise ValueError(
             f"features have {len(tf)} train / {len(hf)} held-out rows for {len(train)} / {len(held)} images"
@@ -356,7 +364,9 @@ def data_issues(
 
     issues = issues_of_embedded(
         data,
-        lambda: clean_embeddings(data, encoder=encoder, weights=weights, seed=seed, cache_dir=cache_dir),
+        lambda: clean_embeddings(
+            data, encoder=encoder, weights=weights, seed=seed, cache_dir=cache_dir, stream_bytes=STREAM_BYTES
+        ),
         seed=seed,
         **options,
     )

@@ -190,7 +190,10 @@ def principal_projection(
     (so the probe never has more weights per class than a tenth of its samples). Deterministic: axes from the
     covariance's eigenvectors, each signed so its largest-magnitude coefficient is positive. Above ``chunk`` rows
     the covariance and the projections are accumulated block by block in float64, so no float64 copy of the
-    features is held (250,000 x 512 features: 2 GB less); up to it, one block, as it always was."""
+    features is held (250,000 x 512 features: 2 GB less); up to it, one block, as it always was. ``train`` may
+    also be blocks of rows (see :func:`is_blocks`): then the features are read twice and never held."""
+    if is_blocks(train):
+        return _streamed_projection(train, others, components, chunk)
     train = np.asarray(train)
     if components is None:
         components = max(2, min(PROBE_COMPONENTS, len(train) // 10))
@@ -207,9 +210,7 @@ def principal_projection(
         for start in range(0, len(train), chunk):
             block = np.asarray(train[start : start + chunk], dtype=np.float64) - mean
             gram += block.T @ block
-    _, vectors = np.linalg.eigh(gram)
-    axes = vectors[:, ::-1][:, :components]
-    axes *= np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(components)])
+    axes = _axes(gram, components)
 
     def project(x) -> np.ndarray:
         x = np.asarray(x)
@@ -223,6 +224,59 @@ def principal_projection(
     if len(train) <= chunk:
         return (centred @ axes, *(project(o) for o in others))
     return (project(train), *(project(o) for o in others))
+
+
+def is_blocks(x) -> bool:
+    """Features given as an iterable of row blocks with a ``shape`` (not an array): read by streaming."""
+    return not isinstance(x, np.ndarray) and hasattr(x, "__iter__") and hasattr(x, "shape")
+
+
+def _axes(gram: np.ndarray, components: int) -> np.ndarray:
+    _, vectors = np.linalg.eigh(gram)
+    axes = vectors[:, ::-1][:, :components]
+    axes *= np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(components)])
+    return axes
+
+
+def _streamed_projection(train, others, components: int | None, chunk: int):
+    """:func:`principal_projection` of training features that are too large to hold, read twice as float32
+    blocks of rows by iterating ``train`` (e.g. :class:`densify.estimate.EncodedBlocks`, which encodes them again
+    each time): once for the mean and the covariance (about the first block's mean, corrected to the mean: exact
+    up to float64 rounding), once to project. Never more than one block of the features in memory."""
+    n, d = train.shape
+    if components is None:
+        components = max(2, min(PROBE_COMPONENTS, n // 10))
+    if d <= components:  # as the in-memory path: narrow features are returned as they are
+        whole = np.concatenate([np.asarray(b, dtype=np.float64) for b in train]) if n else np.zeros((0, d))
+        return (whole, *(np.asarray(o, dtype=np.float64) for o in others))
+    total, shifted, shift, seen = np.zeros(d), np.zeros((d, d)), None, 0
+    for block in train:
+        block = np.asarray(block, dtype=np.float64)
+        if shift is None:
+            shift = block.mean(axis=0)
+        total += block.sum(axis=0)
+        block -= shift
+        shifted += block.T @ block
+        seen += len(block)
+    if seen != n:
+        raise ValueError(f"streamed features gave {seen} rows, expected {n}")
+    mean = total / n
+    offset = mean - shift
+    gram = shifted - n * np.outer(offset, offset)  # sum of (x - mean)(x - mean)' from sums about the shift
+    axes = _axes(gram, components)
+    out, start = np.empty((n, components)), 0
+    for block in train:
+        out[start : start + len(block)] = (np.asarray(block, dtype=np.float64) - mean) @ axes
+        start += len(block)
+
+    def project(x) -> np.ndarray:
+        x = np.asarray(x)
+        res = np.empty((len(x), components))
+        for s in range(0, len(x), chunk):
+            res[s : s + chunk] = (np.asarray(x[s : s + chunk], dtype=np.float64) - mean) @ axes
+        return res
+
+    return (out, *(project(o) for o in others))
 
 
 def out_of_fold_probabilities(
