@@ -35,6 +35,11 @@ Selection rule (fixed before any result of this study was seen; do not change it
      own scores: choosing the best of ~40 candidates on all datasets flatters the winner (with random predictors
      the best worst-case rho over 3 datasets is about +0.3; measured with synthetic values while writing this).
 
+Encoder ensembles (added 2026-11-29, fixed before their results were computed): for every predictor p, the
+candidate "p @ all-encoders" ranks variants by the mean of p's within-condition ranks under the four encoders
+(an encoder's blind spot is another's strength: design.md's "encoder blind spots"). They enter the selection as
+single candidates under rules 2-6, unchanged; costing all four encoders, they lose every tie.
+
 The fine-tune proxy combined with a training-free candidate (added 2026-11-29, fixed before its results were
 computed; the proxy alone and the chosen candidate's per-dataset scores were known): on each left-out dataset D,
 the select-best selector's pick on the other datasets (rule 3a) and the proxy's fine-tune gains are combined by the
@@ -445,7 +450,9 @@ def seed_reliability(accuracy: dict[str, dict[str, float]]) -> dict | None:
     }
 
 
-COST = {"pixels": 0, "random-cnn": 1, "reference": 2, "reference+views": 3}
+COST = {"pixels": 0, "random-cnn": 1, "reference": 2, "reference+views": 3, "all-encoders": 4}
+#: the encoder ensembles' name (module docstring)
+ALL_ENCODERS = "all-encoders"
 
 
 def _candidates(conditions: list[str]) -> dict[str, dict[str, dict[str, float]]]:
@@ -467,6 +474,10 @@ def _candidates(conditions: list[str]) -> dict[str, dict[str, dict[str, float]]]
             else:
                 continue
             out.pop(cand, None)
+    for p in PREDICTORS:  # the encoder ensembles: the mean of each encoder's within-condition ranks
+        members = [f"{p} @ {e}" for e in ENCODERS]
+        if all(m in out for m in members):
+            out[f"{p} @ {ALL_ENCODERS}"] = {n: _rank_average(members, out, n) for n in out[members[0]]}
     return out
 
 
