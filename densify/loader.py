@@ -134,6 +134,10 @@ class Augmenter:
         self._epoch_keys: dict[int, int] = {}
 
     def _apply(self, image: np.ndarray, key: int, state: int | None = None) -> np.ndarray:
+        if (
+            not self.recipe.pipeline
+        ):  # nothing to draw nor apply: albumentations' empty Compose returns the image
+            return image
         self._rng.reseed(key, state)
         out = self._compose(image=image)["image"]
         if out.dtype != np.uint8:
@@ -223,9 +227,11 @@ class Augmenter:
         self._ready()
         index_array = np.asarray(indices, dtype=np.int64).reshape(-1)
         view_array = np.broadcast_to(np.asarray(views, dtype=np.int64), index_array.shape)
-        keys, states = view_keys(self._epoch_key(epoch), index_array, view_array)
         sources, size = images.view_sources, images.images.shape[1:3]
         resize = sources.shape[1:3] != size
+        if not self.recipe.pipeline and not resize:  # the identity (as _apply): one gather, no keys
+            return np.asarray(sources[index_array], dtype=np.uint8)
+        keys, states = view_keys(self._epoch_key(epoch), index_array, view_array)
         out = np.empty((len(index_array), *images.images.shape[1:]), np.uint8)
         for j, (index, key, state) in enumerate(zip(index_array.tolist(), keys, states, strict=True)):
             view = self._apply(sources[index], key, state)

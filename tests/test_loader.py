@@ -194,3 +194,25 @@ def test_example_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "batch 3" in result.stdout
+
+
+def test_the_empty_recipe_gives_the_images_themselves_without_drawing():
+    """``none`` (an empty pipeline) skips the reseeding and albumentations: the same pixels as its Compose, by
+    item and by batch, and the generators are never touched."""
+    from densify.data import ImageSet
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(12, 6, 5, 3), dtype=np.uint8)
+    base = ImageSet(images, np.zeros(12, np.int64), ("a",))
+    aug = load_recipe("none", seed=3, output="numpy")
+    batch = aug.views_of(base, np.array([4, 0, 11, 4]), np.array([0, 1, 0, 2]))
+    assert batch.dtype == np.uint8 and np.array_equal(batch, images[[4, 0, 11, 4]])
+    batch[0] = 0  # a copy, not a view of the images
+    assert images[4].any()
+    aug._ready()
+    state = aug._rng.np.bit_generator.state
+    assert np.array_equal(aug.augment(images[7], index=7), aug.compose(image=images[7])["image"])
+    assert aug._rng.np.bit_generator.state == state
+    dataset = DensifiedDataset(base, aug, views=2, output="numpy")
+    items = [dataset[i][0] for i in range(len(dataset))]
+    assert all(np.array_equal(x, images[i // 2]) for i, x in enumerate(items))
