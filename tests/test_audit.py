@@ -194,6 +194,47 @@ def test_no_train_verdict_and_cli_output(tmp_path):
     assert "predictors-vs-gain.png" not in {p.name for p in (tmp_path / "r" / "plots").iterdir()}
 
 
+def test_proxy_audit_ranks_by_the_fine_tunes_and_the_predictor(tmp_path):
+    """--proxy: one clean base model, short fine-tunes per recipe and seed; the verdict ranks by the mean of the
+    proxy's and the default predictor's ranks and states the study's reliability; the same report when re-run."""
+    from densify.audit._verdict import PROXY_RANKING
+
+    args = ["evaluate", *CLI_SMALL, "--steps", "60", "--proxy"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "proxy" in result.output and "without full training" in result.output
+    report = read_report(tmp_path / "r")
+    proxy, v = report["proxy"], report["verdict"]
+    assert report["training"] is None and report["settings"]["proxy"] is True
+    assert proxy["seeds"] == [0, 1] and proxy["base_steps"] == 60 and proxy["finetune_steps"] == 10
+    assert proxy["steps"] == 60 + 3 * 2 * 10 and proxy["full_steps"] == 3 * 2 * 60
+    assert list(proxy["recipes"]) == ["none", "flip", "vflip"]
+    assert all(len(r["runs"]) == 2 for r in proxy["recipes"].values())
+    assert v["ranked_by"] == PROXY_RANKING and sorted(v["ranking"][PROXY_RANKING]) == [
+        "flip",
+        "none",
+        "vflip",
+    ]
+    assert v["proxy_gains"]["none"] == 0.0
+    assert (
+        any("fine-tune proxy" in s for s in v["summary"])
+        and "fine-tune proxy" in (tmp_path / "r" / "report.html").read_text()
+    )
+    again = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    assert _stable(read_report(tmp_path / "again"))["proxy"] == _stable(report)["proxy"]
+
+
+def test_proxy_and_train_exclude_each_other_and_proxy_keeps_run_ids():
+    from densify.audit import plan_audit
+    from densify.audit._plan import SettingsError
+
+    with pytest.raises(SettingsError, match="train and proxy exclude each other"):
+        plan_audit(AuditSettings(**SMALL, proxy=True))
+    assert "proxy" not in AuditSettings(**SMALL).identity()  # earlier audits' run ids are unchanged
+    assert AuditSettings(**{**SMALL, "seeds": 1}, train=False, proxy=True).identity()["proxy"] is True
+
+
 def test_killed_audit_resumes_to_the_same_report(tmp_path):
     """SIGKILL while training, then --resume: the same report as an uninterrupted run."""
     args = [sys.executable, "-m", "densify", "evaluate", *CLI_SMALL, "--steps", "80"]

@@ -157,3 +157,51 @@ def test_verdict_warns_when_heldout_coverage_is_saturated():
     assert any("saturated" in s and "99.5%" in s for s in v["warnings"])
     recipes["flip"]["metrics"]["coverage_clean"] = recipes["none"]["metrics"]["coverage_clean"] = _m(0.6)
     assert not any("saturated" in s for s in verdict(recipes, REFERENCE, None)["warnings"])
+
+
+def _proxied(gains: dict[str, tuple[float, ...]]) -> dict:
+    """Proxy summaries: each recipe's per-seed fine-tuned accuracy (none at 0.80), paired by seed."""
+    out = {}
+    for name, per_seed in {"none": (0.0, 0.0), **gains}.items():
+        runs = [{"seed": s, "heldout_accuracy": 0.80 + g} for s, g in enumerate(per_seed)]
+        out[name] = {"gain_over_none": {"mean": sum(per_seed) / len(per_seed)}, "runs": runs}
+    return out
+
+
+def test_verdict_with_the_proxy_ranks_by_the_mean_of_both_ranks():
+    from densify.audit._verdict import PROXY_RANKING
+
+    recipes = {
+        "none": _recipe(0.0, 1.0, 1.0, dens_low=0.0),
+        "a": _recipe(0.30, 0.9, 0.95),  # the predictor's first, the proxy's last
+        "b": _recipe(0.20, 0.9, 0.95),  # second by both: the best mean rank of the pickable ones
+        "c": _recipe(0.04, 0.9, 0.95),  # the proxy's first (harmful aside), low by the predictor
+        "harmful": _recipe(0.05, 0.2, 0.4),  # both flags: avoided whatever the proxy says
+        "loser": _recipe(0.01, 0.9, 0.95),
+    }
+    proxied = _proxied(
+        {
+            "a": (-0.02, -0.02),
+            "b": (0.02, 0.02),
+            "c": (0.03, 0.03),
+            "harmful": (0.05, 0.05),
+            "loser": (-0.01, -0.02),
+        }
+    )
+    v = verdict(recipes, REFERENCE, None, default_predictor="densification", proxied=proxied)
+    assert v["ranked_by"] == PROXY_RANKING and not v["trained"]
+    assert v["use"][0]["recipe"] == "b" and "+2.00 points over none (2 seeds)" in v["use"][0]["reason"]
+    assert [a["recipe"] for a in v["avoid"]] == ["harmful"]
+    use = next(s for s in v["summary"] if s.startswith("Use b"))
+    assert "the proxy alone would pick c" in use and "densification alone a" in use
+    assert "densify evaluate --recipes b,c,a" in use
+    assert any(
+        s.startswith("Lost accuracy in every fine-tune") and "loser (-1.50 points)" in s for s in v["summary"]
+    )
+    assert any(s.startswith("How far to trust this ranking") for s in v["summary"])
+    assert v["proxy_gains"]["none"] == 0.0 and v["ranking"][PROXY_RANKING][:3] == ["harmful", "b", "c"]
+    # nothing above none by both rankings: none is recommended, nothing is both used and avoided
+    flat = _proxied({r: (-0.01, -0.01) for r in recipes if r != "none"})
+    worse = {**recipes, **{r: _recipe(0.0, 0.9, 0.95, dens_low=0.0) for r in ("a", "b", "c", "loser")}}
+    v = verdict(worse, REFERENCE, None, default_predictor="densification", proxied=flat)
+    assert v["use"] == [] and any(s.startswith("No recipe ranks above none") for s in v["summary"])

@@ -707,6 +707,22 @@ def packaged_summary(result: dict) -> dict:
         "flags": {
             enc: {lvl: per["all"] for lvl, per in levels.items()} for enc, levels in result["flags"].items()
         },
+        # the cheap confirmation (`densify evaluate --proxy`): the proxy's gains ranked with the chosen candidate
+        "proxy": _packaged_proxy(result.get("proxy3_combined")),
+    }
+
+
+def _packaged_proxy(three: dict | None) -> dict | None:
+    if not three:
+        return None
+    return {
+        "seeds": three["seeds"],
+        "per_dataset": {d: p["rho"] for d, p in three["per_dataset"].items()},
+        "worst": three["worst"],
+        "mean": three["mean"],
+        "alone": {"per_dataset": three["proxy_alone"], "worst": three["proxy_alone_worst"]},
+        "step_ratio": three["step_ratio"],
+        "earns_mode": three["earns_mode"],
     }
 
 

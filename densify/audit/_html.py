@@ -264,11 +264,16 @@ def _verdict_section(report: dict[str, Any]) -> list[str]:
     if sentence:
         parts.append(f"<li>{_e(sentence)}</li>")
     if not _trained(report):
-        parts.append(
-            f"<li>Ranked by {_e(LABELS[v.get('ranked_by') or v['default_predictor']])} "
-            f"({'the default training-free predictor' if v.get('ranked_by') in (None, v['default_predictor']) else 'the fallback'}"
-            "); run with training to confirm.</li>"
+        from densify.audit._verdict import PROXY_RANKING, ranking_label
+
+        kind = (
+            "the cheap confirmation"
+            if v.get("ranked_by") == PROXY_RANKING
+            else "the default training-free predictor"
+            if v.get("ranked_by") in (None, v["default_predictor"])
+            else "the fallback"
         )
+        parts.append(f"<li>Ranked by {_e(ranking_label(v))} ({kind}); run with training to confirm.</li>")
     parts.append("</ul></div>")
     return parts
 
@@ -352,19 +357,21 @@ def _agreement_section(report: dict[str, Any]) -> list[str]:
 def _rankings_section(report: dict[str, Any]) -> list[str]:
     """Each recipe's rank (1 = best) by the measured gain and by every training-free predictor: one row per recipe,
     in the order of the measured gain (or of the predictor that ranked without training)."""
+    from densify.audit._verdict import PROXY_RANKING
+
     v = report["verdict"]
-    order = (["measured_gain"] if "measured_gain" in v["ranking"] else []) + [
-        p for p in PREDICTORS if p in v["ranking"]
-    ]
+    first = [k for k in ("measured_gain", PROXY_RANKING) if k in v["ranking"]]
+    order = first + [p for p in PREDICTORS if p in v["ranking"]]
     if not order:
         return []
-    lead = order[0] if "measured_gain" in v["ranking"] else (v.get("ranked_by") or order[0])
+    lead = order[0] if first else (v.get("ranked_by") or order[0])
     lead = lead if lead in v["ranking"] else order[0]
     star = {v["default_predictor"]: " (default)"}
+    names = {**LABELS, PROXY_RANKING: f"fine-tune proxy and {LABELS[v['default_predictor']]}"}
     parts = [
         "<h2>Rankings</h2><p class=meta>Each recipe's rank (1 = best) by the measured gain and by every "
-        f"training-free predictor; rows in the order of {_e(LABELS[lead])}.</p><table id=rankings><tr><th>recipe</th>"
-        + "".join(f"<th class=rot>{_e(LABELS[p] + star.get(p, ''))}</th>" for p in order)
+        f"training-free predictor; rows in the order of {_e(names[lead])}.</p><table id=rankings><tr><th>recipe</th>"
+        + "".join(f"<th class=rot>{_e(names[p] + star.get(p, ''))}</th>" for p in order)
         + "</tr>"
     ]
     for r in v["ranking"][lead]:

@@ -77,8 +77,14 @@ def _check_settings(s: AuditSettings) -> None:
 
     for key in ("views", "k", "steps", "batch", "n_boot"):
         positive(key)
+    if s.train and s.proxy:
+        raise SettingsError(
+            "train and proxy exclude each other: proxy is the cheap confirmation, train the full one; choose one"
+        )
     if s.train:
         positive("seeds", 2)  # a confidence interval needs two seeds
+    if s.proxy:
+        positive("seeds")
     if s.channels not in (None, 1, 3):
         raise SettingsError(f"channels must be 1 or 3, got {s.channels!r}")
     if s.resize is not None and (
@@ -111,7 +117,7 @@ def _check_names(s: AuditSettings) -> None:
     from densify.embed import get_encoder
 
     get_encoder(s.encoder, seed=s.seed, weights=s.weights)
-    if s.train:
+    if s.train or s.proxy:
         from densify.train.models import check_model_name
 
         check_model_name(s.model)
@@ -120,7 +126,7 @@ def _check_names(s: AuditSettings) -> None:
 def _check_data(s: AuditSettings, data: DataSplits) -> None:
     h, w, _ = data.train.shape
     needs = [f"encoder '{s.encoder}'"] if s.encoder in CNN_ENCODERS else []
-    needs += [f"model '{s.model}'"] if s.train and s.model == "small-cnn" else []
+    needs += [f"model '{s.model}'"] if (s.train or s.proxy) and s.model == "small-cnn" else []
     if needs and min(h, w) < MIN_SIDE:
         raise DataError(
             f"{data.name}: images are {h}x{w}; the {' and the '.join(needs)} need{'s' if len(needs) == 1 else ''} "
@@ -138,7 +144,7 @@ def _check_data(s: AuditSettings, data: DataSplits) -> None:
         raise SettingsError(
             f"k={s.k} needs more than k held-out images; the held-out split has {len(data.heldout)}"
         )
-    if s.train and s.batch > len(data.train):
+    if (s.train or s.proxy) and s.batch > len(data.train):
         raise SettingsError(f"batch={s.batch} is larger than the {len(data.train)} training images")
 
 

@@ -38,6 +38,9 @@ class AuditSettings:
     data: a data spec. recipes: names, files or folders (``("all",)`` for every recipe densify knows).
     encoder / weights / views / k / n_boot / search: the coverage estimate (see ``estimate_coverage``).
     train: also train a model per recipe and seed; seeds / steps / batch / model: the trained confirmation.
+    proxy: instead of ``train``, the cheap confirmation: one model trained on clean data, each recipe fine-tuned
+    from it for a sixth of ``steps`` with each of ``seeds`` (``densify.train.finetune_recipes``); the verdict ranks
+    by the proxy's gains together with the training-free predictor (docs/predictor-study.md).
     train_size: audit a stratified subset of at most this many training images (None: all of them). The default,
     2,000, bounds the cost of an audit on any dataset (a few minutes on 2 cores) and sits in the low-data regime
     where augmentation matters most; pass None (``--train-size all``) to audit the full training set.
@@ -58,6 +61,7 @@ class AuditSettings:
     seed: int = 0
     strength: float = 1.0
     train: bool = True
+    proxy: bool = False
     seeds: int = 3
     steps: int = 600
     batch: int = 64
@@ -75,6 +79,8 @@ class AuditSettings:
     def identity(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("extra")
+        if not self.proxy:  # a setting added at its default leaves the run ids of earlier audits unchanged
+            d.pop("proxy")
         d["recipes"] = list(self.recipes)
         return d
 
@@ -220,11 +226,15 @@ def _compute(
     start = time.perf_counter()
     issues = _data_quality(plan, state, note)
     timings["data_quality"] = time.perf_counter() - start
-    training = None
+    training = proxy = None
     if settings.train:
         start = time.perf_counter()
         training = _train(plan, state, note, jobs)
         timings["training"] = time.perf_counter() - start
+    if settings.proxy:
+        start = time.perf_counter()
+        proxy = _proxy(plan, state, note)
+        timings["proxy"] = time.perf_counter() - start
 
     coverage_dict = coverage.to_dict()
     recipes_cov = {
@@ -240,6 +250,7 @@ def _compute(
         n_heldout=len(data.heldout),
         encoder=coverage.encoder,
         leakage=issues.summary["leakage"],
+        proxied=proxy["recipes"] if proxy else None,
     )
     report: dict[str, Any] = {
         "schema": SCHEMA,
@@ -259,6 +270,7 @@ def _compute(
         "reference": reference,
         "coverage": recipes_cov,
         "training": training,
+        **({"proxy": proxy} if proxy else {}),
         "verdict": result,
         "manifold": coverage_dict["manifold"],
         "search": coverage_dict["search"],
@@ -326,6 +338,35 @@ def _train(plan: AuditPlan, state: Path, note: Progress, jobs: int | None = None
         "config": asdict(config),
         "seeds": list(range(settings.seeds)),
         "recipes": {s.recipe: _strip_runs(s.to_dict()) for s in summaries},
+    }
+
+
+def _proxy(plan: AuditPlan, state: Path, note: Progress) -> dict[str, Any]:
+    """The fine-tune proxy of every audited recipe (the cheap confirmation), with its cost in optimiser steps."""
+    from densify._progress import run_progress
+    from densify.train import TrainConfig, finetune_recipes
+
+    settings = plan.settings
+    config = TrainConfig(steps=settings.steps, batch=settings.batch, model=settings.model)
+    seeds = range(settings.seeds)
+    result = finetune_recipes(
+        plan.data,
+        plan.recipes,
+        seeds,
+        config,
+        strength=settings.strength,
+        out=state / "proxy",
+        progress=run_progress(note, 1 + len(plan.recipes) * settings.seeds),
+    )
+    full = len(plan.recipes) * settings.seeds * settings.steps
+    return {
+        "seeds": list(seeds),
+        "base_steps": result.base_steps,
+        "finetune_steps": result.finetune_steps,
+        "steps": result.steps(),
+        "full_steps": full,
+        "step_ratio": result.steps() / full,
+        "recipes": {s.recipe: _strip_runs(s.to_dict()) for s in result.summaries},
     }
 
 

@@ -35,6 +35,7 @@ class Settings(_Model):
     seed: int
     strength: float
     train: bool
+    proxy: bool = False  # older reports lack it (and reports of audits without the proxy)
     seeds: int
     steps: int
     batch: int
@@ -210,6 +211,7 @@ class ReportV1(_Model):
     reference: dict[str, MetricValue]
     coverage: dict[str, Coverage]
     training: dict[str, Any] | None
+    proxy: dict[str, Any] | None = None  # the fine-tune proxy (audits run with proxy=True only)
     verdict: Verdict
     versions: dict[str, str] | None = None
     environment: dict[str, Any] | None = None

@@ -36,7 +36,7 @@ import math
 from typing import Any
 
 from densify import _catalogue
-from densify.audit._stats import bootstrap_rho, permutation_p, rank_order, spearman
+from densify.audit._stats import bootstrap_rho, permutation_p, rank_order, ranks, spearman
 
 PREDICTORS = _catalogue.PREDICTORS
 BASE_PREDICTORS = _catalogue.BASE_PREDICTORS
@@ -108,6 +108,7 @@ def verdict(
     n_heldout: int | None = None,
     encoder: str | None = None,
     leakage: dict[str, Any] | None = None,
+    proxied: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """The audit's verdict.
 
@@ -121,6 +122,9 @@ def verdict(
         encoder: the encoder's name, for the reliability the predictor study measured (None: not stated).
         leakage: the data-quality check's train / held-out duplicates (``densify.quality``'s summary "leakage";
             None: not checked); any leak is the first warning, since it inflates every held-out number.
+        proxied: without ``trained``, the fine-tune proxy's summaries (``report.json["proxy"]["recipes"]``, same
+            shape as ``trained``'s): recipes are then ranked by the mean of their ranks by the proxy's gain and by
+            the default predictor, the combination the predictor study measured.
     """
     names = list(recipes)
     values = {p: {r: predictor_value(recipes[r]["metrics"], p) for r in names} for p in PREDICTORS}
@@ -160,10 +164,50 @@ def verdict(
                 "ci": [None if math.isnan(low) else low, None if math.isnan(high) else high],
                 "n": len(common),
             }
+    if trained is None and proxied is not None:
+        out["proxy_gains"] = {r: _proxy_gain(proxied, r) for r in names}
+        scores = _proxy_scores(out["proxy_gains"], values[default_predictor], names)
+        if scores:
+            out["ranking"][PROXY_RANKING] = rank_order(list(scores.values()), list(scores))
     out.update(
-        _advice(recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder, leakage)
+        _advice(
+            recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder, leakage, proxied
+        )
     )
     return out
+
+
+#: the verdict's name for the proxy's ranking (the proxy's gains and the default predictor, ranks averaged)
+PROXY_RANKING = "proxy_and_predictor"
+
+
+def ranking_label(v: dict[str, Any]) -> str:
+    """What a verdict without full training ranked by, in words (the fine-tune proxy's ranking included)."""
+    ranked = v.get("ranked_by") or v["default_predictor"]
+    if ranked == PROXY_RANKING:
+        return f"the fine-tune proxy and {LABELS[v['default_predictor']]} together"
+    return LABELS[ranked]
+
+
+def _proxy_gain(proxied: dict[str, dict], recipe: str) -> float | None:
+    """The proxy's mean paired gain over ``none`` of ``recipe`` (``none``: 0; None when not fine-tuned)."""
+    if recipe == "none":
+        return 0.0
+    gain = (proxied.get(recipe) or {}).get("gain_over_none")
+    return None if gain is None else gain["mean"]
+
+
+def _proxy_scores(
+    gains: dict[str, float | None], predictor: dict[str, float | None], names: list[str]
+) -> dict:
+    """{recipe: mean of its rank by proxy gain and its rank by the predictor} (higher: better) over the recipes
+    that have both (``none`` included); empty when fewer than two do."""
+    both = [r for r in names if gains.get(r) is not None and predictor.get(r) is not None]
+    if len(both) < 2:
+        return {}
+    by_gain = ranks([gains[r] for r in both])
+    by_predictor = ranks([predictor[r] for r in both])
+    return {r: (a + b) / 2 for r, a, b in zip(both, by_gain, by_predictor, strict=True)}
 
 
 def _why_flagged(recipe_flags: dict[str, str]) -> str:
@@ -273,7 +317,7 @@ def _degenerate_views(recipes, names) -> dict[str, str]:
 
 
 def _advice(
-    recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder, leakage=None
+    recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder, leakage=None, proxied=None
 ) -> dict[str, Any]:
     """warnings, use / avoid lists, the head-to-head, and the plain-language summary."""
     names = [r for r in recipes if r != "none"]
@@ -288,6 +332,11 @@ def _advice(
             names, recipes, trained, recipe_flags, degenerate, kinds, n_heldout
         )
         ranked_by = "measured_gain"
+    elif proxied is not None:
+        use, more_avoid, summary, ranked_by = _proxy_advice(
+            names, recipes, values, proxied, recipe_flags, default_predictor, degenerate, encoder
+        )
+        h2h = None
     else:
         use, more_avoid, summary, ranked_by = _untrained_advice(
             names, recipes, values, recipe_flags, default_predictor, degenerate, encoder
@@ -510,6 +559,117 @@ def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, d
             f"Check with training before using: {'; '.join(cautions)}; {_evidence('any', encoder)}."
         )
     return use, avoid, summary, ranked_by
+
+
+def _proxy_advice(names, recipes, values, proxied, recipe_flags, default_predictor, degenerate, encoder=None):
+    """With the fine-tune proxy: rank by the mean of the proxy's and the default predictor's ranks (what the
+    predictor study measured); both flags still avoid; a recipe whose fine-tunes lost accuracy with every seed is
+    named, and disagreement between the two rankings at the top is said, with the training that would decide."""
+    use, avoid, summary = [], [], []
+    gains = {r: _proxy_gain(proxied, r) for r in ["none", *names]}
+    pv = values[default_predictor]
+    scores = _proxy_scores(gains, pv, ["none", *names])
+    label = f"the fine-tune proxy and {LABELS[default_predictor]} together"
+    candidates = [r for r in names if r not in degenerate and r in scores]
+    doubly = [r for r in candidates if len(_raised(recipe_flags[r])) == 2]
+    pickable = sorted((r for r in candidates if r not in doubly), key=lambda r: -scores[r])
+    if not scores:
+        summary.append("The fine-tune proxy gave no gains to rank; train (--train) to choose.")
+        return use, avoid, summary, None
+    if not pickable or scores[pickable[0]] <= scores["none"]:
+        summary.append(
+            f"No recipe ranks above none by {label}, so none is recommended (a fine-tune proxy, not full training)."
+        )
+    else:
+        top = pickable[0]
+        g = gains[top]
+        reason = (
+            f"ranks first by {label}: proxy gain {_points(g)} points over none ({_proxy_seeds(proxied, top)}), "
+            f"{LABELS[default_predictor]} {pv[top]:.4f}"
+        )
+        entry = {"recipe": top, "reason": reason}
+        sentence = f"Use {top} (by a fine-tune proxy, not confirmed by full training): {reason}."
+        runner = next((r for r in pickable if r != top), None)
+        contest = [top]
+        if runner is not None and scores[runner] == scores[top]:
+            entry["tied_with"] = runner
+            sentence += f" {runner} ranks the same: an uncertain pick."
+            contest.append(runner)
+        by_gain = max(pickable, key=lambda r: gains[r])
+        by_predictor = max(pickable, key=lambda r: pv[r])
+        if len({top, by_gain, by_predictor}) > 1:
+            sentence += (
+                f" The two disagree: the proxy alone would pick {by_gain}, {LABELS[default_predictor]} alone "
+                f"{by_predictor}."
+            )
+            contest += [by_gain, by_predictor]
+        contest = list(dict.fromkeys(c for c in contest if c != "none"))
+        if len(contest) > 1:
+            sentence += (
+                " Full training decides between them: densify evaluate --recipes " + ",".join(contest) + "."
+            )
+        summary.append(sentence)
+        use.append(entry)
+    chosen = {u["recipe"] for u in use}
+    for r in doubly:
+        avoid.append(
+            {
+                "recipe": r,
+                "reason": f"evidence against it (not confirmed by full training): {_why_flagged(recipe_flags[r])}; "
+                f"{_evidence('both', encoder)}",
+            }
+        )
+    lost = [
+        r
+        for r in names
+        if r not in chosen and r not in doubly and (runs := _proxy_run_gains(proxied, r)) and max(runs) < 0
+    ]
+    if lost:
+        summary.append(
+            "Lost accuracy in every fine-tune of the proxy (each seed, paired against none): "
+            + ", ".join(f"{r} ({_points(gains[r])} points)" for r in lost)
+            + "; check with full training before using."
+        )
+    summary.append(_proxy_reliability(encoder, default_predictor))
+    return use, avoid, summary, PROXY_RANKING
+
+
+def _proxy_seeds(proxied: dict[str, dict], recipe: str) -> str:
+    n = len((proxied.get(recipe) or {}).get("runs", []))
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def _proxy_run_gains(proxied: dict[str, dict], recipe: str) -> list[float]:
+    """Per seed, the recipe's fine-tuned held-out accuracy minus ``none``'s (paired by seed)."""
+    base = {r["seed"]: r["heldout_accuracy"] for r in (proxied.get("none") or {}).get("runs", [])}
+    return [
+        r["heldout_accuracy"] - base[r["seed"]]
+        for r in (proxied.get(recipe) or {}).get("runs", [])
+        if r["seed"] in base
+    ]
+
+
+def _proxy_reliability(encoder: str | None, predictor: str) -> str:
+    """How far the proxy's ranking held in the predictor study (packaged with densify)."""
+    from densify.audit._reliability import study
+
+    p = study().get("proxy")
+    if not p:
+        return "How far to trust this ranking: the fine-tune proxy was not measured in the predictor study."
+    chosen_predictor, _, chosen_encoder = study()["chosen"].partition(" @ ")
+    per = ", ".join(f"{d} {rho:+.2f}" for d, rho in p["per_dataset"].items())
+    sentence = (
+        f"How far to trust this ranking: in the predictor study, the fine-tune proxy ({len(p['seeds'])} seeds) ranked "
+        f"with {LABELS[chosen_predictor]} (encoder {chosen_encoder}) agreed with full training at Spearman rho "
+        f"{per} (worst {p['worst']:+.2f}, mean {p['mean']:+.2f}), at {p['step_ratio']:.2f} of its optimiser steps; "
+        "moderate evidence: confirm with full training (--train) before relying on it."
+    )
+    if encoder is not None and (encoder != chosen_encoder or predictor != chosen_predictor):
+        sentence += (
+            f" This audit ranked with {LABELS[predictor]} and encoder {encoder}; the study measured the proxy with "
+            f"{LABELS[chosen_predictor]} and encoder {chosen_encoder} only."
+        )
+    return sentence
 
 
 def agreement_sentence(agreement: dict[str, dict], predictor: str) -> str | None:
