@@ -220,6 +220,15 @@ def test_proxy_audit_ranks_by_the_fine_tunes_and_the_predictor(tmp_path):
         any("fine-tune proxy" in s for s in v["summary"])
         and "fine-tune proxy" in (tmp_path / "r" / "report.html").read_text()
     )
+    page = (tmp_path / "r" / "report.html").read_text()
+    cells = re.findall(r'<span data-path="(proxy/[^"]+)" data-scale="([^"]+)"[^>]*>([^<]+)</span>', page)
+    assert len(cells) == 2  # flip and vflip
+    for path, scale, text in cells:
+        assert float(text) == pytest.approx(float(scale) * _resolve(report, path), abs=0.006), path
+    rows = {r["recipe"]: r for r in csv.DictReader(io.StringIO((tmp_path / "r" / "metrics.csv").read_text()))}
+    assert float(rows["flip"]["proxy_gain"]) == pytest.approx(
+        proxy["recipes"]["flip"]["gain_over_none"]["mean"]
+    )
     again = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "again")])
     assert again.exit_code == 0, again.output
     assert _stable(read_report(tmp_path / "again"))["proxy"] == _stable(report)["proxy"]

@@ -194,6 +194,20 @@ def _trained(report: dict[str, Any]) -> bool:
     return bool(report.get("training"))
 
 
+def _proxied(report: dict[str, Any]) -> bool:
+    """Confirmed by the fine-tune proxy instead of full training."""
+    return bool(report.get("proxy")) and not _trained(report)
+
+
+def _proxy_cell(report, recipe: str) -> str:
+    if not _proxied(report):
+        return ""
+    g = (report["proxy"]["recipes"].get(recipe) or {}).get("gain_over_none")
+    if not g or recipe == "none":
+        return "<td>-</td>"
+    return f"<td>{_num(g['mean'], f'proxy/recipes/{recipe}/gain_over_none/mean', '+.2f', 100)}</td>"
+
+
 def _header(report: dict[str, Any]) -> list[str]:
     data, settings = report["data"], report["settings"]
     trained = _trained(report)
@@ -210,6 +224,12 @@ def _header(report: dict[str, Any]) -> list[str]:
             f"; trained {settings['model']} for {settings['steps']} steps x {settings['batch']}, "
             f"{settings['seeds']} seeds"
             if trained
+            else (
+                f"; fine-tune proxy: {settings['model']} trained {report['proxy']['base_steps']} steps on clean "
+                f"images, fine-tuned {report['proxy']['finetune_steps']} steps per recipe and seed, "
+                f"{len(report['proxy']['seeds'])} seeds"
+            )
+            if _proxied(report)
             else "; not trained (training-free verdict)"
         )
         + f". densify {_e(report['densify_version'])}, run <code>{_e(report['run_id'])}</code>.</p>",
@@ -283,6 +303,8 @@ def _recipes_section(report: dict[str, Any]) -> list[str]:
     parts = ["<h2>Recipes</h2><div class=scroll><table id=recipes><tr><th>recipe</th>"]
     if trained:
         parts.append("<th>held-out accuracy<br>[95% CI]</th><th>gain over none<br>(points) [95% CI]</th>")
+    if _proxied(report):
+        parts.append("<th>fine-tune proxy gain<br>(points, mean over seeds)</th>")
     cols = tuple((m, ".3f" if BY_NAME[m].signed else ".2f", BY_NAME[m].signed) for m in TABLE)
     dp = v["default_predictor"]
     parts.append(f"<th>{_e(LABELS[dp])} (default predictor)</th>")
@@ -292,7 +314,7 @@ def _recipes_section(report: dict[str, Any]) -> list[str]:
             f'<span class=flag title="{_e(reason)}">{_e(flag.replace("_", " "))}</span>'
             for flag, reason in v["flags"][r].items()
         )
-        row = f"<tr data-recipe={_e(r)}><td><b>{_e(r)}</b></td>{_trained_cells(report, r)}"
+        row = f"<tr data-recipe={_e(r)}><td><b>{_e(r)}</b></td>{_trained_cells(report, r)}{_proxy_cell(report, r)}"
         row += (
             f"<td>{_num(v['predictor_values'][dp].get(r), f'verdict/predictor_values/{dp}/{r}', '.4f')}</td>"
         )
@@ -302,6 +324,7 @@ def _recipes_section(report: dict[str, Any]) -> list[str]:
     parts.append(
         "<tr><td><i>held-out images (reference)</i></td>"
         + ("<td></td><td></td>" if trained else "")
+        + ("<td></td>" if _proxied(report) else "")
         + "<td></td>"
     )
     cells = []

@@ -380,12 +380,15 @@ def _strip_runs(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def metrics_csv(report: dict[str, Any]) -> str:
-    """A row per recipe: every coverage metric (value, low, high), trained accuracy and gain, and flags."""
+    """A row per recipe: every coverage metric (value, low, high), trained accuracy and gain, and flags (and the
+    fine-tune proxy's gain when the audit ran it)."""
     metrics = sorted({m for r in report["coverage"].values() for m in r["metrics"]})
     header = ["recipe"] + [f"{m}{s}" for m in metrics for s in ("", "_low", "_high")]
     header += ["accuracy", "accuracy_low", "accuracy_high", "gain", "gain_low", "gain_high", "loss_ratio"]
     header += [f"predictor_{p}" for p in PREDICTORS] + ["flags"]
     header += ["data_multiplier_coverage", "data_multiplier_distance"]
+    proxied = (report.get("proxy") or {}).get("recipes")
+    header += ["proxy_gain"] if proxied else []  # the fine-tune proxy's mean gain (audits run with it only)
     multipliers = (report.get("manifold") or {}).get("multipliers", {})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -412,6 +415,8 @@ def metrics_csv(report: dict[str, Any]) -> str:
         row += [";".join(sorted(v["flags"][name]))]
         m = multipliers.get(name) or {}
         row += [m.get("coverage"), m.get("distance")]
+        if proxied:
+            row += [((proxied.get(name) or {}).get("gain_over_none") or {}).get("mean")]
         writer.writerow(["" if x is None else x for x in row])
     return buffer.getvalue()
 
