@@ -178,6 +178,7 @@ def test_verdict_with_the_proxy_ranks_by_the_mean_of_both_ranks():
         "c": _recipe(0.04, 0.9, 0.95),  # the proxy's first (harmful aside), low by the predictor
         "harmful": _recipe(0.05, 0.2, 0.4),  # both flags: avoided whatever the proxy says
         "loser": _recipe(0.01, 0.9, 0.95),
+        "doubtful": _recipe(0.005, 0.3, 0.95),  # leaves the manifold only: a caution
     }
     proxied = _proxied(
         {
@@ -186,6 +187,7 @@ def test_verdict_with_the_proxy_ranks_by_the_mean_of_both_ranks():
             "c": (0.03, 0.03),
             "harmful": (0.05, 0.05),
             "loser": (-0.01, -0.02),
+            "doubtful": (0.0, 0.0),
         }
     )
     v = verdict(recipes, REFERENCE, None, default_predictor="densification", proxied=proxied)
@@ -199,6 +201,9 @@ def test_verdict_with_the_proxy_ranks_by_the_mean_of_both_ranks():
         s.startswith("Lost accuracy in every fine-tune") and "loser (-1.50 points)" in s for s in v["summary"]
     )
     assert any(s.startswith("How far to trust this ranking") for s in v["summary"])
+    assert any(
+        s.startswith("Check with full training before using: doubtful: its views leave") for s in v["summary"]
+    )
     assert v["proxy_gains"]["none"] == 0.0 and v["ranking"][PROXY_RANKING][:3] == ["harmful", "b", "c"]
     # nothing above none by both rankings: none is recommended, nothing is both used and avoided
     flat = _proxied({r: (-0.01, -0.01) for r in recipes if r != "none"})

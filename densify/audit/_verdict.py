@@ -619,6 +619,15 @@ def _proxy_advice(names, recipes, values, proxied, recipe_flags, default_predict
                 f"{_evidence('both', encoder)}",
             }
         )
+    cautions = [
+        f"{r}: {_why_flagged(recipe_flags[r])}"
+        for r in pickable
+        if len(_raised(recipe_flags[r])) == 1 and r not in chosen
+    ]
+    if cautions:
+        summary.append(
+            f"Check with full training before using: {'; '.join(cautions)}; {_evidence('any', encoder)}."
+        )
     lost = [
         r
         for r in names
