@@ -198,7 +198,10 @@ def test_verdict_with_the_proxy_ranks_by_the_mean_of_both_ranks():
     assert "the proxy alone would pick c" in use and "densification alone a" in use
     assert "densify evaluate --recipes b,c,a" in use
     assert any(
-        s.startswith("Lost accuracy in every fine-tune") and "loser (-1.50 points)" in s for s in v["summary"]
+        s.startswith("Lost accuracy in every fine-tune")
+        and "loser (-1.50 points)" in s
+        and "predictor study" in s
+        for s in v["summary"]
     )
     assert any(s.startswith("How far to trust this ranking") for s in v["summary"])
     assert any(

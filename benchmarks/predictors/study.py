@@ -687,6 +687,36 @@ def flag_evidence(conditions: list[str], gains: dict[str, dict[str, float]]) -> 
     return out
 
 
+def proxy_harm_evidence(conditions: list[str], gains: dict[str, dict[str, float]]) -> dict:
+    """The 3-seed proxy's harm signal scored like the flags: of the variants whose fine-tunes lost held-out accuracy
+    with every seed (paired against the fine-tuned ``none``), how many lost accuracy when fully trained (mean gain
+    < 0) and how many were measurably harmed (gain interval below 0); and how many of the harmed it named."""
+    seeds = [str(s) for s in PROXY_SEEDS + PROXY_EXTRA_SEEDS]
+    out: dict = {}
+    for cond in conditions:
+        record = _read(proxy_path(cond))
+        if record is None or not all(s in record["accuracy"]["none"] for s in seeds):
+            continue
+        acc, harm = record["accuracy"], measured_harm(cond)
+        rows = [
+            (all(acc[v][s] < acc["none"][s] for s in seeds), gains[cond][v] < 0, harm.get(v, False))
+            for v in acc
+            if v != "none" and v in gains[cond]
+        ]
+        named = [(lost, harmed) for flagged, lost, harmed in rows if flagged]
+        out[cond] = {
+            "variants": len(rows),
+            "named": len(named),
+            "named_lost": sum(lost for lost, _ in named),
+            "lost": sum(lost for _, lost, _ in rows),
+            "named_harmed": sum(harmed for _, harmed in named),
+            "harmed": sum(harmed for _, _, harmed in rows),
+        }
+    if out:
+        out["all"] = {key: sum(c[key] for c in out.values()) for key in next(iter(out.values()))}
+    return out
+
+
 #: what the verdict tells users about a training-free ranking's reliability (densify/audit/_reliability.py)
 PACKAGED = ROOT / "densify" / "audit" / "predictor_study.json"
 
@@ -708,14 +738,15 @@ def packaged_summary(result: dict) -> dict:
             enc: {lvl: per["all"] for lvl, per in levels.items()} for enc, levels in result["flags"].items()
         },
         # the cheap confirmation (`densify evaluate --proxy`): the proxy's gains ranked with the chosen candidate
-        "proxy": _packaged_proxy(result.get("proxy3_combined")),
+        "proxy": _packaged_proxy(result.get("proxy3_combined"), (result.get("proxy_harm") or {}).get("all")),
     }
 
 
-def _packaged_proxy(three: dict | None) -> dict | None:
+def _packaged_proxy(three: dict | None, harm: dict | None = None) -> dict | None:
     if not three:
         return None
     return {
+        "harm": harm,
         "seeds": three["seeds"],
         "per_dataset": {d: p["rho"] for d, p in three["per_dataset"].items()},
         "worst": three["worst"],
@@ -838,6 +869,7 @@ def analyse_phase(args) -> None:
         "regret_points": {c: {n: 100 * r for n, r in regret[c].items()} for c in values},
         "budget_rho": budget,
         "flags": flag_evidence(conditions, gains),
+        "proxy_harm": proxy_harm_evidence(conditions, gains),
         "gains_points": {n: {v: 100 * g for v, g in gains[n].items()} for n in conditions},
     }
     _write(RESULTS / "analysis.json", result)
@@ -1056,6 +1088,14 @@ def _tables(result: dict, np) -> list[str]:
             + f" points. The bar (rule above): worst >= {three['bar']:+.2f}: "
             + ("**met**." if three["earns_mode"] else "**not met**."),
         ]
+        harm = (result.get("proxy_harm") or {}).get("all")
+        if harm:
+            lines += [
+                "",
+                f"Its harm signal (every seed's fine-tune below `none`'s) named {harm['named']} of {harm['variants']} "
+                f"variants: {harm['named_lost']} lost accuracy when fully trained ({harm['lost']} did in all), "
+                f"{harm['named_harmed']} beyond seed noise, of the {harm['harmed']} measurably harmed.",
+            ]
     if result["budget_rho"]:
         lines += ["", "### Budget check: Spearman rho between gains at 600 and 1,200 steps", ""]
         lines += [f"- {n}: {r:+.2f}" for n, r in result["budget_rho"].items()]

@@ -637,10 +637,23 @@ def _proxy_advice(names, recipes, values, proxied, recipe_flags, default_predict
         summary.append(
             "Lost accuracy in every fine-tune of the proxy (each seed, paired against none): "
             + ", ".join(f"{r} ({_points(gains[r])} points)" for r in lost)
-            + "; check with full training before using."
+            + f"; check with full training before using{_proxy_harm_evidence()}."
         )
     summary.append(_proxy_reliability(encoder, default_predictor))
     return use, avoid, summary, PROXY_RANKING
+
+
+def _proxy_harm_evidence() -> str:
+    """How often such a loss held under full training in the predictor study (empty when not measured)."""
+    from densify.audit._reliability import study
+
+    harm = (study().get("proxy") or {}).get("harm")
+    if not harm:
+        return ""
+    return (
+        f" (in the predictor study, {harm['named_lost']} of {harm['named']} variants whose fine-tunes all lost "
+        f"accuracy also lost it when fully trained, {harm['named_harmed']} of them beyond seed noise)"
+    )
 
 
 def _proxy_seeds(proxied: dict[str, dict], recipe: str) -> str:
