@@ -206,6 +206,7 @@ def test_proxy_audit_ranks_by_the_fine_tunes_and_the_predictor(tmp_path):
     report = read_report(tmp_path / "r")
     proxy, v = report["proxy"], report["verdict"]
     assert report["training"] is None and report["settings"]["proxy"] is True
+    assert report["environment"]["train_jobs"] >= 1 and report["environment"]["train_threads"] >= 1
     assert proxy["seeds"] == [0, 1] and proxy["base_steps"] == 60 and proxy["finetune_steps"] == 10
     assert proxy["steps"] == 60 + 3 * 2 * 10 and proxy["full_steps"] == 3 * 2 * 60
     assert list(proxy["recipes"]) == ["none", "flip", "vflip"]

@@ -165,7 +165,9 @@ def run_audit(
         try:
             _bundle.check_writable(out)
             plan = plan_audit(settings)
-            if settings.train:  # a bad --jobs or DENSIFY_TRAIN_JOBS is refused before any work
+            if (
+                settings.train or settings.proxy
+            ):  # a bad --jobs or DENSIFY_TRAIN_JOBS is refused before any work
                 from densify.train._jobs import check_jobs, default_jobs
 
                 jobs = default_jobs() if jobs is None else check_jobs(jobs)
@@ -233,7 +235,7 @@ def _compute(
         timings["training"] = time.perf_counter() - start
     if settings.proxy:
         start = time.perf_counter()
-        proxy = _proxy(plan, state, note)
+        proxy = _proxy(plan, state, note, jobs)
         timings["proxy"] = time.perf_counter() - start
 
     coverage_dict = coverage.to_dict()
@@ -307,7 +309,7 @@ def _data_quality(plan: AuditPlan, state: Path, note: Progress):
 
 def _training_environment(settings: AuditSettings, jobs: int | None) -> dict[str, Any]:
     """How the training ran: runs at once and torch threads per run (a run's numbers depend on the latter)."""
-    if not settings.train:
+    if not (settings.train or settings.proxy):
         return {}
     from densify._torch import train_threads
     from densify.train._jobs import check_jobs, default_jobs
@@ -341,7 +343,7 @@ def _train(plan: AuditPlan, state: Path, note: Progress, jobs: int | None = None
     }
 
 
-def _proxy(plan: AuditPlan, state: Path, note: Progress) -> dict[str, Any]:
+def _proxy(plan: AuditPlan, state: Path, note: Progress, jobs: int | None = None) -> dict[str, Any]:
     """The fine-tune proxy of every audited recipe (the cheap confirmation), with its cost in optimiser steps."""
     from densify._progress import run_progress
     from densify.train import TrainConfig, finetune_recipes
@@ -357,6 +359,7 @@ def _proxy(plan: AuditPlan, state: Path, note: Progress) -> dict[str, Any]:
         strength=settings.strength,
         out=state / "proxy",
         progress=run_progress(note, 1 + len(plan.recipes) * settings.seeds),
+        jobs=jobs,
     )
     full = len(plan.recipes) * settings.seeds * settings.steps
     return {

@@ -91,6 +91,7 @@ def finetune_recipes(
     strength: float = 1.0,
     out: str | Path | None = None,
     progress=None,
+    jobs: int | None = None,
 ) -> ProxyResult:
     """Rank ``recipes`` by short fine-tunes of one clean-trained model (see the module docstring).
 
@@ -100,6 +101,7 @@ def finetune_recipes(
         seeds: fine-tune seeds (batch order and augmentation); the base model is trained once, with ``base_seed``.
         out: folder for the base weights and the fine-tunes' runs (reused when the settings are unchanged);
             a temporary folder when None.
+        jobs: fine-tunes at once (as :func:`densify.train.train_recipes`; None: its default).
 
     Returns:
         A :class:`ProxyResult` whose summaries hold ``none`` first and a paired gain for every recipe.
@@ -128,6 +130,6 @@ def finetune_recipes(
             saved = {"fingerprint": fingerprint, "seconds": base.seconds}
             write_text_atomic(record, json.dumps(saved) + "\n")
         summaries = train_recipes(data, ordered, seeds, tuned, strength=strength, out=folder / f"finetune-s{strength:g}",
-                                  progress=progress, init=weights)  # fmt: skip
+                                  progress=progress, init=weights, jobs=jobs)  # fmt: skip
     finetune_seconds = sum(r.seconds for s in summaries for r in s.runs)
     return ProxyResult(summaries, base_config.steps, tuned.steps, saved["seconds"], finetune_seconds)
