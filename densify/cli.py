@@ -1060,12 +1060,16 @@ def compare(folders, out) -> None:
     for i in range(len(comparison["runs"])):
         table.add_column(f"run {i + 1}", justify="right")
     for recipe, by_metric in comparison["recipes"].items():
-        for metric in ("densification", "fidelity", "measured_gain"):
+        for metric in ("densification", "fidelity", "measured_gain", "proxy_gain"):
+            if metric not in by_metric:  # proxy_gain: only when a compared audit ran the proxy
+                continue
             d = by_metric[metric]
             # accuracy gains in points, as everywhere else; coverage metrics as they are
-            points = metric == "measured_gain"
+            points = metric in ("measured_gain", "proxy_gain")
             scale, digits = (100, 2) if points else (1, 3)
-            label = "gain (points)" if points else LABELS[metric]
+            label = {"measured_gain": "gain (points)", "proxy_gain": "proxy gain (points)"}.get(
+                metric
+            ) or LABELS[metric]
             cells = []
             for i, value in enumerate(d["values"]):
                 diff = d["differences"][i]

@@ -233,6 +233,13 @@ def test_proxy_audit_ranks_by_the_fine_tunes_and_the_predictor(tmp_path):
     again = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "again")])
     assert again.exit_code == 0, again.output
     assert _stable(read_report(tmp_path / "again"))["proxy"] == _stable(report)["proxy"]
+    from densify.audit._compare import compare_reports
+
+    flip = compare_reports([tmp_path / "r", tmp_path / "again"])["recipes"]["flip"]["proxy_gain"]
+    assert (
+        flip["values"][0] == proxy["recipes"]["flip"]["gain_over_none"]["mean"]
+        and flip["differences"][1] == 0
+    )
 
 
 def test_proxy_and_train_exclude_each_other_and_proxy_keeps_run_ids():

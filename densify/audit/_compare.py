@@ -24,9 +24,14 @@ def _label(folder: Path, report: dict[str, Any]) -> str:
     return f"{folder.name}: {report['data']['name']}, {report['encoder']['name']}, k={s['k']}, V={s['views']}"
 
 
+#: accuracy gains over none (in points wherever shown): the full training's and the fine-tune proxy's
+GAINS = {"measured_gain": "gain over none (points)", "proxy_gain": "proxy gain over none (points)"}
+
+
 def _value(report: dict[str, Any], recipe: str, metric: str) -> float | None:
-    if metric == "measured_gain":
-        t = ((report.get("training") or {}).get("recipes") or {}).get(recipe) or {}
+    if metric in GAINS:
+        section = "training" if metric == "measured_gain" else "proxy"
+        t = ((report.get(section) or {}).get("recipes") or {}).get(recipe) or {}
         return (t.get("gain_over_none") or {}).get("mean")
     return ((report["coverage"].get(recipe) or {}).get("metrics", {}).get(metric) or {}).get("value")
 
@@ -40,7 +45,7 @@ def compare_reports(folders: Sequence[str | Path]) -> dict[str, Any]:
     recipes: list[str] = []
     for _, r in loaded:
         recipes += [n for n in r["coverage"] if n not in recipes]
-    metrics = (*METRICS, "measured_gain")
+    metrics = (*METRICS, "measured_gain", *(["proxy_gain"] if any(r.get("proxy") for _, r in loaded) else []))
     table = {}
     for recipe in recipes:
         table[recipe] = {}
@@ -139,8 +144,8 @@ def _html(comparison: dict[str, Any], pngs: dict[str, bytes]) -> str:
     parts += [f"<th>run {i + 1} - run 1</th>" for i in range(1, len(runs))] + ["</tr>"]
     for recipe, by_metric in comparison["recipes"].items():
         for metric, d in by_metric.items():
-            points = metric == "measured_gain"  # accuracy gains in points, as everywhere else
-            scale, label = (100, "gain over none (points)") if points else (1, LABELS.get(metric, metric))
+            points = metric in GAINS  # accuracy gains in points, as everywhere else
+            scale, label = (100, GAINS[metric]) if points else (1, LABELS.get(metric, metric))
             cells = ["-" if v is None else f"{scale * v:{'+.2f' if points else '.3f'}}" for v in d["values"]]
             cells += [
                 "-" if v is None else f"{scale * v:{'+.2f' if points else '+.3f'}}"
