@@ -138,9 +138,8 @@ CENTROID_BLOCK = 1 << 16
 
 
 def _nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    with np.errstate(
-        invalid="ignore"
-    ):  # an empty class's centroid is inf: its NaN distances become inf below
+    # an empty class's centroid is inf: its NaN distances become inf below
+    with np.errstate(invalid="ignore"):
         d = (x**2).sum(1)[:, None] - 2 * x @ centroids.T + (centroids**2).sum(1)[None, :]
     return np.nan_to_num(d, nan=np.inf).argmin(axis=1)
 

@@ -165,9 +165,8 @@ def run_audit(
         try:
             _bundle.check_writable(out)
             plan = plan_audit(settings)
-            if (
-                settings.train or settings.proxy
-            ):  # a bad --jobs or DENSIFY_TRAIN_JOBS is refused before any work
+            # a bad --jobs or DENSIFY_TRAIN_JOBS is refused before any work
+            if settings.train or settings.proxy:
                 from densify.train._jobs import check_jobs, default_jobs
 
                 jobs = default_jobs() if jobs is None else check_jobs(jobs)

@@ -576,7 +576,7 @@ def _proxy_advice(names, recipes, values, proxied, recipe_flags, default_predict
     if not scores:
         summary.append("The fine-tune proxy gave no gains to rank; train (--train) to choose.")
         return use, avoid, summary, None
-    if not pickable or scores[pickable[0]] <= scores["none"]:
+    if not pickable or scores[pickable[0]] <= scores.get("none", -math.inf):
         summary.append(
             f"No recipe ranks above none by {label}, so none is recommended (a fine-tune proxy, not full training)."
         )
