@@ -472,7 +472,7 @@ def predictor_interval(metrics: dict[str, dict], name: str) -> tuple[float, floa
 
 def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, degenerate, encoder=None):
     """Without training: rank by the default predictor (or the fallback); flags are evidence, both flags avoid."""
-    use, avoid, summary, cautions = [], [], [], []
+    use, avoid, summary = [], [], []
     candidates = [r for r in names if r not in degenerate]
     ranked_by = None
     for p in dict.fromkeys((default_predictor, FALLBACK_PREDICTOR)):
@@ -548,17 +548,21 @@ def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, d
                     f"{_evidence('both', encoder)}",
                 }
             )
-        chosen = {u["recipe"] for u in use}
-        cautions = [
-            f"{r}: {_why_flagged(recipe_flags[r])}"
-            for r in ranked
-            if len(_raised(recipe_flags[r])) == 1 and r not in chosen
-        ]
-    if cautions:
-        summary.append(
-            f"Check with training before using: {'; '.join(cautions)}; {_evidence('any', encoder)}."
-        )
+        summary += _cautions(ranked, recipe_flags, {u["recipe"] for u in use}, encoder, "training")
     return use, avoid, summary, ranked_by
+
+
+def _cautions(ranked, recipe_flags, chosen: set, encoder, confirm: str) -> list[str]:
+    """The sentence naming the recipes raised by one flag only (not the recommended one), with the flags' evidence
+    in the predictor study; none when there are none."""
+    cautions = [
+        f"{r}: {_why_flagged(recipe_flags[r])}"
+        for r in ranked
+        if len(_raised(recipe_flags[r])) == 1 and r not in chosen
+    ]
+    if not cautions:
+        return []
+    return [f"Check with {confirm} before using: {'; '.join(cautions)}; {_evidence('any', encoder)}."]
 
 
 def _proxy_advice(names, recipes, values, proxied, recipe_flags, default_predictor, degenerate, encoder=None):
@@ -619,15 +623,7 @@ def _proxy_advice(names, recipes, values, proxied, recipe_flags, default_predict
                 f"{_evidence('both', encoder)}",
             }
         )
-    cautions = [
-        f"{r}: {_why_flagged(recipe_flags[r])}"
-        for r in pickable
-        if len(_raised(recipe_flags[r])) == 1 and r not in chosen
-    ]
-    if cautions:
-        summary.append(
-            f"Check with full training before using: {'; '.join(cautions)}; {_evidence('any', encoder)}."
-        )
+    summary += _cautions(pickable, recipe_flags, chosen, encoder, "full training")
     lost = [
         r
         for r in names
