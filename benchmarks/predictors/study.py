@@ -5,6 +5,7 @@ The cross-dataset predictor study (issue 15; docs/predictor-study.md).
     python benchmarks/predictors/study.py train    [--conditions digits-200,intel-500] [--threads 1]
     python benchmarks/predictors/study.py budget   (ground truth at twice the step budget, BUDGET_CHECK conditions)
     python benchmarks/predictors/study.py coverage (every predictor x encoder for every condition)
+    python benchmarks/predictors/study.py proxy    (the fine-tune proxy: seeds 0 and 1, then the added seed 2)
     python benchmarks/predictors/study.py analyse  (leave-one-dataset-out selection -> results/ and --docs)
 
 Every phase is resumable: finished training runs live under --out (and are reused), and each condition's ground
