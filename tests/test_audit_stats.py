@@ -197,6 +197,7 @@ def test_verdict_with_the_proxy_ranks_by_the_mean_of_both_ranks():
     use = next(s for s in v["summary"] if s.startswith("Use b"))
     assert "the proxy alone would pick c" in use and "densification alone a" in use
     assert "densify evaluate --recipes b,c,a" in use
+    assert "b - c = -1.00 points" in use and "over 2 paired seeds" in use  # the proxy's own paired difference
     assert any(
         s.startswith("Lost accuracy in every fine-tune")
         and "loser (-1.50 points)" in s

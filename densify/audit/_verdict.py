@@ -599,6 +599,12 @@ def _proxy_advice(names, recipes, values, proxied, recipe_flags, default_predict
             entry["tied_with"] = runner
             sentence += f" {runner} ranks the same: an uncertain pick."
             contest.append(runner)
+        h2h = head_to_head(proxied, top, runner) if runner and top in proxied and runner in proxied else None
+        if h2h is not None:
+            sentence += (
+                f" Its fine-tunes against the runner-up's: {top} - {runner} = {_interval(h2h)} over {h2h['seeds']} "
+                "paired seeds."
+            )
         by_gain = max(pickable, key=lambda r: gains[r])
         by_predictor = max(pickable, key=lambda r: pv[r])
         if len({top, by_gain, by_predictor}) > 1:
