@@ -166,6 +166,24 @@ def plant(data, seed: int = 0):
     return planted, where
 
 
+def photos_args(doc: str, argv=None) -> argparse.Namespace:
+    """The outlier benchmarks' command line: ``--photos`` (the folder of the photo sets)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data")
+    return parser.parse_args(argv)
+
+
+def planted_outliers(name: str, photos: Path):
+    """Dataset ``name`` with :func:`plant`'s faults, and where its planted outliers are: (data, training labels,
+    planted rows, the noise rows, the inverted rows, a mask of the other training images)."""
+    planted, where = plant(load(name, photos))
+    labels = np.asarray(planted.train.labels)
+    rows = np.asarray(where["outliers"], int)
+    others = np.ones(len(labels), bool)
+    others[rows] = False
+    return planted, labels, rows, rows[: PLANTED // 2], rows[PLANTED // 2 :], others
+
+
 def fault_scores(issues, where) -> dict:
     rows = {(r["split"], r["index"]): r for r in issues.rows}
     n_train = sum(1 for r in issues.rows if r["split"] == "train")

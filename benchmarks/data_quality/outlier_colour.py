@@ -23,7 +23,6 @@ never becomes a flag by this benchmark. Results: outlier_colour-results.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from detect import PLANTED, load, plant  # noqa: E402
+from detect import photos_args, planted_outliers  # noqa: E402
 
 CUT = 24.0  # opponent-colour bin edges: -CUT and +CUT
 TOP = 20
@@ -54,21 +53,13 @@ def colour_histograms(images: np.ndarray) -> np.ndarray:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=HERE.parents[2] / "shared" / "data")
-    args = parser.parse_args(argv)
+    args = photos_args(__doc__, argv)
     from densify.quality import _outliers
 
     out = {}
     for name in ("fashion", "digits", "intel", "flowers"):
-        planted, where = plant(load(name, args.photos))
-        train = planted.train
-        labels = np.asarray(train.labels)
-        rows = np.asarray(where["outliers"], int)
-        noise, inverted = rows[: PLANTED // 2], rows[PLANTED // 2 :]
-        others = np.ones(len(labels), bool)
-        others[rows] = False
-        features = np.sqrt(colour_histograms(train.images)).astype(np.float32)
+        planted, labels, _, noise, inverted, others = planted_outliers(name, args.photos)
+        features = np.sqrt(colour_histograms(planted.train.images)).astype(np.float32)
         scores = _outliers.outlier_scores(features, labels)
         order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
         rank = np.empty(len(order), int)

@@ -25,7 +25,6 @@ outliers (either flag) on at least one dataset. Results: outlier_residual-result
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -34,13 +33,11 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from detect import PLANTED, load, plant  # noqa: E402
+from detect import PLANTED, photos_args, planted_outliers  # noqa: E402
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=HERE.parents[2] / "shared" / "data")
-    args = parser.parse_args(argv)
+    args = photos_args(__doc__, argv)
     from densify.estimate import clean_embeddings
     from densify.quality import _labels, _outliers
     from densify.quality._duplicates import THUMB, describe
@@ -48,13 +45,8 @@ def main(argv=None) -> None:
 
     out = {}
     for name in ("fashion", "digits", "intel", "flowers"):
-        planted, where = plant(load(name, args.photos))
+        planted, labels, rows, noise, inverted, others = planted_outliers(name, args.photos)
         train, held = planted.train, planted.heldout
-        labels = np.asarray(train.labels)
-        rows = np.asarray(where["outliers"], int)
-        noise, inverted = rows[: PLANTED // 2], rows[PLANTED // 2 :]
-        others = np.ones(len(labels), bool)
-        others[rows] = False
         tf, hf = (
             np.asarray(e, np.float32)
             for e in clean_embeddings(planted, encoder=DEFAULT_ENCODER, cache_dir=None)[:2]

@@ -15,7 +15,6 @@ outlier_space-results.json (2026-11-28: adopted; see docs/data-quality.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,24 +23,18 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from detect import LABEL_FREE, load, plant  # noqa: E402
+from detect import LABEL_FREE, photos_args, planted_outliers  # noqa: E402
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=HERE.parents[2] / "shared" / "data")
-    args = parser.parse_args(argv)
+    args = photos_args(__doc__, argv)
     from densify.estimate import clean_embeddings
     from densify.quality import _labels, _outliers
     from densify.quality._issues import NEAR_COMPONENTS
 
     out = {}
     for name in ("fashion", "digits", "intel", "flowers"):
-        planted, where = plant(load(name, args.photos))
-        labels = np.asarray(planted.train.labels)
-        rows = np.asarray(where["outliers"], int)
-        planted_mask = np.zeros(len(labels), bool)
-        planted_mask[rows] = True
+        planted, labels, rows, _, _, others = planted_outliers(name, args.photos)
         for enc in LABEL_FREE:
             tf = np.asarray(clean_embeddings(planted, encoder=enc, cache_dir=None)[0], np.float32)
             near = _labels.principal_projection(tf, components=NEAR_COMPONENTS)[0].astype(np.float32)
@@ -52,7 +45,7 @@ def main(argv=None) -> None:
                 res[space] = {
                     "dimensions": features.shape[1],
                     "recall": float(flagged[rows].mean()),
-                    "other_flags": int((flagged & ~planted_mask).sum()),
+                    "other_flags": int((flagged & others).sum()),
                     "train_images": len(labels),
                 }
             out[f"{name}-{enc}"] = res
