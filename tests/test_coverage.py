@@ -571,3 +571,27 @@ def test_approximate_search_scans_as_few_points_as_reach_the_recall_target():
     assert easy_log["recall"] >= RECALL_TARGET
     assert hard_log["scanned"] >= 4 * MIN_SCAN_POINTS  # it doubled the scan at least twice
     assert hard_log["recall"] >= RECALL_TARGET or hard_log["scanned"] >= SCAN_POINTS
+
+
+@pytest.mark.parametrize("name", ["lattice-ties", "duplicates", "blobs"])
+def test_prdc_in_small_blocks_and_column_chunks_matches_brute_force(monkeypatch, name):
+    """The streamed comparison (blocks of fake rows, uint16 row counts over chunks of columns, near-ties settled
+    exactly) gives the per-point statistics of the all-pairs definition, whatever the block and chunk sizes."""
+    from densify.coverage import _prdc, prdc_points
+
+    real, fake = DATASETS[name]
+    k = 3
+    diff = fake[:, None, :].astype(np.float64) - real[None, :, :]
+    d2 = np.einsum("mnd,mnd->mn", diff, diff)
+    r_real = np.sort(((real[:, None, :].astype(np.float64) - real[None]) ** 2).sum(-1), axis=1)[:, k]
+    r_fake = np.sort(((fake[:, None, :].astype(np.float64) - fake[None]) ** 2).sum(-1), axis=1)[:, k]
+    want_balls = (d2 < r_real[None, :]).sum(axis=1)
+    want_recalled = (d2 < r_fake[:, None]).any(axis=0)
+    want_covered = (d2 < r_real[None, :]).any(axis=0)
+    for block_bytes, columns in ((1 << 22, 65535), (4 * len(real) * 7, 13), (1, 1)):
+        monkeypatch.setattr(_prdc, "BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(_prdc, "_COUNT_COLUMNS", columns)
+        balls, recalled, covered = prdc_points(real, fake, k)
+        np.testing.assert_array_equal(balls, want_balls)
+        np.testing.assert_array_equal(recalled, want_recalled)
+        np.testing.assert_array_equal(covered, want_covered)
