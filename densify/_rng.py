@@ -133,3 +133,48 @@ class SampleRNG:
         words["inc"] = ((key << 1) | 1) & _MASK128
         self._bits.state = self._state
         self.py.seed()
+
+
+# numpy's PCG64: state <- state * _PCG_MULT + inc (mod 2^128), output XSL-RR of the new state
+_PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
+_M32 = np.uint64(0xFFFFFFFF)
+
+
+def _mul64(a: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(high, low) 64-bit words of the 128-bit products of uint64 ``a`` with the 64-bit constant ``b``."""
+    b0, b1 = np.uint64(b & 0xFFFFFFFF), np.uint64(b >> 32)
+    a0, a1 = a & _M32, a >> np.uint64(32)
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = (p00 >> np.uint64(32)) + (p01 & _M32) + (p10 & _M32)
+    high = p11 + (p01 >> np.uint64(32)) + (p10 >> np.uint64(32)) + (mid >> np.uint64(32))
+    return high, a * np.uint64(b)
+
+
+def stream_floats(keys: list[int], states: list[int], n: int) -> np.ndarray:
+    """float64 (len(keys), n): the first ``n`` floats each key's ``SampleRNG.py.random()`` returns after
+    ``reseed(key, state)`` (``n`` at most 16, the stream's first batch), computed for every key at once.
+
+    PCG64 after ``j`` steps from state ``s`` with increment ``c`` is ``M^j s + (M^(j-1) + ... + 1) c``
+    (mod 2^128); each float is ``(XSL-RR output >> 11) 2^-53``, as ``numpy.random.Generator.random``.
+    """
+    if not 0 <= n <= _BATCH:
+        raise ValueError(f"n must be in [0, {_BATCH}], got {n}")
+    s = np.asarray(states, dtype=np.uint64)
+    key = np.asarray(keys, dtype=np.uint64)
+    inc_lo, inc_hi = (key << np.uint64(1)) | np.uint64(1), key >> np.uint64(63)
+    out = np.empty((len(s), n))
+    power, total = 1, 0  # M^j and M^(j-1) + ... + 1, mod 2^128
+    for j in range(n):
+        power, total = power * _PCG_MULT & _MASK128, (total * _PCG_MULT + 1) & _MASK128
+        a_hi, a_lo = power >> 64, power & _MASK
+        c_hi, c_lo = total >> 64, total & _MASK
+        hi1, lo1 = _mul64(s, a_lo)
+        hi1 += s * np.uint64(a_hi)
+        hi2, lo2 = _mul64(inc_lo, c_lo)
+        hi2 += inc_lo * np.uint64(c_hi) + inc_hi * np.uint64(c_lo)
+        lo = lo1 + lo2
+        hi = hi1 + hi2 + (lo < lo1).astype(np.uint64)
+        x, rot = hi ^ lo, hi >> np.uint64(58)
+        word = (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+        out[:, j] = (word >> np.uint64(11)).astype(np.float64) * (1.0 / _TWO_53)
+    return out

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from densify._rng import SampleRNG, sample_key, view_key, view_keys
+from densify._rng import SampleRNG, sample_key, stream_floats, view_key, view_keys
 from densify.data._imageset import ImageSet
 from densify.data._working import resize_image
 from densify.errors import DensifyError, RecipeError
@@ -101,6 +101,7 @@ class Augmenter:
         self.seed = int(seed)
         self.output = output
         self._compose = compile_recipe(recipe, self.strength)  # validates now, in the caller's process
+        self._flips = _flip_plan(self._compose)
         self._pid: int | None = None
 
     def __repr__(self) -> str:
@@ -232,6 +233,13 @@ class Augmenter:
         if not self.recipe.pipeline and not resize:  # the identity (as _apply): one gather, no keys
             return np.asarray(sources[index_array], dtype=np.uint8)
         keys, states = view_keys(self._epoch_key(epoch), index_array, view_array)
+        if self._flips is not None and len(index_array) >= FLIP_BATCH_MIN:
+            views_at_source = _flipped(
+                np.asarray(sources[index_array], dtype=np.uint8), self._flips, keys, states
+            )
+            if not resize:
+                return views_at_source
+            return np.stack([resize_image(view, size) for view in views_at_source])
         out = np.empty((len(index_array), *images.images.shape[1:]), np.uint8)
         for j, (index, key, state) in enumerate(zip(index_array.tolist(), keys, states, strict=True)):
             view = self._apply(sources[index], key, state)
@@ -245,6 +253,54 @@ class Augmenter:
         return convert_output(
             self._apply(to_numpy_image(image), view_key(self._stream, self._calls, 0)), self.output
         )
+
+
+#: batches of at least this many views of a flips-only recipe are flipped in numpy (see :func:`_flip_plan`)
+FLIP_BATCH_MIN = 8
+_FLIP_AXES = {"HorizontalFlip": 1, "VerticalFlip": 0}  # the image axis (H, W, C) each one reverses
+
+
+def _flip_plan(compose) -> tuple[float, list[tuple[int, float]]] | None:
+    """(the Compose's p, [(image axis, p) per transform]) when a compiled recipe is nothing but albumentations'
+    HorizontalFlip and VerticalFlip, else None.
+
+    Such a recipe draws nothing but its probability checks: albumentations' Compose draws one float (run if it is
+    below the Compose's p), then each transform with 0 < p < 1 one more (applied if below its p; p >= 1 applies
+    without a draw, p <= 0 skips without one). Those floats are the first of each view's stream
+    (:func:`~densify._rng.stream_floats`), so a batch of views can be decided and flipped in numpy: the same pixels
+    as albumentations makes for the same keys (tested), without a Python call per image.
+    """
+    transforms = list(getattr(compose, "transforms", None) or [])
+    if type(compose).__name__ != "Compose" or not transforms:
+        return None
+    plan = []
+    for t in transforms:
+        name = type(t).__name__
+        if name not in _FLIP_AXES or not type(t).__module__.startswith("albumentations."):
+            return None
+        plan.append((_FLIP_AXES[name], float(t.p)))
+    return float(compose.p), plan
+
+
+def _flipped(batch: np.ndarray, plan, keys: list[int], states: list[int]) -> np.ndarray:
+    """The views of ``batch`` (uint8 (N, H, W, C), the sources of ``keys``) under a :func:`_flip_plan` recipe."""
+    compose_p, flips = plan
+    drawn = [p for _, p in flips if 0.0 < p < 1.0]
+    floats = stream_floats(keys, states, 1 + len(drawn))
+    run = floats[:, 0] < compose_p
+    column = 1
+    for axis, p in flips:
+        if p <= 0.0:
+            continue
+        if p >= 1.0:
+            chosen = run
+        else:
+            chosen = run & (floats[:, column] < p)
+            column += 1
+        rows = np.flatnonzero(chosen)
+        if len(rows):
+            batch[rows] = np.flip(batch[rows], axis=axis + 1)
+    return batch
 
 
 def _leaves(transforms, where: str):

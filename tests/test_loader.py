@@ -216,3 +216,36 @@ def test_the_empty_recipe_gives_the_images_themselves_without_drawing():
     dataset = DensifiedDataset(base, aug, views=2, output="numpy")
     items = [dataset[i][0] for i in range(len(dataset))]
     assert all(np.array_equal(x, images[i // 2]) for i, x in enumerate(items))
+
+
+def test_flip_recipes_flip_batches_in_numpy_with_albumentations_pixels(tmp_path: Path):
+    """A flips-only recipe decides a batch's flips from the views' streams and flips in numpy: the same pixels as
+    albumentations makes view by view, for the built-in flips, their strength variants, and a recipe mixing both
+    flips with p = 1 and p = 0 (no draw) and in any batch order."""
+    from densify.loader import FLIP_BATCH_MIN, _flip_plan
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(40, 7, 5, 3), dtype=np.uint8)
+    base = ImageSet(images, np.arange(40) % 2, ("a", "b"))
+    path = tmp_path / "flips.yaml"
+    path.write_text(
+        "schema_version: 1\nname: flips\nintent: both flips, some certain, one never\npipeline:\n  - HorizontalFlip: {p: 0.3}\n  - VerticalFlip: {p: 1.0}\n"
+        "  - HorizontalFlip: {p: 0.0}\n  - VerticalFlip: {p: 0.6}\n"
+    )
+    augmenters = [
+        load_recipe(n, strength=s, seed=7, output="numpy") for n in ("flip", "vflip") for s in (1.0, 0.5)
+    ]
+    augmenters.append(load_recipe(path, seed=2, output="numpy"))
+    indices = rng.permutation(np.repeat(np.arange(40), 3))
+    views = np.tile(np.arange(3), 40)
+    assert len(indices) >= FLIP_BATCH_MIN
+    for aug in augmenters:
+        assert _flip_plan(aug.compose) is not None
+        batch = aug.views_of(base, indices, views, epoch=1)
+        one_by_one = np.stack(
+            [aug.augment(images[i], index=i, view=v, epoch=1) for i, v in zip(indices, views)]
+        )
+        assert np.array_equal(batch, one_by_one)
+        flipped = ~np.all(batch == images[indices], axis=(1, 2, 3))
+        assert 0 < flipped.mean() < 1 or aug.recipe.name == "flips"
+    assert _flip_plan(load_recipe("flip-crop-cutout").compose) is None

@@ -99,3 +99,20 @@ def test_small_getrandbits_take_the_top_bits_of_one_draw():
             filled += take
         assert got == out and 0 <= got < 1 << k
     assert rng.py.getrandbits(0) == 0
+
+
+def test_stream_floats_are_the_python_stream_of_each_key():
+    """The vectorised PCG64 steps give, bit for bit, what ``SampleRNG.py.random()`` returns after a reseed,
+    for packed keys, keys from ``sample_key`` (indices past the packing) and the stream's whole first batch."""
+    from densify._rng import SampleRNG, stream_floats, view_keys
+
+    indices = np.concatenate([np.arange(300), [1 << 41, (1 << 62) + 5]])
+    keys, states = view_keys(0xFFFF_FFFF_FFFF_FFFF, indices, np.arange(len(indices)) % 5)
+    floats = stream_floats(keys, states, 16)
+    rng = SampleRNG()
+    for row, key, state in zip(floats, keys, states, strict=True):
+        rng.reseed(key, state)
+        assert [rng.py.random() for _ in range(16)] == row.tolist()
+    assert stream_floats(keys, states, 0).shape == (len(keys), 0)
+    with pytest.raises(ValueError):
+        stream_floats(keys, states, 17)
