@@ -243,7 +243,7 @@ def test_flip_recipes_flip_batches_in_numpy_with_albumentations_pixels(tmp_path:
         assert _flip_plan(aug.compose) is not None
         batch = aug.views_of(base, indices, views, epoch=1)
         one_by_one = np.stack(
-            [aug.augment(images[i], index=i, view=v, epoch=1) for i, v in zip(indices, views)]
+            [aug.augment(images[i], index=i, view=v, epoch=1) for i, v in zip(indices, views, strict=True)]
         )
         assert np.array_equal(batch, one_by_one)
         flipped = ~np.all(batch == images[indices], axis=(1, 2, 3))
