@@ -68,3 +68,7 @@ SUMMARY = tuple((m.name, m.short) for m in CATALOGUE if m.short)
 TABLE = tuple(m.name for m in CATALOGUE if m.table)
 TERMINAL = tuple((m.name, m.short) for m in CATALOGUE if m.terminal)
 PLOTTED = tuple((m.name, m.plot) for m in CATALOGUE if m.plot)
+
+#: accuracy gains over none a report can hold beside the metrics: their report section and label (in points)
+GAIN_SECTIONS = {"measured_gain": "training", "proxy_gain": "proxy"}
+GAIN_LABELS = {"measured_gain": "gain over none (points)", "proxy_gain": "proxy gain over none (points)"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -236,6 +237,9 @@ def test_proxy_audit_ranks_by_the_fine_tunes_and_the_predictor(tmp_path):
     from densify.audit._compare import compare_reports
 
     flip = compare_reports([tmp_path / "r", tmp_path / "again"])["recipes"]["flip"]["proxy_gain"]
+    write_comparison([tmp_path / "r", tmp_path / "again"], tmp_path / "cmp")
+    assert (tmp_path / "cmp" / "plots" / "compare-proxy_gain.png").is_file()
+    assert not (tmp_path / "cmp" / "plots" / "compare-measured_gain.png").exists()
     assert (
         flip["values"][0] == proxy["recipes"]["flip"]["gain_over_none"]["mean"]
         and flip["differences"][1] == 0
@@ -284,8 +288,21 @@ def test_compare_two_bundles(bundle, tmp_path):
     d = comparison["recipes"]["flip"]["densification"]
     assert d["differences"][1] == pytest.approx(d["values"][1] - d["values"][0])
     assert comparison["recipes"]["flip"]["measured_gain"]["values"][1] is None  # the second run did not train
-    for name in ("compare.html", "compare.csv", "plots/compare-densification.png"):
+    for name in (
+        "compare.html",
+        "compare.csv",
+        "plots/compare-densification.png",
+        "plots/compare-measured_gain.png",
+    ):
         assert (tmp_path / "cmp" / name).is_file()
+    assert not (tmp_path / "cmp" / "plots" / "compare-proxy_gain.png").exists()  # neither run has the proxy
+    from densify.plots import _compare_interval
+
+    gain = report["training"]["recipes"]["flip"]["gain_over_none"]
+    assert _compare_interval(report, "flip", "measured_gain") == pytest.approx(
+        (100 * gain["mean"], 100 * gain["low"], 100 * gain["high"])
+    )
+    assert all(math.isnan(v) for v in _compare_interval(read_report(other), "flip", "measured_gain"))
     bad = CliRunner().invoke(cli, ["compare", str(out), str(tmp_path)])
     assert bad.exit_code == 2 and "no report.json" in bad.output
     assert write_comparison([out, other], tmp_path / "api")["runs"][0]["run_id"] == report["run_id"]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from densify._catalogue import LABELS, TABLE
+from densify._catalogue import GAIN_LABELS, GAIN_SECTIONS, LABELS, TABLE
 from densify._io import write_bytes_atomic
 from densify.audit._bundle import check_writable, read_report
 from densify.errors import DensifyError
@@ -25,13 +25,12 @@ def _label(folder: Path, report: dict[str, Any]) -> str:
 
 
 #: accuracy gains over none (in points wherever shown): the full training's and the fine-tune proxy's
-GAINS = {"measured_gain": "gain over none (points)", "proxy_gain": "proxy gain over none (points)"}
+GAINS = GAIN_LABELS
 
 
 def _value(report: dict[str, Any], recipe: str, metric: str) -> float | None:
     if metric in GAINS:
-        section = "training" if metric == "measured_gain" else "proxy"
-        t = ((report.get(section) or {}).get("recipes") or {}).get(recipe) or {}
+        t = ((report.get(GAIN_SECTIONS[metric]) or {}).get("recipes") or {}).get(recipe) or {}
         return (t.get("gain_over_none") or {}).get("mean")
     return ((report["coverage"].get(recipe) or {}).get("metrics", {}).get(metric) or {}).get("value")
 
@@ -99,8 +98,9 @@ def _csv(comparison: dict[str, Any]) -> str:
 
 
 def write_comparison(folders: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
-    """Compare bundles and write ``compare.json``, ``compare.csv``, ``plots/compare-*.png`` and
-    ``compare.html`` to ``out`` (each atomically)."""
+    """Compare bundles and write ``compare.json``, ``compare.csv``, ``plots/compare-*.png`` (densification and
+    fidelity; the measured and the proxy's accuracy gains when any run has them) and ``compare.html`` to ``out``
+    (each atomically)."""
     from densify import plots
 
     out = Path(out)
@@ -108,8 +108,10 @@ def write_comparison(folders: Sequence[str | Path], out: str | Path) -> dict[str
     comparison = compare_reports(folders)
     loaded = comparison.pop("_reports")
     labelled = [(_label(f, r), r) for f, r in loaded]
+    gains = [m for m in GAINS if any(((r.get(GAIN_SECTIONS[m]) or {}).get("recipes")) for _, r in loaded)]
     pngs = {
-        f"plots/compare-{m}.png": plots.compare_figure(labelled, m) for m in ("densification", "fidelity")
+        f"plots/compare-{m}.png": plots.compare_figure(labelled, m)
+        for m in ("densification", "fidelity", *gains)
     }
     for name, png in pngs.items():
         write_bytes_atomic(out / name, png)

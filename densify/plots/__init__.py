@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from densify._catalogue import LABELS, PLOTTED, PREDICTORS
+from densify._catalogue import GAIN_LABELS, GAIN_SECTIONS, LABELS, PLOTTED, PREDICTORS
 
 #: Okabe & Ito (2008), colour-blind-safe
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -581,20 +581,38 @@ def audit_figures(report: dict[str, Any], samples: dict[str, np.ndarray]) -> dic
     return figures
 
 
+def _compare_interval(report: dict[str, Any], recipe: str, metric: str) -> tuple[float, float, float]:
+    """(value, low, high) of a coverage metric, or of an accuracy gain over none in points (NaN when absent)."""
+    if metric not in GAIN_SECTIONS:
+        return _interval((report["coverage"].get(recipe) or {}).get("metrics", {}).get(metric))
+    recipes = (report.get(GAIN_SECTIONS[metric]) or {}).get("recipes") or {}
+    g = (recipes.get(recipe) or {}).get("gain_over_none")
+    if not g or g.get("mean") is None:
+        return np.nan, np.nan, np.nan
+    m = 100 * g["mean"]
+    return (
+        m,
+        (100 * g["low"] if g.get("low") is not None else m),
+        (100 * g["high"] if g.get("high") is not None else m),
+    )
+
+
 def compare_figure(reports: list[tuple[str, dict[str, Any]]], metric: str = "densification") -> bytes:
-    """``metric`` per recipe, one panel per report, side by side with a shared recipe axis."""
+    """``metric`` per recipe, one panel per report, side by side with a shared recipe axis. ``metric`` is a
+    coverage metric or an accuracy gain over none: ``measured_gain`` (full training) or ``proxy_gain`` (the
+    fine-tune proxy), in points, without ``none``; a run without that section shows an empty panel."""
     plt = _plt()
+    gain = metric in GAIN_SECTIONS
     names: list[str] = []
     for _, r in reports:
-        names += [n for n in r["coverage"] if n not in names]
+        names += [n for n in r["coverage"] if n not in names and not (gain and n == "none")]
     y = np.arange(len(names))[::-1]
     fig, axes = plt.subplots(
         1, len(reports), figsize=(3.4 * len(reports), 0.42 * len(names) + 1.6), sharey=True, squeeze=False
     )
-    for ax, (label, r) in zip(axes[0], reports, strict=True):
-        vals = np.array(
-            [_interval((r["coverage"].get(n) or {}).get("metrics", {}).get(metric)) for n in names]
-        )
+    label = GAIN_LABELS[metric] if gain else LABELS.get(metric, metric)
+    for ax, (title, r) in zip(axes[0], reports, strict=True):
+        vals = np.array([_compare_interval(r, n, metric) for n in names], dtype=float).reshape(-1, 3)
         colours = recipe_colours(r)
         ax.barh(y, np.nan_to_num(vals[:, 0]), color=[colours.get(n, GREY) for n in names], height=0.6)
         ok = np.isfinite(vals[:, 0])
@@ -607,10 +625,12 @@ def compare_figure(reports: list[tuple[str, dict[str, Any]]], metric: str = "den
             capsize=3,
             lw=1,
         )
+        if not ok.any():
+            ax.text(0.5, 0.5, "not measured in this run", transform=ax.transAxes, ha="center", color=GREY)
         ax.axvline(0, color=BLACK, lw=0.8)
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel(LABELS.get(metric, metric))
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel(label)
     axes[0][0].set_yticks(y, names)
-    fig.suptitle(f"{LABELS.get(metric, metric)} per recipe, run by run (95% CI)")
+    fig.suptitle(f"{label} per recipe, run by run (95% CI)")
     fig.tight_layout()
     return _png(fig)
