@@ -282,25 +282,41 @@ def _flip_plan(compose) -> tuple[float, list[tuple[int, float]]] | None:
     return float(compose.p), plan
 
 
-def _flipped(batch: np.ndarray, plan, keys: list[int], states: list[int]) -> np.ndarray:
-    """The views of ``batch`` (uint8 (N, H, W, C), the sources of ``keys``) under a :func:`_flip_plan` recipe."""
+def _flip_choices(plan, keys: list[int], states: list[int]) -> list[tuple[int, np.ndarray]]:
+    """[(image axis, bool (N,): the views it flips)] for the views of ``keys`` under a :func:`_flip_plan`
+    recipe, in the recipe's order (transforms that never apply left out)."""
     compose_p, flips = plan
-    drawn = [p for _, p in flips if 0.0 < p < 1.0]
-    floats = stream_floats(keys, states, 1 + len(drawn))
+    floats = stream_floats(keys, states, 1 + sum(0.0 < p < 1.0 for _, p in flips))
     run = floats[:, 0] < compose_p
-    column = 1
+    choices, column = [], 1
     for axis, p in flips:
         if p <= 0.0:
             continue
         if p >= 1.0:
-            chosen = run
+            choices.append((axis, run))
         else:
-            chosen = run & (floats[:, column] < p)
+            choices.append((axis, run & (floats[:, column] < p)))
             column += 1
+    return choices
+
+
+def _flipped(batch: np.ndarray, plan, keys: list[int], states: list[int]) -> np.ndarray:
+    """The views of ``batch`` (uint8 (N, H, W, C), the sources of ``keys``) under a :func:`_flip_plan` recipe,
+    flipped in place."""
+    for axis, chosen in _flip_choices(plan, keys, states):
         rows = np.flatnonzero(chosen)
         if len(rows):
             batch[rows] = np.flip(batch[rows], axis=axis + 1)
     return batch
+
+
+def _flipped_each(images: list[np.ndarray], plan, keys: list[int], states: list[int]) -> list[np.ndarray]:
+    """:func:`_flipped` for images of any sizes (H, W, C), one array each."""
+    out = list(images)
+    for axis, chosen in _flip_choices(plan, keys, states):
+        for j in np.flatnonzero(chosen).tolist():
+            out[j] = np.flip(out[j], axis=axis)
+    return [np.ascontiguousarray(image) for image in out]
 
 
 def _leaves(transforms, where: str):
@@ -410,9 +426,15 @@ class DensifiedDataset:
         else:
             augmenter._ready()
             keys, states = view_keys(augmenter._epoch_key(self.epoch), index_array, view_array)
-            outs, labels = [], []
-            for index, key, state in zip(index_array.tolist(), keys, states, strict=True):
-                image, label = self._base_item(index)
-                outs.append(augmenter._apply(to_numpy_image(image), key, state))
-                labels.append(label)
+            items = [self._base_item(index) for index in index_array.tolist()]
+            labels = [label for _, label in items]
+            if augmenter._flips is not None and len(items) >= FLIP_BATCH_MIN:  # as in views_of
+                outs = _flipped_each(
+                    [to_numpy_image(image) for image, _ in items], augmenter._flips, keys, states
+                )
+            else:
+                outs = [
+                    augmenter._apply(to_numpy_image(image), key, state)
+                    for (image, _), key, state in zip(items, keys, states, strict=True)
+                ]
         return [(convert_output(out, self.output), label) for out, label in zip(outs, labels, strict=True)]

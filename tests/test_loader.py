@@ -249,3 +249,12 @@ def test_flip_recipes_flip_batches_in_numpy_with_albumentations_pixels(tmp_path:
         flipped = ~np.all(batch == images[indices], axis=(1, 2, 3))
         assert 0 < flipped.mean() < 1 or aug.recipe.name == "flips"
     assert _flip_plan(load_recipe("flip-crop-cutout").compose) is None
+    sized = [(rng.integers(0, 256, (5 + i % 4, 3 + i % 3, 1), dtype=np.uint8), i % 2) for i in range(30)]
+    for aug in augmenters:  # a torchvision-style base of several sizes: the per-image flips of __getitems__
+        dataset = DensifiedDataset(sized, aug, views=2, output="numpy")
+        order = rng.permutation(len(dataset)).tolist()
+        batch = dataset.__getitems__(order)
+        assert all(
+            np.array_equal(x, dataset[i][0]) and y == dataset[i][1]
+            for (x, y), i in zip(batch, order, strict=True)
+        )
