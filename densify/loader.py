@@ -125,6 +125,8 @@ class Augmenter:
         self._pid = os.getpid()
         self._rng = SampleRNG()
         self._compose.set_random_state(self._rng.np, self._rng.py)
+        if self._flips is not None and not self._flips_hold():
+            self._flips = None  # this albumentations draws differently: every view goes through it
         worker_seed = _in_worker_seed()
         if worker_seed is not None:
             import cv2
@@ -151,6 +153,19 @@ class Augmenter:
                 "densify recipes must keep the shape"
             )
         return out
+
+    def _flips_hold(self, probes: int = 64) -> bool:
+        """Whether the flips fast path makes albumentations' pixels for ``probes`` keys (checked once per process,
+        so that an albumentations release that draws in another order turns the fast path off, not wrong)."""
+        image = np.arange(20, dtype=np.uint8).reshape(4, 5, 1)  # asymmetric along both axes
+        keys, states = view_keys(
+            sample_key(self.seed, _STREAM, -2), np.arange(probes), np.zeros(probes, np.int64)
+        )
+        fast = _flipped(np.repeat(image[None], probes, axis=0), self._flips, keys, states)
+        return all(
+            np.array_equal(fast[j], self._apply(image, key, state))
+            for j, (key, state) in enumerate(zip(keys, states, strict=True))
+        )
 
     def check_shape(self, shape: tuple[int, int, int], tries: int = 8) -> None:
         """Raise a one-line :class:`RecipeError` unless this recipe works on uint8 images of ``shape`` (H, W, C).

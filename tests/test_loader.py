@@ -258,3 +258,23 @@ def test_flip_recipes_flip_batches_in_numpy_with_albumentations_pixels(tmp_path:
             np.array_equal(x, dataset[i][0]) and y == dataset[i][1]
             for (x, y), i in zip(batch, order, strict=True)
         )
+
+
+def test_flips_fast_path_turns_itself_off_when_albumentations_draws_otherwise(monkeypatch):
+    """Each process checks the fast path against albumentations on probe keys before using it: drawn otherwise
+    (simulated by reading the floats reversed), it is turned off and every view comes from albumentations."""
+    import densify.loader as loader
+    from densify._rng import stream_floats
+
+    monkeypatch.setattr(loader, "stream_floats", lambda keys, states, n: 1.0 - stream_floats(keys, states, n))
+    images = np.random.default_rng(3).integers(0, 256, size=(30, 6, 5, 1), dtype=np.uint8)
+    base = ImageSet(images, np.zeros(30, np.int64), ("a",))
+    aug = load_recipe("flip", seed=1, output="numpy")
+    assert aug._flips is not None
+    batch = aug.views_of(base, np.arange(30), 0)
+    assert aug._flips is None
+    assert np.array_equal(batch, np.stack([aug.augment(images[i], index=i) for i in range(30)]))
+    monkeypatch.undo()
+    fresh = load_recipe("flip", seed=1)
+    fresh._ready()
+    assert fresh._flips is not None and fresh._flips_hold()
