@@ -48,6 +48,9 @@ def test_report_records_the_environment(bundle):
     _, report = bundle
     assert report["environment"]["device"] in ("cpu", "cuda") and report["environment"]["torch_threads"] >= 1
     assert report["environment"]["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "default")
+    import cv2
+
+    assert report["environment"]["opencv_threads"] == cv2.getNumThreads() >= 1
     # trained runs: one torch thread each unless DENSIFY_TORCH_THREADS says otherwise, however many run at once
     assert report["environment"]["train_threads"] == int(os.environ.get("DENSIFY_TORCH_THREADS") or 1)
     assert report["environment"]["train_jobs"] >= 1

@@ -120,7 +120,17 @@ def _environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "processes": world_size(),  # torchrun ranks sharing the work (the numbers are the same with any number)
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "default",
+        "opencv_threads": _opencv_threads(),  # in this process; DataLoader workers run OpenCV on one thread each
     }
+
+
+def _opencv_threads() -> int | None:
+    """OpenCV's thread count in this process (albumentations' image operations run on it), None without cv2."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return int(cv2.getNumThreads())
 
 
 def run_audit(
