@@ -318,6 +318,60 @@ def test_parallel_jobs_train_the_same_runs_as_one_at_a_time(tiny, tmp_path: Path
     assert len(list((tmp_path / "runs").glob("*.json"))) == 6 and not list(tmp_path.glob("checkpoints/*.pt"))
 
 
+def _chatty_run(task):
+    """A worker that sends more step reports than a pipe holds (80 of 1 KB) before it trains, or, when nobody
+    listens, checks that it was given nowhere to send them."""
+    from densify.train import _jobs
+
+    channel = _jobs._shared["queue"]
+    if channel is not None and getattr(_jobs, "_expect_silence", False):
+        raise AssertionError("a worker was given a queue that nobody empties")
+    for step in range(80 if channel is not None else 0):
+        channel.put(("x" * 1024, task.seed, step, 80))
+    return _jobs._original_run(task)
+
+
+def _train_in_thread(call) -> tuple[bool, list]:
+    """Run ``call`` in a daemon thread; (finished within 120 s, [its result or exception])."""
+    import threading
+
+    out: list = []
+
+    def target():
+        try:
+            out.append(call())
+        except BaseException as exc:  # handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(120)
+    return not thread.is_alive(), out
+
+
+def test_parallel_workers_exit_however_much_they_report(tiny, monkeypatch):
+    """Workers whose step reports overflow the pipe still exit (the parent keeps emptying it until they have
+    gone), and with no progress callback they send nothing at all (they once filled the pipe and hung at exit)."""
+    from densify.train import _jobs
+
+    monkeypatch.setattr(_jobs, "_original_run", _jobs._run, raising=False)
+    monkeypatch.setattr(_jobs, "_run", _chatty_run)
+    seen = []
+    finished, out = _train_in_thread(
+        lambda: train_recipes(
+            tiny, ["none", "flip"], seeds=[0, 1], config=FAST, jobs=2, progress=lambda *m: seen.append(m[0])
+        )
+    )
+    assert finished and not isinstance(out[0], BaseException), out
+    assert seen.count("x" * 1024) == 4 * 80 and {"none", "flip"} <= set(seen)
+    monkeypatch.setattr(_jobs, "_expect_silence", True, raising=False)
+    finished, out = _train_in_thread(
+        lambda: train_recipes(tiny, ["none", "flip"], seeds=[0, 1], config=FAST, jobs=2)
+    )
+    assert finished and not isinstance(out[0], BaseException), out
+    assert [s.recipe for s in out[0]] == ["none", "flip"]
+
+
 def test_a_failing_parallel_run_stops_the_comparison_with_its_error(tiny):
     with pytest.raises(TrainError, match=r"training loss became (nan|inf).*\(lr 1e\+20\)"):
         train_recipes(

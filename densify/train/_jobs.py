@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import queue as queue_module
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,10 +93,10 @@ def _one_thread(parent: int) -> None:
 def _run(task: Task):
     from densify.train._loop import train_run
 
-    progress = _shared["queue"]
+    progress = _shared["queue"]  # None when nobody listens: then nothing is sent
 
     def report(step: int, total: int) -> None:
-        if step % PROGRESS_EVERY == 0 or step == total:
+        if progress is not None and (step % PROGRESS_EVERY == 0 or step == total):
             progress.put((task.name, task.seed, step, total))
 
     result = train_run(
@@ -134,13 +135,19 @@ def run_parallel(
     messages = context.Queue()
 
     def relay() -> None:
-        while progress is not None:
+        """Hand every step report that has arrived to ``progress`` (the queue is always emptied: a worker cannot
+        exit while reports it sent still fill the pipe)."""
+        while True:
             try:
-                progress(*messages.get_nowait())
+                message = messages.get_nowait()
             except queue_module.Empty:
                 return
+            if progress is not None:
+                progress(*message)
 
-    _shared.update(data=data, config=config, strength=strength, init=init, queue=messages)
+    _shared.update(
+        data=data, config=config, strength=strength, init=init, queue=None if progress is None else messages
+    )
     # non-daemonic workers (unlike multiprocessing.Pool's): a dead worker is reported, not waited for forever
     executor = ProcessPoolExecutor(
         min(jobs, len(tasks)), mp_context=context, initializer=_one_thread, initargs=(os.getpid(),)
@@ -163,6 +170,12 @@ def run_parallel(
             process.terminate()  # stop the other runs now (their checkpoints stay)
         raise
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        # Workers exit only once their last reports are in the pipe: keep emptying it until they have gone.
+        workers = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        while any(worker.is_alive() for worker in workers):
+            relay()
+            time.sleep(0.01)
+        executor.shutdown(wait=True)
         _shared.clear()
         messages.close()
