@@ -209,6 +209,22 @@ def test_verdict_with_the_proxy_ranks_by_the_mean_of_both_ranks():
         s.startswith("Check with full training before using: doubtful: its views leave") for s in v["summary"]
     )
     assert v["proxy_gains"]["none"] == 0.0 and v["ranking"][PROXY_RANKING][:3] == ["harmful", "b", "c"]
+    assert "The proxy's pick against" not in use  # c is the runner-up: its difference is given once
+    # the proxy's own pick far ahead of the rank mean's (the rank mean cannot show by how much): its difference
+    spread = {
+        "none": _recipe(0.0, 1.0, 1.0, dens_low=0.0),
+        **{r: _recipe(d, 0.9, 0.95) for r, d in (("x", 0.30), ("y", 0.20), ("w", 0.10), ("z", 0.05))},
+    }
+    ahead = _proxied({"x": (0.02, 0.02), "y": (0.01, 0.01), "w": (0.0, 0.0), "z": (0.14, 0.16)})
+    v = verdict(spread, REFERENCE, None, default_predictor="densification", proxied=ahead)
+    use = next(s for s in v["summary"] if s.startswith("Use x"))
+    assert (
+        "the proxy alone would pick z" in use
+        and "The proxy's pick against this one: z - x = +13.00 points" in use
+    )
+    assert v["use"][0]["proxy_pick"]["best"] == "z" and v["use"][0]["proxy_pick"]["mean"] == pytest.approx(
+        0.13
+    )
     # nothing above none by both rankings: none is recommended, nothing is both used and avoided
     flat = _proxied({r: (-0.01, -0.01) for r in recipes if r != "none"})
     worse = {**recipes, **{r: _recipe(0.0, 0.9, 0.95, dens_low=0.0) for r in ("a", "b", "c", "loser")}}

@@ -612,6 +612,19 @@ def _proxy_advice(names, recipes, values, proxied, recipe_flags, default_predict
                 f" The two disagree: the proxy alone would pick {by_gain}, {LABELS[default_predictor]} alone "
                 f"{by_predictor}."
             )
+            lead = (
+                head_to_head(proxied, by_gain, top)
+                if by_gain not in (top, runner) and by_gain in proxied and top in proxied
+                else None
+            )
+            if (
+                lead is not None
+            ):  # how far apart the fine-tunes put them: the size the rank mean does not show
+                entry["proxy_pick"] = lead
+                sentence += (
+                    f" The proxy's pick against this one: {by_gain} - {top} = {_interval(lead)} over "
+                    f"{lead['seeds']} paired seeds."
+                )
             contest += [by_gain, by_predictor]
         contest = list(dict.fromkeys(c for c in contest if c != "none"))
         if len(contest) > 1:
