@@ -172,10 +172,12 @@ def run_parallel(
     finally:
         # Workers exit only once their last reports are in the pipe: keep emptying it until they have gone.
         workers = list((getattr(executor, "_processes", None) or {}).values())
+        manager = getattr(executor, "_executor_manager_thread", None)
         executor.shutdown(wait=False, cancel_futures=True)
         while any(worker.is_alive() for worker in workers):
             relay()
             time.sleep(0.01)
-        executor.shutdown(wait=True)
+        if manager is not None:
+            manager.join()  # what shutdown(wait=True) would have waited for, now that the workers have gone
         _shared.clear()
         messages.close()
