@@ -55,6 +55,15 @@ the combination's were known): fine-tunes with seed 2 are added (``PROXY_EXTRA_S
 alone and in the rank mean with the training-free pick (as above), is scored as the candidates are; either earns a
 cheap confirmation mode only if its worst-case dataset score reaches the same bar as above: +0.49, 0.10 above the
 chosen training-free candidate's worst case (+0.39).
+
+Fidelity against the clean images of both splits (added 2026-11-29, fixed before its results on the selection
+conditions were computed; it was motivated by shapes-gap-500, where the default's fidelity, measured against the
+training images only, penalised the views that fill the gap toward the held-out images, and where it was tried first:
+rho +0.68 against +0.44): ``union_fidelity`` is the share of a variant's views inside some k-NN ball (k = 5) of the
+clean embeddings of the training *and* held-out images (radii within that union; no labels), and the candidate
+``union_fidelity_x_coverage_gain @ reference+views`` is its product with the coverage gain. It enters the selection as
+one more single candidate under rules 2-6, unchanged (``union_fidelity.py`` computes it from the same embeddings as the
+coverage phase and adds it to the exported values); shapes-gap-500 is not independent evidence for it.
 """
 
 from __future__ import annotations
@@ -515,19 +524,38 @@ COST = {"pixels": 0, "random-cnn": 1, "reference": 2, "reference+views": 3, "all
 ALL_ENCODERS = "all-encoders"
 
 
+#: candidates computed outside densify's catalogue (module docstring): {predictor: the metrics it multiplies}
+EXTRA_PREDICTORS = {"union_fidelity_x_coverage_gain": ("union_fidelity", "coverage_gain")}
+
+
+def _value(metrics: dict, predictor: str) -> float | None:
+    """A variant's value of a catalogue predictor or of an EXTRA_PREDICTORS one (None when not computed)."""
+    from densify.audit import predictor_value
+
+    if predictor not in EXTRA_PREDICTORS:
+        return predictor_value(metrics, predictor)
+    value = 1.0
+    for factor in EXTRA_PREDICTORS[predictor]:
+        v = (metrics.get(factor) or {}).get("value")
+        if v is None:
+            return None
+        value *= v
+    return value
+
+
 def _candidates(conditions: list[str]) -> dict[str, dict[str, dict[str, float]]]:
     """{candidate "predictor @ encoder": {condition: {variant: value}}} for candidates defined everywhere."""
-    from densify.audit import PREDICTORS, predictor_value
+    from densify.audit import PREDICTORS
 
     out: dict[str, dict[str, dict[str, float]]] = {}
     for encoder in ENCODERS:
-        for p in PREDICTORS:
+        for p in (*PREDICTORS, *EXTRA_PREDICTORS):
             cand = f"{p} @ {encoder}"
             for name in conditions:
                 cov = _read(coverage_path(name, encoder))
                 if cov is None:
                     break
-                values = {v: predictor_value(m, p) for v, m in cov["metrics"].items()}
+                values = {v: _value(m, p) for v, m in cov["metrics"].items()}
                 if any(x is None for x in values.values()):
                     break
                 out.setdefault(cand, {})[name] = values
