@@ -1029,7 +1029,7 @@ def _outside_tables(out: dict) -> list[str]:
 
 
 def _regret_list(regrets: dict[str, float]) -> str:
-    """ "name 0.00, name 1.25" of top-pick regrets in points."""
+    """Top-pick regrets in points, as the tables list them: name 0.00, name 1.25."""
     return ", ".join(f"{n} {r:.2f}" for n, r in regrets.items())
 
 
