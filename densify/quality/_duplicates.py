@@ -114,20 +114,36 @@ def candidates(
     return idx.astype(np.int64), np.clip(1.0 - dist**2 / 2.0, -1.0, 1.0)
 
 
-def _fine_correlations(images, base, idx: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def _fine_correlations(images, base, idx: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """(M, k) fine correlation of each query image with each of its candidates ``idx`` (the candidates of a block
-    of queries described once each)."""
-    out = np.zeros(idx.shape)
+    of queries described once each), and (M, k) each pair's :func:`residual_deviation`."""
+    out, dev = np.zeros(idx.shape), np.full(idx.shape, np.inf)
     if idx.size == 0:
-        return out
+        return out, dev
     for start in range(0, len(idx), chunk):
         rows = slice(start, start + chunk)
         q, _ = fine_descriptors(images[rows])
         cand = idx[rows]
         unique, inverse = np.unique(cand, return_inverse=True)
         c, _ = fine_descriptors(base[unique])
-        out[rows] = np.einsum("md,mkd->mk", q, c[inverse.reshape(cand.shape)])
-    return out
+        c = c[inverse.reshape(cand.shape)]
+        corr = np.einsum("md,mkd->mk", q, c)
+        out[rows] = corr
+        dev[rows] = residual_deviation(q, c, corr)
+    return out, dev
+
+
+def residual_deviation(q: np.ndarray, c: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """The largest pixel disagreement of a query with a candidate once brightness and contrast are fitted, in units
+    of the query's pixel standard deviation: ``max |u - r v| * sqrt(P)`` for centred, unit-norm descriptors ``u``
+    (``q``, (M, P)) and ``v`` (``c``, (M, k, P)) of correlation ``r`` (``u - r v`` is the least-squares residual of
+    ``u`` on ``v``; a centred unit vector of P values has standard deviation ``1 / sqrt(P)``). A re-encoded copy
+    spreads small errors over every pixel; a look-alike, however well correlated, differs strongly somewhere (a
+    stroke or an edge displaced)."""
+    out = np.empty(corr.shape)
+    for i in range(corr.shape[1]):  # one candidate column at a time: an (M, P) residual, not (M, k, P)
+        out[:, i] = np.abs(q - corr[:, i, None].astype(np.float32) * c[:, i]).max(axis=1)
+    return out * np.sqrt(q.shape[1])
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,7 @@ def find_duplicates(
     *,
     threshold: float = NEAR_CORRELATION,
     ratio: float = NEAR_RATIO,
+    residual: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Each image's duplicate, if any, among ``base`` (None: among ``images`` themselves, never itself).
     ``images`` and ``base`` are image arrays or :func:`describe`'s results.
@@ -179,12 +196,13 @@ def find_duplicates(
             match[i], kind[i], corr[i] = hits[0], "exact", 1.0
     idx, _ = candidates(query.thumbnails, ref.thumbnails, same=within)
     if idx.shape[1]:
-        fine = _fine_correlations(query.images, ref.images, idx)
+        fine, deviation = _fine_correlations(query.images, ref.images, idx)
         best = fine.argmax(axis=1)
         rows = np.arange(n)
         c, c_last, j = fine[rows, best], fine.min(axis=1), idx[rows, best]
-        near = (
-            (match < 0) & ~query.flat & ~ref.flat[j] & (c >= threshold) & (1.0 - c <= ratio * (1.0 - c_last))
-        )
+        close = 1.0 - c <= ratio * (1.0 - c_last)
+        if residual is not None:
+            close |= deviation[rows, best] <= residual
+        near = (match < 0) & ~query.flat & ~ref.flat[j] & (c >= threshold) & close
         match[near], kind[near], corr[near] = j[near], "near", c[near]
     return {"match": match, "kind": kind.astype(str), "correlation": corr}
