@@ -215,13 +215,67 @@ def test_exact_and_near_duplicates_within_and_across():
 def test_a_look_alike_among_many_is_not_a_near_duplicate():
     rng = np.random.default_rng(0)
     template = _textures(1)[0].astype(float)
-    # ten look-alikes, each a slightly different noisy version: none is much closer than the fifth nearest
-    alikes = np.stack([np.clip(template + rng.normal(0, 6, template.shape), 0, 255) for _ in range(10)])
-    found = find_duplicates(alikes.astype(np.uint8), threshold=0.5)
+    side = template.shape[0]
+    yy, xx = np.mgrid[0:side, 0:side]
+    alikes = []
+    grid = [(y, x) for y in (4, 9, 14, 19) for x in (4, 9, 14, 19)]
+    for cy, cx in [grid[i] for i in rng.choice(16, 10, replace=False)]:  # ten look-alikes: a blob each, apart
+        blob = 90 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (side / 10) ** 2))
+        alikes.append(np.clip(template + blob[..., None] + rng.normal(0, 6, template.shape), 0, 255))
+    found = find_duplicates(np.stack(alikes).astype(np.uint8), threshold=0.5)
     assert (found["match"] == -1).all()
+    # ten noisy copies of one image: no copy is much closer than the fifth, so the ratio test alone finds none;
+    # every pixel of each agrees with the others, so the residual test finds them all
+    copies = np.stack([np.clip(template + rng.normal(0, 3, template.shape), 0, 255) for _ in range(10)])
+    copies = copies.astype(np.uint8)
+    assert (find_duplicates(copies, threshold=0.5, residual=None)["match"] == -1).all()
+    assert (find_duplicates(copies, threshold=0.5)["match"] >= 0).all()
     flat = np.full((3, 8, 8, 1), 7, np.uint8)
     flat[1] = 9  # near-constant images: matched by exact digests only
     assert list(find_duplicates(flat)["kind"]) == ["exact", "", "exact"]
+
+
+def test_residual_deviation_against_least_squares():
+    """The largest residual of a least-squares fit q ~ a c + b, over q's standard deviation, computed directly."""
+    from densify.quality._duplicates import _descriptors, residual_deviation
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (6, 9, 7, 1), dtype=np.uint8)
+    images[1] = np.clip(0.5 * images[0].astype(float) + 40, 0, 255).round()  # an affine copy of image 0
+    d, _ = _descriptors(images, None)
+    pairs = np.array([[1, 2, 3], [2, 4, 5]])
+    corr = np.einsum("md,mkd->mk", d[pairs[:, 0]], d[pairs])
+    got = residual_deviation(d[pairs[:, 0]], d[pairs], corr)
+    for m, row in enumerate(pairs):
+        q = images[row[0]].ravel().astype(float)
+        for i, j in enumerate(row):
+            design = np.stack([images[j].ravel().astype(float), np.ones(q.size)], axis=1)
+            coef, *_ = np.linalg.lstsq(design, q, rcond=None)
+            want = np.abs(q - design @ coef).max() / q.std()
+            np.testing.assert_allclose(got[m, i], want, rtol=1e-5, atol=1e-5)
+    assert got[0, 0] == pytest.approx(0.0, abs=1e-5)  # a query against itself
+    assert got[1, 0] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_a_copy_among_look_alikes_passes_the_residual_test_not_the_ratio_test():
+    """A plain bar with look-alikes that differ strongly at one pixel each: they correlate almost as well as a copy
+    with small errors everywhere, so the ratio test misses the copy; every pixel of the copy agrees, so the residual
+    test finds it, and it flags no look-alike."""
+    rng = np.random.default_rng(0)
+    bar = np.zeros((8, 8, 1))
+    bar[:, 3:5] = 200
+    alikes = []
+    for pixel in rng.choice(64, 8, replace=False):
+        a = bar.copy().ravel()
+        a[pixel] += 100 if a[pixel] == 0 else -100
+        alikes.append(a.reshape(bar.shape))
+    base = np.stack([bar, *alikes]).astype(np.uint8)
+    copy = np.clip(bar + 12 + rng.uniform(-14, 14, bar.shape), 0, 255).astype(np.uint8)
+    ratio_only = find_duplicates(copy[None], base, residual=None)
+    both = find_duplicates(copy[None], base)
+    assert ratio_only["match"][0] == -1 and both["match"][0] == 0 and both["kind"][0] == "near"
+    within = find_duplicates(base[1:])  # the look-alikes among themselves: none is a copy of another
+    assert (within["match"] == -1).all()
 
 
 def test_descriptors_equal_opencv_one_image_at_a_time():

@@ -299,6 +299,7 @@ def _issues_from_scores(
         "thumbnail": _duplicates.THUMB,
         "near_correlation": near_correlation,
         "near_ratio": _duplicates.NEAR_RATIO,
+        "near_residual": _duplicates.NEAR_RESIDUAL,
         "ratio_k": _duplicates.RATIO_K,
     }
     return DataIssues(tuple(data.classes), rows, summary, settings)
