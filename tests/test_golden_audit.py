@@ -32,7 +32,9 @@ setting was added. Issue 16 then moved the outlier search to the same 64 princip
 those 11 values were replaced. Issue 17 then added the examples' ``noise_score`` (a ranking of noise-like
 thumbnails) and the setting ``noise_components``; every other value was checked equal before they were added.
 Issue 17 then added the near-duplicate residual test and its setting ``near_residual``; every other value came out
-equal (no flag changed here) before the setting was added.
+equal (no flag changed here) before the setting was added. The same issue then added ``data_quality/shift`` (whether
+the held-out set is drawn like the training set; not shifted here, so no warning); every other value came out equal
+before it was added.
 """
 
 from __future__ import annotations

@@ -248,3 +248,17 @@ def test_the_studys_noise_ceiling_is_spearman_brown_of_the_seed_to_seed_rho():
     identical = {v: {s: 0.5 + 0.01 * i for s in "012"} for i, v in enumerate(("none", "a", "b"))}
     assert seed_reliability(identical)["ceiling"] == pytest.approx(1.0)
     assert seed_reliability({"a": {"0": 0.5}}) is None
+
+
+def test_a_shifted_heldout_set_is_warned_about_only_when_shifted():
+    recipes = {"none": NONE, "a": recipe(cov=0.3), "b": recipe(cov=0.1)}
+    shifted = {"train_share": 0.93, "heldout_share": 0.41, "deficit": 0.52, "low": 0.49, "high": 0.55,
+               "n_reference": 1000, "n_probe": 1000, "n_heldout": 1000, "k": 5, "floor": 0.1, "shifted": True}  # fmt: skip
+    v = verdict(recipes, REFERENCE, None, n_heldout=N, shift=shifted)
+    (warning,) = [w for w in v["warnings"] if "lie where training images do not" in w]
+    assert (
+        "41%" in warning and "93%" in warning and "deficit of 52 points" in warning and "--proxy" in warning
+    )
+    calm = verdict(recipes, REFERENCE, None, n_heldout=N, shift={**shifted, "shifted": False})
+    assert not any("lie where training images do not" in w for w in calm["warnings"])
+    assert verdict(recipes, REFERENCE, None, n_heldout=N)["warnings"] == calm["warnings"]

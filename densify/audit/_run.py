@@ -262,6 +262,7 @@ def _compute(
         encoder=coverage.encoder,
         leakage=issues.summary["leakage"],
         proxied=proxy["recipes"] if proxy else None,
+        shift=issues.summary.get("shift"),
     )
     report: dict[str, Any] = {
         "schema": SCHEMA,

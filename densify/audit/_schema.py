@@ -146,6 +146,20 @@ class Multiplier(_Model):
     beyond: bool
 
 
+class HeldoutShift(_Model):
+    train_share: float
+    heldout_share: float
+    deficit: float
+    low: float
+    high: float
+    n_reference: int
+    n_probe: int
+    n_heldout: int
+    k: int
+    floor: float
+    shifted: bool
+
+
 class Manifold(_Model):
     intrinsic_dimension: dict[str, dict[str, DimensionMethod] | None]
     pixel_components: int
@@ -198,6 +212,7 @@ class DataQuality(_Model):
     leakage: Leakage
     flagged: dict[str, int]
     examples: list[dict[str, Any]]
+    shift: HeldoutShift | None = None  # older reports lack it
 
 
 class ReportV1(_Model):

@@ -109,6 +109,7 @@ def verdict(
     encoder: str | None = None,
     leakage: dict[str, Any] | None = None,
     proxied: dict[str, dict] | None = None,
+    shift: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The audit's verdict.
 
@@ -125,6 +126,8 @@ def verdict(
         proxied: without ``trained``, the fine-tune proxy's summaries (``report.json["proxy"]["recipes"]``, same
             shape as ``trained``'s): recipes are then ranked by the mean of their ranks by the proxy's gain and by
             the default predictor, the combination the predictor study measured.
+        shift: :func:`densify.quality.heldout_shift` (``report.json["data_quality"]["shift"]``; None: not
+            checked); a shifted held-out set is warned about, since fidelity measures views against training images.
     """
     names = list(recipes)
     values = {p: {r: predictor_value(recipes[r]["metrics"], p) for r in names} for p in PREDICTORS}
@@ -171,7 +174,16 @@ def verdict(
             out["ranking"][PROXY_RANKING] = rank_order(list(scores.values()), list(scores))
     out.update(
         _advice(
-            recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder, leakage, proxied
+            recipes,
+            trained,
+            values,
+            recipe_flags,
+            default_predictor,
+            n_heldout,
+            encoder,
+            leakage,
+            proxied,
+            shift,
         )
     )
     return out
@@ -266,7 +278,7 @@ def _interval(g: dict) -> str:
     return f"{_points(g['mean'])} points [{lo}, {hi}]"
 
 
-def _warnings(recipes, trained, n_heldout, leakage=None) -> tuple[list[str], set[str]]:
+def _warnings(recipes, trained, n_heldout, leakage=None, shift=None) -> tuple[list[str], set[str]]:
     """(warnings, their kinds): conditions under which the numbers cannot decide, stated before any advice."""
     out, kinds = [], set()
     if leakage and leakage.get("heldout_in_train"):
@@ -299,6 +311,16 @@ def _warnings(recipes, trained, n_heldout, leakage=None) -> tuple[list[str], set
                 f"{100 * shown:.2f}%): there is no room for a gain to show. Audit fewer training images "
                 "(--train-size) or a harder held-out set."
             )
+    if shift and shift.get("shifted"):
+        kinds.add("shift")
+        out.append(
+            f"Held-out images lie where training images do not: {100 * shift['heldout_share']:.0f}% of them fall "
+            f"inside the k-NN balls of half the training images, against {100 * shift['train_share']:.0f}% of the "
+            f"other half, in label-free features (a deficit of {100 * shift['deficit']:.0f} points, 95% interval "
+            f"{100 * shift['low']:.0f} to {100 * shift['high']:.0f}). Fidelity measures views against the training "
+            "images, so recipes whose views reach the held-out images score low on it: rankings without training "
+            "can mislead here (the predictor study's shifted condition), and training (or --proxy) decides."
+        )
     clean = [(recipes[r]["metrics"].get("coverage_clean") or {}).get("value") for r in recipes]
     clean = [c for c in clean if c is not None]
     if clean and max(clean) >= SATURATED:
@@ -317,11 +339,20 @@ def _degenerate_views(recipes, names) -> dict[str, str]:
 
 
 def _advice(
-    recipes, trained, values, recipe_flags, default_predictor, n_heldout, encoder, leakage=None, proxied=None
+    recipes,
+    trained,
+    values,
+    recipe_flags,
+    default_predictor,
+    n_heldout,
+    encoder,
+    leakage=None,
+    proxied=None,
+    shift=None,
 ) -> dict[str, Any]:
     """warnings, use / avoid lists, the head-to-head, and the plain-language summary."""
     names = [r for r in recipes if r != "none"]
-    warnings, kinds = _warnings(recipes, trained, n_heldout, leakage)
+    warnings, kinds = _warnings(recipes, trained, n_heldout, leakage, shift)
     degenerate = _degenerate_views(recipes, names)
     avoid = [
         {"recipe": r, "reason": f"{why}; such views are not images of your data"}

@@ -1,4 +1,5 @@
-"""Data quality: likely label errors (confident learning), duplicates and train/held-out leakage, outliers."""
+"""Data quality: likely label errors (confident learning), duplicates and train/held-out leakage, outliers, and
+whether the held-out set is drawn like the training set."""
 
 from densify.quality._duplicates import find_duplicates
 from densify.quality._issues import (
@@ -23,11 +24,13 @@ from densify.quality._labels import (
     self_confidence,
 )
 from densify.quality._outliers import class_spread, heldout_outlier_scores, outlier_scores, residual_scores
+from densify.quality._shift import SHIFT_FLOOR, heldout_shift, shift_shares, shift_split
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_ENCODER",
     "KINDS",
+    "SHIFT_FLOOR",
     "DataIssues",
     "class_spread",
     "confident_joint",
@@ -36,6 +39,7 @@ __all__ = [
     "find_data_issues",
     "find_duplicates",
     "heldout_outlier_scores",
+    "heldout_shift",
     "knn_disagreement",
     "label_issues",
     "noise_rates",
@@ -45,6 +49,8 @@ __all__ = [
     "report_section",
     "residual_scores",
     "self_confidence",
+    "shift_shares",
+    "shift_split",
     "summary_lines",
     "write_issues",
 ]

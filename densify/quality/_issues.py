@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from densify.quality import _duplicates, _labels, _outliers
+from densify.quality import _duplicates, _labels, _outliers, _shift
 
 #: the features data issues are found in by default: label-free (an encoder trained on the given labels fits
 #: their errors and confident learning then finds none: benchmarks/data_quality/detect.py), chosen by that
@@ -197,6 +197,9 @@ def _issues_from_scores(
     dup_train = _duplicates.find_duplicates(t_pixels, threshold=near_correlation)
     dup_held = _duplicates.find_duplicates(h_pixels, threshold=near_correlation)
     leak = _duplicates.find_duplicates(h_pixels, t_pixels, threshold=near_correlation)
+    # is the held-out set drawn like the training set? In the duplicate search's thumbnails: label-free and fitted to
+    # nothing (benchmarks/data_quality/shift.py)
+    shift = _shift.heldout_shift(t_pixels.thumbnails, h_pixels.thumbnails, seed=seed)
     # a ranking, not a flag: noise-like thumbnails (benchmarks/data_quality/outlier_residual.py)
     degrees = min(_duplicates.THUMB**2, int(np.prod(train.images.shape[1:3])))
     t_noise, h_noise = _outliers.residual_scores(
@@ -285,6 +288,7 @@ def _issues_from_scores(
             "label_differs": int(sum(1 for i in leaked if t_labels[leak["match"][i]] != h_labels[i])),
             "share": float(len(leaked) / max(len(held), 1)),
         },
+        "shift": shift,
     }
     settings = {
         "folds": folds,
@@ -318,6 +322,18 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"train ({leak['exact']} exact, {leak['near']} near{differs}); held-out accuracy and coverage are "
             f"inflated until they are removed from one split."
         )
+    shift = summary.get("shift")
+    if shift:
+        shares = (
+            f"{100 * shift['heldout_share']:.0f}% of held-out images lie inside the k-NN balls of half the training "
+            f"images, {100 * shift['train_share']:.0f}% of the other half"
+        )
+        if shift["shifted"]:
+            lines.append(f"SHIFT: held-out images lie where training images do not ({shares}).")
+        else:
+            lines.append(
+                f"held-out images are drawn like the training images, as far as this check sees ({shares})."
+            )
     for split, name in (("train", "training"), ("heldout", "held-out")):
         s = summary[split]
         dup = s["duplicates"]
@@ -411,6 +427,7 @@ def report_section(issues: DataIssues) -> dict[str, Any]:
         "train": issues.summary["train"],
         "heldout": issues.summary["heldout"],
         "leakage": issues.summary["leakage"],
+        "shift": issues.summary.get("shift"),
         "flagged": {kind: len(rows) for kind, rows in flagged.items()},
         "examples": examples,
     }
