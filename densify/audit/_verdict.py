@@ -316,7 +316,7 @@ def _warnings(recipes, trained, n_heldout, leakage=None, shift=None) -> tuple[li
         out.append(
             f"Held-out images lie where training images do not: {100 * shift['heldout_share']:.0f}% of them fall "
             f"inside the k-NN balls of half the training images, against {100 * shift['train_share']:.0f}% of the "
-            f"other half, in label-free features (a deficit of {100 * shift['deficit']:.0f} points, 95% interval "
+            f"other half, in grayscale thumbnails (a deficit of {100 * shift['deficit']:.0f} points, 95% interval "
             f"{100 * shift['low']:.0f} to {100 * shift['high']:.0f}). Fidelity measures views against the training "
             "images, so recipes whose views reach the held-out images score low on it: rankings without training "
             "can mislead here (the predictor study's shifted condition), and training (or --proxy) decides."
