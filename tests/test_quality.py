@@ -563,3 +563,21 @@ def test_audit_reports_data_quality_and_warns_of_leakage(tmp_path):
         report["coverage"], report["reference"], None, supervised=False, leakage={"heldout_in_train": 0}
     )
     assert not any("also occur" in w for w in clean["warnings"])
+
+
+def test_data_issues_notice_a_heldout_set_drawn_unlike_the_training_set():
+    """Known-factor shapes whose training objects sit near the centre and held-out ones anywhere: the shift check
+    (in the duplicate search's thumbnails) calls it, and the summary says so; the same data without the gap does
+    not."""
+    from densify.quality import report_section, summary_lines
+
+    gap = "synth:shapes?train=300&heldout=300&size=16&x=-0.1:0.1/-0.6:0.6&y=-0.1:0.1/-0.6:0.6"
+    for spec, shifted in ((gap, True), ("synth:shapes?train=300&heldout=300&size=16", False)):
+        data = load_data(spec)
+        # coarse features keep the label checks cheap; the shift check reads the images' thumbnails
+        features = lambda s: s.images[:, ::4, ::4].reshape(len(s), -1).astype(np.float32)  # noqa: E731
+        issues = find_data_issues(data, features(data.train), features(data.heldout))
+        shift = issues.summary["shift"]
+        assert shift["shifted"] is shifted and shift["n_reference"] == 150 and shift["n_heldout"] == 300
+        assert any(line.startswith("SHIFT:") for line in summary_lines(issues.summary)) is shifted
+        assert report_section(issues)["shift"] == shift
