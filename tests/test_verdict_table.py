@@ -262,3 +262,8 @@ def test_a_shifted_heldout_set_is_warned_about_only_when_shifted():
     calm = verdict(recipes, REFERENCE, None, n_heldout=N, shift={**shifted, "shifted": False})
     assert not any("lie where training images do not" in w for w in calm["warnings"])
     assert verdict(recipes, REFERENCE, None, n_heldout=N)["warnings"] == calm["warnings"]
+    # with training, the measured gains decide: the warning says so instead of sending the user to train
+    measured = trained({"none": [0.8, 0.81, 0.8], "a": [0.82, 0.83, 0.82], "b": [0.8, 0.8, 0.81]})
+    v = verdict(recipes, REFERENCE, measured, n_heldout=N, shift=shifted)
+    (warning,) = [w for w in v["warnings"] if "lie where training images do not" in w]
+    assert "the measured gains decide" in warning and "--proxy" not in warning

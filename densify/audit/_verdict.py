@@ -318,8 +318,13 @@ def _warnings(recipes, trained, n_heldout, leakage=None, shift=None) -> tuple[li
             f"inside the k-NN balls of half the training images, against {100 * shift['train_share']:.0f}% of the "
             f"other half, in grayscale thumbnails (a deficit of {100 * shift['deficit']:.0f} points, 95% interval "
             f"{100 * shift['low']:.0f} to {100 * shift['high']:.0f}). Fidelity measures views against the training "
-            "images, so recipes whose views reach the held-out images score low on it: rankings without training "
-            "can mislead here (the predictor study's shifted condition), and training (or --proxy) decides."
+            "images, so recipes whose views reach the held-out images score low on it: "
+            + (
+                "the training-free rankings below can disagree with training here; the measured gains decide."
+                if trained
+                else "rankings without training can mislead here (the predictor study's shifted condition), and "
+                "training (or --proxy) decides."
+            )
         )
     clean = [(recipes[r]["metrics"].get("coverage_clean") or {}).get("value") for r in recipes]
     clean = [c for c in clean if c is not None]
