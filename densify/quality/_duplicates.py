@@ -18,8 +18,7 @@ catches copies of plain images with many look-alikes (an 8 x 8 digit "1" re-enco
 but every plain "1" correlates at 0.98), which a look-alike cannot pass, since it differs strongly somewhere
 (benchmarks/data_quality/duplicates_residual.py: of 400 planted near copies, five plants of four datasets, the
 ratio test alone missed 8, both tests 1, and the residual test flagged no other image). Both stages are
-independent of the encoder, so a
-duplicate is a duplicate whatever features the audit uses. Near-constant images (no structure to correlate) are
+independent of the encoder, so a duplicate is a duplicate whatever features the audit uses. Near-constant images (no structure to correlate) are
 matched by exact digests only; a near copy in a group of more than ``RATIO_K`` copies fails the ratio test (the
 residual test still finds it when every pixel agrees).
 """
