@@ -329,7 +329,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"images, {100 * shift['train_share']:.0f}% of the other half"
         )
         if shift["shifted"]:
-            lines.append(f"SHIFT: held-out images lie where training images do not ({shares}).")
+            lines.append(
+                f"SHIFT: held-out images lie where training images do not ({shares}); held-out label and outlier "
+                "flags then partly reflect the shift, not bad labels."
+            )
         else:
             lines.append(
                 f"held-out images are drawn like the training images, as far as this check sees ({shares})."
