@@ -250,6 +250,20 @@ def test_the_studys_noise_ceiling_is_spearman_brown_of_the_seed_to_seed_rho():
     assert seed_reliability({"a": {"0": 0.5}}) is None
 
 
+def test_the_recipe_prior_is_the_mean_within_condition_rank_over_the_given_conditions():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "predictors"))
+    from study import recipe_prior
+
+    # c1 ranks a < b < c (ranks 1, 2, 3); c2 ranks c < a = b (c 1, a and b tie at 2.5); c3 is not asked for
+    gains = {"c1": {"a": 0.0, "b": 0.1, "c": 0.2}, "c2": {"a": 0.3, "b": 0.3, "c": -0.1, "d": 1.0},
+             "c3": {"a": 9.0, "b": -9.0, "c": 0.0}}  # fmt: skip
+    prior = recipe_prior(gains, ["c1", "c2"])
+    assert prior == pytest.approx({"a": (1 + 2.5) / 2, "b": (2 + 2.5) / 2, "c": (3 + 1) / 2})  # d: not in c1
+    assert recipe_prior(gains, ["c3"]) == pytest.approx({"a": 3.0, "b": 1.0, "c": 2.0})
+
+
 def test_a_shifted_heldout_set_is_warned_about_only_when_shifted():
     recipes = {"none": NONE, "a": recipe(cov=0.3), "b": recipe(cov=0.1)}
     shifted = {"train_share": 0.93, "heldout_share": 0.41, "deficit": 0.52, "low": 0.49, "high": 0.55,

@@ -1183,6 +1183,51 @@ def _outside_tables(out: dict) -> list[str]:
     return lines
 
 
+def _prior_tables(prior: dict | None) -> list[str]:
+    """The recipe prior's tables (module docstring): left-out rho per dataset, the outside conditions, the rule."""
+    if not prior:
+        return []
+    ways = list(prior["per_dataset"])
+    ds = list(prior["per_dataset"][ways[0]])
+    lines = ["", "### A recipe prior from the other datasets' measured gains", ""]
+    lines += ["Left-out rho per dataset (the prior from the other datasets' conditions only):", ""]
+    lines += ["| ranking | " + " | ".join(ds) + " | worst | mean | mean regret (points) |"]
+    lines += ["| --- | " + " | ".join("---:" for _ in ds) + " | ---: | ---: | ---: |"]
+    for w in ways:
+        per, reg = prior["per_dataset"][w], prior["regret_points"][w]
+        if len(per) != len(ds):
+            continue
+        cells = " | ".join(f"{per[d]:+.2f}" for d in ds)
+        lines.append(f"| {w} | {cells} | {prior['worst'][w]:+.2f} | {prior['mean'][w]:+.2f} | "
+                     f"{sum(reg.values()) / len(reg):.2f} |")  # fmt: skip
+    if prior["outside"]:
+        lines += [
+            "",
+            "Outside the choice (conditions with signal; the prior from all selection conditions):",
+            "",
+        ]
+        lines += ["| condition | prior | prior + chosen | chosen alone |", "| --- | ---: | ---: | ---: |"]
+        for n, o in prior["outside"].items():
+            lines.append(f"| {n} | {o['prior']:+.2f} | {o['prior + pick']:+.2f} | {o['chosen']:+.2f} |")
+    nt = prior["no_train"]
+    lines += [
+        "",
+        f"Rule for `--no-train`: worst >= {nt['bar']:+.2f}, mean regret <= {nt['chosen_mean_regret_points']:.2f} "
+        f"points (it has {nt['mean_regret_points']:.2f}), outside mean >= "
+        + (f"{nt['chosen_outside_mean']:+.2f} (it has {nt['outside_mean']:+.2f})" if nt["outside_mean"] is not None
+           else "- (no outside condition)")
+        + (": **adopted**." if nt["adopted"] else ": **not adopted**."),
+    ]  # fmt: skip
+    if prior.get("proxy"):
+        px = prior["proxy"]
+        lines.append(
+            f"Rule for `--proxy`: worst >= {px['bar']:+.2f}, mean regret <= "
+            f"{px['combination_mean_regret_points']:.2f} points (it has {px['mean_regret_points']:.2f})"
+            + (": **adopted**." if px["adopted"] else ": **not adopted**.")
+        )
+    return lines
+
+
 def _regret_list(regrets: dict[str, float]) -> str:
     """Top-pick regrets in points, as the tables list them: name 0.00, name 1.25."""
     return ", ".join(f"{n} {r:.2f}" for n, r in regrets.items())
@@ -1297,6 +1342,7 @@ def _tables(result: dict, np) -> list[str]:
                 f"variants: {harm['named_lost']} lost accuracy when fully trained ({harm['lost']} did in all), "
                 f"{harm['named_harmed']} beyond seed noise, of the {harm['harmed']} measurably harmed.",
             ]
+    lines += _prior_tables(result.get("recipe_prior"))
     if result["budget_rho"]:
         lines += ["", "### Budget check: Spearman rho between gains at 600 and 1,200 steps", ""]
         lines += [f"- {n}: {r:+.2f}" for n, r in result["budget_rho"].items()]
