@@ -71,19 +71,21 @@ def predictor_value(metrics: dict[str, dict], name: str) -> float | None:
     return value
 
 
-def flags(metrics: dict[str, dict], reference: dict[str, dict] | None) -> dict[str, str]:
-    """{flag: reason} of one recipe (see the module docstring); ``reference`` None: only *adds nothing*."""
+def flags(metrics: dict[str, dict], reference: dict[str, dict] | None, floor: float = 0.0) -> dict[str, str]:
+    """{flag: reason} of one recipe (see the module docstring); ``reference`` None: only *adds nothing*.
+    ``floor``: the flags *leaves the manifold* and *changes labels* need the upper bound below the held-out
+    images' value by more than this (an effect size, in the metric's own units: shares of views)."""
     out = {}
     reference = reference or {}
     fid, ref_fid = metrics.get("fidelity"), reference.get("fidelity")
     if fid and ref_fid and fid.get("high") is not None and ref_fid.get("value") is not None:  # noqa: SIM102
-        if fid["high"] < ref_fid["value"]:
+        if fid["high"] < ref_fid["value"] - floor:
             out["leaves_manifold"] = (
                 f"fidelity {fid['value']:.2f} against {ref_fid['value']:.2f} for held-out images"
             )
     lc, ref_lc = metrics.get("label_consistency"), reference.get("label_consistency")
     if lc and ref_lc and lc.get("high") is not None and ref_lc.get("value") is not None:  # noqa: SIM102
-        if lc["high"] < ref_lc["value"]:
+        if lc["high"] < ref_lc["value"] - floor:
             out["changes_labels"] = (
                 f"label consistency {lc['value']:.2f} against {ref_lc['value']:.2f} for held-out images"
             )
