@@ -1266,6 +1266,34 @@ def _prior_tables(prior: dict | None) -> list[str]:
     return lines
 
 
+def _floor_tables(floor: dict | None) -> list[str]:
+    """The flags' effect-size floor against floor 0 (module docstring), per condition and in all."""
+    if not floor or not floor.get("floor 0"):
+        return []
+    lines = [
+        "",
+        f"### The flags with an effect-size floor of {floor['floor_tried']:g} (reference+views, either flag)",
+        "",
+    ]
+    lines += [
+        "Flagged / flagged that lost accuracy / flagged of the measurably harmed (harmed), floor 0 -> floor:",
+        "",
+    ]
+    lines += ["| condition | floor 0 | floor | harmed |", "| --- | ---: | ---: | ---: |"]
+    for n in floor["conditions"]:
+        a, b = floor["floor 0 per condition"][n], floor["floor per condition"][n]
+        lines.append(f"| {n} | {a['flagged']} / {a['flagged_lost']} / {a['flagged_harmed']} | "
+                     f"{b['flagged']} / {b['flagged_lost']} / {b['flagged_harmed']} | {a['harmed']} |")  # fmt: skip
+    a, b = floor["floor 0"], floor["floor"]
+    lines.append(f"| all | {a['flagged']} / {a['flagged_lost']} / {a['flagged_harmed']} | "
+                 f"{b['flagged']} / {b['flagged_lost']} / {b['flagged_harmed']} | {a['harmed']} |")  # fmt: skip
+    p = floor["precision"]
+    lines += ["", f"Precision (lost / flagged) {p['floor 0']:.2f} -> {p['floor']:.2f}; harmed named {a['flagged_harmed']} "
+              f"-> {b['flagged_harmed']}: " + ("**adopted**." if floor["adopted"] else "**not adopted** (the rule "
+              "asks for no fewer harmed variants named and no lower precision).")]  # fmt: skip
+    return lines
+
+
 def _regret_list(regrets: dict[str, float]) -> str:
     """Top-pick regrets in points, as the tables list them: name 0.00, name 1.25."""
     return ", ".join(f"{n} {r:.2f}" for n, r in regrets.items())
@@ -1381,6 +1409,7 @@ def _tables(result: dict, np) -> list[str]:
                 f"{harm['named_harmed']} beyond seed noise, of the {harm['harmed']} measurably harmed.",
             ]
     lines += _prior_tables(result.get("recipe_prior"))
+    lines += _floor_tables(result.get("flag_floor"))
     if result["budget_rho"]:
         lines += ["", "### Budget check: Spearman rho between gains at 600 and 1,200 steps", ""]
         lines += [f"- {n}: {r:+.2f}" for n, r in result["budget_rho"].items()]
