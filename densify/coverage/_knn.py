@@ -101,11 +101,11 @@ def approximate_index(base: np.ndarray):
     lists = max(1, min(int(4 * np.sqrt(n)), n // 39))
     quantiser = faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantiser, d, lists)
-    sample = base
-    if n > 64 * lists:
-        sample = base[np.sort(np.random.default_rng(0).choice(n, 64 * lists, replace=False))]
     index.cp.seed = 1234
-    index.train(np.ascontiguousarray(sample))
+    if n > 64 * lists:  # the training sample (a copy: 125 MB of 256-d thumbnails at 250k) is let go before the add
+        index.train(base[np.sort(np.random.default_rng(0).choice(n, 64 * lists, replace=False))])
+    else:
+        index.train(np.ascontiguousarray(base))
     index.add(base)
     index.nprobe = min(lists, max(32, -(-SCAN_POINTS * lists // n)))
     return index
