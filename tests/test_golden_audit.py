@@ -34,7 +34,8 @@ thumbnails) and the setting ``noise_components``; every other value was checked 
 Issue 17 then added the near-duplicate residual test and its setting ``near_residual``; every other value came out
 equal (no flag changed here) before the setting was added. The same issue then added ``data_quality/shift`` (whether
 the held-out set is drawn like the training set; not shifted here, so no warning); every other value came out equal
-before it was added.
+before it was added. Its other direction, ``concentrated`` (held-out images more alike than training images), was
+added later the same way (false here; every other value equal).
 """
 
 from __future__ import annotations

@@ -158,6 +158,7 @@ class HeldoutShift(_Model):
     k: int
     floor: float
     shifted: bool
+    concentrated: bool = False  # older reports lack it
 
 
 class Manifold(_Model):

@@ -333,6 +333,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                 f"SHIFT: held-out images lie where training images do not ({shares}); held-out label and outlier "
                 "flags then partly reflect the shift, not bad labels."
             )
+        elif shift.get("concentrated"):
+            lines.append(
+                f"SHIFT: held-out images are more alike than training images ({shares}), as blurred, "
+                "lower-resolution or less varied images are; recipes' views are measured against the training "
+                "images, so check how the held-out images were made."
+            )
         else:
             lines.append(
                 f"held-out images are drawn like the training images, as far as this check sees ({shares})."

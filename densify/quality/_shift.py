@@ -84,8 +84,11 @@ def heldout_shift(
     floor: float = SHIFT_FLOOR,
 ) -> dict | None:
     """:func:`shift_shares` for :func:`shift_split`'s reference and probe halves of ``train`` and its sample of
-    ``heldout``, with ``floor`` and ``shifted``: the deficit's interval lies above zero and the deficit is at least
-    ``floor``. None when a half holds no more than ``k`` points."""
+    ``heldout``, with ``floor``, ``shifted`` (the deficit's interval lies above zero and the deficit is at least
+    ``floor``: held-out images lie where training images do not) and ``concentrated`` (the other direction: the
+    interval lies below zero and the held-out share exceeds the probe's by at least ``floor``: held-out images are
+    more alike than training images, as blurred or lower-resolution ones are). None when a half holds no more than
+    ``k`` points."""
     train, heldout = np.asarray(train), np.asarray(heldout)
     reference, probe, held = shift_split(len(train), len(heldout), seed, sample)
     if len(reference) <= k or len(probe) == 0 or len(held) == 0:
@@ -93,4 +96,5 @@ def heldout_shift(
     out = shift_shares(train[reference], train[probe], heldout[held], k)
     out["floor"] = floor
     out["shifted"] = bool(out["low"] > 0 and out["deficit"] >= floor)
+    out["concentrated"] = bool(out["high"] < 0 and -out["deficit"] >= floor)
     return out
