@@ -102,9 +102,8 @@ def approximate_index(base: np.ndarray):
     quantiser = faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantiser, d, lists)
     index.cp.seed = 1234
-    if (
-        n > 64 * lists
-    ):  # the training sample (a copy: 125 MB of 256-d thumbnails at 250k) is let go before the add
+    # the training sample (a copy: 125 MB of 256-d thumbnails at 250k) is let go before the add
+    if n > 64 * lists:
         index.train(base[np.sort(np.random.default_rng(0).choice(n, 64 * lists, replace=False))])
     else:
         index.train(np.ascontiguousarray(base))
