@@ -582,3 +582,35 @@ def test_data_issues_notice_a_heldout_set_drawn_unlike_the_training_set():
         lines = [line for line in summary_lines(issues.summary) if line.startswith("SHIFT:")]
         assert bool(lines) is shifted and all("partly reflect the shift" in line for line in lines)
         assert report_section(issues)["shift"] == shift
+
+
+def test_exact_matches_equal_the_first_other_index_with_the_same_digest():
+    """The vectorised exact match against the plain reading of its definition (a dict of index lists), within one
+    set and across two, on digests with many repeats (some ending in zero bytes)."""
+    from densify.quality._duplicates import exact_matches
+
+    rng = np.random.default_rng(0)
+    pool = np.array([bytes(rng.integers(0, 256, 15, dtype=np.uint8)) + bytes([b]) for b in (0, 0, 1, 2, 3, 0)],
+                    dtype="S16")  # fmt: skip
+    pool[1] = pool[0][:15] + b"\x07"  # differs from pool[0] in the last byte only
+    ref, query = pool[rng.integers(0, 6, 200)], pool[rng.integers(0, 6, 50)]
+    query[:3] = np.array([b"\x01" * 16, b"\x02" * 16, b"\xff" * 16], dtype="S16")  # in no set
+
+    def reference(q, r, within):
+        first: dict[bytes, list[int]] = {}
+        for j, d in enumerate(r):
+            first.setdefault(bytes(d), []).append(j)
+        out = []
+        for i, d in enumerate(q):
+            hits = [j for j in first.get(bytes(d), ()) if not (within and j == i)]
+            out.append(hits[0] if hits else -1)
+        return np.array(out)
+
+    assert np.array_equal(exact_matches(query, ref), reference(query, ref, False))
+    assert np.array_equal(exact_matches(ref, ref, within=True), reference(ref, ref, True))
+    singles = np.array([b"a" * 16, b"b" * 16, b"a" * 16], dtype="S16")
+    assert exact_matches(singles, singles, within=True).tolist() == [2, -1, 0]
+    assert (
+        exact_matches(singles[:0], singles).tolist() == []
+        and exact_matches(singles, singles[:0]).tolist() == [-1] * 3
+    )

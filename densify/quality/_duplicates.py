@@ -42,10 +42,34 @@ FLAT = 1.0
 
 
 def digests(images: np.ndarray) -> np.ndarray:
-    """(N,) a 16-byte BLAKE2b digest of each image's shape and pixels, as hex strings."""
+    """(N,) a 16-byte BLAKE2b digest of each image's shape and pixels (``S16`` bytes: 4 MB at 250,000 images,
+    where hex strings took 32 MB)."""
     images = np.ascontiguousarray(images)
     shape = repr(images.shape[1:]).encode()
-    return np.array([hashlib.blake2b(shape + img.tobytes(), digest_size=16).hexdigest() for img in images])
+    return np.array(
+        [hashlib.blake2b(shape + img.tobytes(), digest_size=16).digest() for img in images], dtype="S16"
+    )
+
+
+def exact_matches(query: np.ndarray, ref: np.ndarray, within: bool = False) -> np.ndarray:
+    """int64 (N,): for each of the ``query`` digests, the lowest index in ``ref`` with the same digest, -1 for none;
+    ``within`` (query is ref): never the row itself. By a stable sort of ``ref`` and a binary search (a dict of
+    index lists held about 75 MB of Python objects at 250,000 images)."""
+    n = len(query)
+    match = np.full(n, -1, np.int64)
+    if n == 0 or len(ref) == 0:
+        return match
+    order = np.argsort(ref, kind="stable")  # equal digests stay in index order: a group's first is its lowest
+    ordered = ref[order]
+    pos = np.minimum(np.searchsorted(ordered, query), len(ref) - 1)
+    found = ordered[pos] == query
+    match[found] = order[pos[found]]
+    if within:  # the group's lowest is the row itself: the next of its group, if any
+        own = np.flatnonzero(found & (match == np.arange(n)))
+        nxt = np.minimum(pos[own] + 1, len(ref) - 1)
+        same = (pos[own] + 1 < len(ref)) & (ordered[nxt] == query[own])
+        match[own] = np.where(same, order[nxt], -1)
+    return match
 
 
 def thumbnails(images: np.ndarray, side: int = THUMB) -> tuple[np.ndarray, np.ndarray]:
@@ -196,13 +220,9 @@ def find_duplicates(
     match = np.full(n, -1, np.int64)
     kind = np.full(n, "", dtype=object)
     corr = np.full(n, np.nan)
-    first: dict[str, list[int]] = {}
-    for j, d in enumerate(ref.digests):
-        first.setdefault(d, []).append(j)
-    for i, d in enumerate(query.digests):
-        hits = [j for j in first.get(d, ()) if not (within and j == i)]
-        if hits:
-            match[i], kind[i], corr[i] = hits[0], "exact", 1.0
+    exact = exact_matches(query.digests, ref.digests, within)
+    hit = exact >= 0
+    match[hit], kind[hit], corr[hit] = exact[hit], "exact", 1.0
     idx, _ = candidates(query.thumbnails, ref.thumbnails, same=within)
     if idx.shape[1]:
         fine, deviation = _fine_correlations(query.images, ref.images, idx)
