@@ -944,13 +944,9 @@ def _print_report(report: dict, console=None) -> None:
     v = report["verdict"]
     training = (report.get("training") or {}).get("recipes") or {}
     proxied = {} if training else (report.get("proxy") or {}).get("recipes") or {}
-    table = Table(
-        title=f"{report['data']['name']}: encoder {report['encoder']['name']}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=(0, 0),
-    )
+    # the heading is its own line: as the table's title it wrapped at the table's width (a long data spec broke it)
+    heading = f"{report['data']['name']}: encoder {report['encoder']['name']}"
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
     width = max(len(r) for r in report["coverage"])
     table.add_column("recipe", no_wrap=True, min_width=width)
     if training:
@@ -991,6 +987,7 @@ def _print_report(report: dict, console=None) -> None:
     width = console.width
     if needed > width:  # wider than the terminal: overflow rather than cut a name or a number
         console.width = needed
+    console.print(heading, soft_wrap=True, highlight=False, markup=False)
     console.print(table)
     console.width = width
     flagged = [

@@ -194,6 +194,20 @@ def test_no_train_verdict_and_cli_output(tmp_path):
     assert result.exit_code == 0, result.output
     assert "report.html" in result.output and "without training" in result.output
     report = read_report(tmp_path / "r")
+    # the table's heading is one line of its own, however narrow the table (as its title, a long data spec wrapped)
+    import io
+
+    from rich.console import Console
+
+    from densify.cli import _print_report
+
+    long = {
+        **report,
+        "data": {**report["data"], "name": "folder:/a/rather/long/path/to/somebody's/photo/collection"},
+    }
+    buffer = io.StringIO()
+    _print_report(long, console=Console(file=buffer, width=160))
+    assert f"{long['data']['name']}: encoder {report['encoder']['name']}" in buffer.getvalue().splitlines()
     assert report["training"] is None and report["verdict"]["agreement"] == {}
     assert "predictors-vs-gain.png" not in {p.name for p in (tmp_path / "r" / "plots").iterdir()}
 
