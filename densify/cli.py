@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -226,18 +227,40 @@ def data_issues_command(
         console.print(line, soft_wrap=True, highlight=False)
     flagged = issues.flagged()
     if top and flagged:
+        from rich import box
         from rich.table import Table
 
-        table = Table(
-            title=f"most severe {min(top, len(flagged))} of {len(flagged)} flagged", title_justify="left"
+        shown = flagged[:top]
+        # files relative to the folder they share (the CSV keeps full paths); columns empty in every shown row
+        # are left out, so that the rest fit a terminal
+        paths = [r["path"] for r in shown if r["path"]]
+        root = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0]) if paths else ""
+        if root and all(p == root for p in paths):
+            root = os.path.dirname(root)
+        cells = {
+            "split": [r["split"] for r in shown],
+            "index": [str(r["index"]) for r in shown],
+            "issues": [r["issues"].replace(";", ", ") for r in shown],
+            "label → suggested": [
+                f"{r['given_label']} → {r['suggested_label']}"
+                if r["suggested_label"] and r["suggested_label"] != r["given_label"]
+                else r["given_label"]
+                for r in shown
+            ],
+            "quality": [f"{r['label_quality']:.3f}" for r in shown],
+            "duplicate of": [r["duplicate_of"] for r in shown],
+            "file": [os.path.relpath(p, root) if root and p else p for p in (r["path"] for r in shown)],
+        }
+        cells = {name: column for name, column in cells.items() if any(column)}
+        where = f" (files in {root})" if root else ""
+        console.print(
+            f"most severe {len(shown)} of {len(flagged)} flagged{where}", soft_wrap=True, highlight=False
         )
-        for column in ("split", "index", "issues", "given", "suggested", "quality", "duplicate of", "path"):
-            table.add_column(column)
-        for r in flagged[:top]:
-            table.add_row(
-                r["split"], str(r["index"]), r["issues"], r["given_label"], r["suggested_label"],
-                f"{r['label_quality']:.3f}", r["duplicate_of"], r["path"],
-            )  # fmt: skip
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for name in cells:  # the file is what a user opens: it keeps its width, and the labels wrap
+            table.add_column(name, no_wrap=name in ("split", "index", "quality", "file"))
+        for row in zip(*cells.values(), strict=True):
+            table.add_row(*row)
         console.print(table)
     console.print(f"wrote {out} ({len(flagged) if not all_rows else len(issues.rows)} rows)", highlight=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -466,8 +467,10 @@ def test_folder_sources_keep_each_image_path_through_subsets(tmp_path):
 def test_cli_data_issues_writes_the_flagged_files(tmp_path):
     mislabelled, leaked = _write_tree(tmp_path / "tree")
     out = tmp_path / "issues.csv"
-    result = CliRunner().invoke(
-        cli, ["data", "issues", f"folder:{tmp_path / 'tree'}", "-o", str(out), "--encoder", "pixels"]
+    result = CliRunner().invoke(  # a wide terminal: no cell of the table wraps
+        cli,
+        ["data", "issues", f"folder:{tmp_path / 'tree'}", "-o", str(out), "--encoder", "pixels"],
+        env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
     assert "LEAKAGE: 1 held-out image (3.3%) has a duplicate in train" in result.output
@@ -476,6 +479,15 @@ def test_cli_data_issues_writes_the_flagged_files(tmp_path):
     by_path = {r["path"]: r for r in rows}
     assert "label" in by_path[str(mislabelled)]["issues"]
     assert "leak" in by_path[str(leaked)]["issues"]
+    # the terminal table names each shown file relative to the folder they share (said once, above the table),
+    # and a label error as "given → suggested"
+    shown = rows[:10]
+    root = Path(os.path.commonpath([r["path"] for r in shown]))
+    assert f"(files in {root})" in result.output
+    first = shown[0]
+    assert str(Path(first["path"]).relative_to(root)) in result.output
+    if first["suggested_label"] and first["suggested_label"] != first["given_label"]:
+        assert f"{first['given_label']} → {first['suggested_label']}" in result.output
     every = tmp_path / "all.csv"
     assert (
         CliRunner()
