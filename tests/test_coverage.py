@@ -300,9 +300,13 @@ def test_probe_scores_and_prediction_variance_by_blocks_equal_one_pass(monkeypat
     clean = _probe.probe_scores(x, w, b, mean, scale)
     scores = _probe.probe_scores(views, w, b, mean, scale)
     variance = _probe.prediction_variance(clean, scores, sources)
-    monkeypatch.setattr(_probe, "PROBE_BLOCK", 64)  # 700 views in 11 blocks, the last one short
+    monkeypatch.setattr(_probe, "PROBE_BLOCK", 64)
+    monkeypatch.setattr(_probe, "SCORE_BLOCK", 64)  # 700 views scored in 11 blocks, the last one short
     blocked = _probe.probe_scores(views, w, b, mean, scale)
     np.testing.assert_allclose(blocked, scores, rtol=1e-12, atol=1e-14)
+    float64 = views.astype(np.float64)  # float64 rows are standardised in copies, never in place
+    assert np.array_equal(_probe.probe_scores(float64, w, b, mean, scale), blocked)
+    assert np.array_equal(float64, views.astype(np.float64))
     assert np.array_equal(_probe.prediction_variance(clean, scores, sources), variance, equal_nan=True)
 
 
@@ -438,6 +442,31 @@ def test_alignment_gain_and_prediction_variance_of_identical_and_noisy_views():
     away = recipe_metrics(base, 0.5 * x[src] + 0.5 * centres[(y[src] + 1) % 3], src, n_boot=50)
     assert toward["alignment_gain"].low > 0 > away["alignment_gain"].high
     assert away["prediction_variance"].value > toward["prediction_variance"].value > 0
+
+
+def test_alignment_by_blocks_of_rows_equals_one_pass(monkeypatch):
+    """Above ``_PARTS_BLOCK`` rows the alignment's Gram matrices are summed over blocks: the same alignments (to
+    rounding) with and without weights, and the same gain and interval."""
+    from densify.coverage import _alignment
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1000, 6)) + rng.integers(0, 4, 1000)[:, None]
+    y = _alignment._one_hot(rng.integers(0, 4, 1000), 4)
+    w = rng.integers(0, 3, 1000).astype(np.float64)
+    views, sources = (
+        x[np.repeat(np.arange(1000), 2)] + rng.normal(size=(2000, 6)),
+        np.repeat(np.arange(1000), 2),
+    )
+    labels = y.argmax(axis=1)
+    whole = [_alignment._alignments(x, y), _alignment._alignments(x, y, w)]
+    gain = _alignment.alignment_gain(x, views, sources, labels, 4, n_boot=20)
+    monkeypatch.setattr(_alignment, "_PARTS_BLOCK", 96)
+    for (a, per), (b, per_b) in zip(whole, [_alignment._alignments(x, y), _alignment._alignments(x, y, w)],
+                                    strict=True):  # fmt: skip
+        assert b == pytest.approx(a, rel=1e-12) and np.allclose(per_b, per, rtol=1e-12)
+    blocked = _alignment.alignment_gain(x, views, sources, labels, 4, n_boot=20)
+    np.testing.assert_allclose(blocked[:3], gain[:3], rtol=1e-10)
+    np.testing.assert_allclose(blocked[3], gain[3], rtol=1e-10)
 
 
 def test_prediction_variance_closed_form():
