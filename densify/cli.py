@@ -241,8 +241,8 @@ def data_issues_command(
             "split": [r["split"] for r in shown],
             "index": [str(r["index"]) for r in shown],
             "issues": [r["issues"].replace(";", ", ") for r in shown],
-            "label → suggested": [
-                f"{r['given_label']} → {r['suggested_label']}"
+            "label -> suggested": [
+                f"{r['given_label']} -> {r['suggested_label']}"
                 if r["suggested_label"] and r["suggested_label"] != r["given_label"]
                 else r["given_label"]
                 for r in shown

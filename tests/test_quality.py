@@ -480,14 +480,14 @@ def test_cli_data_issues_writes_the_flagged_files(tmp_path):
     assert "label" in by_path[str(mislabelled)]["issues"]
     assert "leak" in by_path[str(leaked)]["issues"]
     # the terminal table names each shown file relative to the folder they share (said once, above the table),
-    # and a label error as "given → suggested"
+    # and a label error as "given -> suggested"
     shown = rows[:10]
     root = Path(os.path.commonpath([r["path"] for r in shown]))
     assert f"(files in {root})" in result.output
     first = shown[0]
     assert str(Path(first["path"]).relative_to(root)) in result.output
-    if first["suggested_label"] and first["suggested_label"] != first["given_label"]:
-        assert f"{first['given_label']} → {first['suggested_label']}" in result.output
+    (mislabel, *_) = [r for r in shown if "label" in r["issues"].split(";")]
+    assert f"{mislabel['given_label']} -> {mislabel['suggested_label']}" in result.output
     every = tmp_path / "all.csv"
     assert (
         CliRunner()
