@@ -520,6 +520,34 @@ def test_approximate_search_finds_the_exact_neighbours_and_logs_its_error():
         set_search("fast")
 
 
+def test_reused_indexes_build_one_index_per_base_and_change_no_result(monkeypatch):
+    """Inside ``reused_indexes`` two approximate searches over the same base array share one index; every
+    neighbour, distance and logged error equals that of separate indexes (each search calibrates its own scan)."""
+    from densify.coverage import _knn, search_log, search_mode
+
+    rng = np.random.default_rng(6)
+    centres = rng.normal(size=(30, 12)) * 3
+    base = (centres[rng.integers(0, 30, 8000)] + rng.normal(size=(8000, 12))).astype(np.float32)
+    near = (centres[rng.integers(0, 30, 600)] + rng.normal(size=(600, 12))).astype(np.float32)
+    far = (centres[rng.integers(0, 30, 300)] + 2.0 * rng.normal(size=(300, 12))).astype(np.float32)
+    with search_mode("approximate"):
+        search_log(reset=True)
+        separate = [knn(near, base, 5), knn(far, base, 3), knn(base, base, 4, self_query=True)]
+        separate_log = search_log(reset=True)
+        built = []
+        original = _knn.approximate_index
+        monkeypatch.setattr(_knn, "approximate_index", lambda b: built.append(len(b)) or original(b))
+        with _knn.reused_indexes():
+            shared = [knn(near, base, 5), knn(far, base, 3), knn(base, base, 4, self_query=True)]
+        shared_log = search_log(reset=True)
+        assert built == [8000] and _knn._reused is None  # one index, let go after the block
+        again = knn(near, base, 5)
+    assert built == [8000, 8000]  # outside the block every search builds its own
+    for (d1, i1), (d2, i2) in zip(separate, shared, strict=True):
+        assert np.array_equal(d1, d2) and np.array_equal(i1, i2)
+    assert shared_log == separate_log and np.array_equal(again[1], separate[0][1])
+
+
 def test_approximate_search_scans_a_fixed_number_of_points_and_reranks_like_the_full_margin():
     from densify.coverage import search_mode
     from densify.coverage._knn import MARGIN, SCAN_POINTS, _rerank, approximate_index

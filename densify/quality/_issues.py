@@ -193,10 +193,13 @@ def _issues_from_scores(
     t_labels, h_labels = np.asarray(train.labels), np.asarray(held.labels)
     t_probs, h_probs, t_knn, h_knn = scores["t_probs"], scores["h_probs"], scores["t_knn"], scores["h_knn"]
     t_out, h_out, k = scores["t_out"], scores["h_out"], scores["knn_k"]
+    from densify.coverage._knn import reused_indexes
+
     t_pixels, h_pixels = _duplicates.describe(train.images), _duplicates.describe(held.images)
-    dup_train = _duplicates.find_duplicates(t_pixels, threshold=near_correlation)
-    dup_held = _duplicates.find_duplicates(h_pixels, threshold=near_correlation)
-    leak = _duplicates.find_duplicates(h_pixels, t_pixels, threshold=near_correlation)
+    with reused_indexes():  # the training thumbnails' index serves the within-train and the leakage search
+        dup_train = _duplicates.find_duplicates(t_pixels, threshold=near_correlation)
+        dup_held = _duplicates.find_duplicates(h_pixels, threshold=near_correlation)
+        leak = _duplicates.find_duplicates(h_pixels, t_pixels, threshold=near_correlation)
     # is the held-out set drawn like the training set? In the duplicate search's thumbnails: label-free and fitted to
     # nothing (benchmarks/data_quality/shift.py)
     shift = _shift.heldout_shift(t_pixels.thumbnails, h_pixels.thumbnails, seed=seed)
