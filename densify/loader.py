@@ -38,8 +38,11 @@ def to_numpy_image(image: Any) -> np.ndarray:
     if isinstance(image, np.ndarray):
         array = image
     elif hasattr(image, "getbands"):  # PIL
+        from densify.data._folder import to_8bit
+
+        image = to_8bit(image)
         if image.mode not in ("L", "RGB"):
-            image = image.convert("L" if image.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
+            image = image.convert("L" if image.mode in ("1", "LA", "I", "F") else "RGB")
         array = np.asarray(image)
     elif type(image).__module__.startswith("torch"):
         tensor = image.detach().cpu()

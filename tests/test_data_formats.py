@@ -114,6 +114,39 @@ def test_folder_without_split_subfolders_carves(folder_tree: Path):
     assert "carved" in data.heldout_origin
 
 
+def test_folder_reads_16_bit_grayscale_as_8_bit(tmp_path: Path):
+    """PIL's convert("L") clips 16-bit values at 255 (an image turns white); densify scales them."""
+    from PIL import Image
+
+    wide = np.array([[0, 257, 1000, 32768], [40000, 65278, 65535, 128]], np.uint16)
+    for cls in "ab":
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.fromarray(wide).save(tmp_path / cls / f"{i}.png")
+    with Image.open(tmp_path / "a" / "0.png") as im:
+        assert im.mode == "I;16"
+    data = load_data(f"folder:{tmp_path}", heldout_size=2)
+    expected = np.rint(wide.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    assert np.array_equal(data.train.images[0, ..., 0], expected)
+    assert expected.tolist() == [[0, 1, 4, 128], [156, 254, 255, 0]]
+
+
+def test_a_class_of_one_image_stays_in_train_when_held_out_images_are_carved(tmp_path: Path):
+    img = make_images(7, 6, 6, 3)
+    for i in range(3):
+        write_png(tmp_path / "many" / f"{i}.png", img[i])
+        write_png(tmp_path / "more" / f"{i}.png", img[3 + i])
+    write_png(tmp_path / "single" / "only.png", img[6])
+    data = load_data(f"folder:{tmp_path}")
+    assert data.train.class_counts().tolist() == [2, 2, 1]
+    assert data.heldout.class_counts().tolist() == [1, 1, 0]
+    assert any("class 'single' has a single image, kept for training" in n for n in data.notes), data.notes
+    with pytest.raises(
+        DataError, match=r"cannot carve 5 held-out images .* \(at most 4: every class keeps one"
+    ):
+        load_data(f"folder:{tmp_path}", heldout_size=5)
+
+
 def test_folder_mixed_sizes_get_the_most_common_size_with_a_note(folder_tree: Path):
     write_png(folder_tree / "train" / "dog" / "big.png", make_images(1, 9, 9, 3)[0])
     data = load_data(f"folder:{folder_tree}")

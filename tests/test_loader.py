@@ -153,6 +153,15 @@ def test_transform_accepts_pil_numpy_and_tensors_and_returns_what_is_asked():
     assert pil.mode == "L" and pil.size == (12, 10)
 
 
+def test_transform_reads_a_16_bit_pil_image_scaled_not_clipped():
+    from PIL import Image
+
+    wide = Image.fromarray(np.array([[0, 1000, 32768, 65535]], np.uint16))
+    assert wide.mode == "I;16"
+    out = load_recipe("none", output="numpy")(wide)
+    assert out[..., 0].tolist() == [[0, 4, 128, 255]]
+
+
 def test_dataset_wraps_a_torchvision_style_dataset():
     from PIL import Image
 

@@ -14,6 +14,8 @@ IMAGE_SUFFIXES = frozenset(
 )
 HELDOUT_FOLDERS = ("test", "val")
 _GRAY_MODES = frozenset({"1", "L", "LA"})
+#: 16-bit grayscale (PNG, TIFF): read as 8-bit by :func:`to_8bit`, as an image viewer shows them
+GRAY16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 
 
@@ -34,13 +36,25 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
+def to_8bit(im):
+    """A 16-bit grayscale PIL image as an 8-bit one (``L``), each value v as round(v * 255 / 65535); other
+    images unchanged. PIL's own ``convert("L")`` clips 16-bit values at 255, which turns a 16-bit image white."""
+    if im.mode not in GRAY16_MODES:
+        return im
+    from PIL import Image
+
+    wide = np.asarray(im).astype(np.uint32)
+    return Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), "L")
+
+
 def _channels_of(path: Path, mode: str) -> int:
-    if mode in _GRAY_MODES:
+    if mode in _GRAY_MODES or mode in GRAY16_MODES:
         return 1
     if mode in _COLOUR_MODES:
         return 3
     raise DataError(
-        f"{path}: unsupported image mode {mode!r} (densify reads 8-bit grayscale and colour images)"
+        f"{path}: unsupported image mode {mode!r} (densify reads 8-bit and 16-bit grayscale and 8-bit colour "
+        "images)"
     )
 
 
@@ -140,7 +154,7 @@ def read_images(
             path = files[i]
             try:
                 with Image.open(path) as im:
-                    im = im.convert("L" if c == 1 else "RGB")
+                    im = to_8bit(im).convert("L" if c == 1 else "RGB")
                     if im.size != (width, height):
                         im = im.resize((width, height), Image.Resampling.BILINEAR)
                     out[i] = np.asarray(im, dtype=np.uint8).reshape(height, width, c)

@@ -160,6 +160,12 @@ def _split(arrays: tuple, resize, channels, classes, name: str, spec: DataSpec) 
     return ImageSet(images, arrays[1], classes, name, factors=arrays[2], factor_names=spec.synth.factor_names)
 
 
+def _listed(classes: list[str], shown: int = 5) -> str:
+    names = ", ".join(f"'{c}'" for c in classes[:shown])
+    more = f" and {len(classes) - shown} more" if len(classes) > shown else ""
+    return f"class{'es' if len(classes) > 1 else ''} {names}{more}"
+
+
 def load_data(
     spec: str = DEFAULT_DATA,
     *,
@@ -210,6 +216,11 @@ def load_data(
         train_rows, held_rows = carve_indices(train_set, heldout_size, seed)
         held_set = train_set.subset(held_rows, f"{name}/heldout")
         origin = f"carved from train (stratified, seed {seed})"
+        alone = [c for c, n in zip(classes, train_set.class_counts(), strict=True) if n == 1]
+        if alone:
+            notes = (*notes, f"{name}: {_listed(alone)} {'has' if len(alone) == 1 else 'have'} a single image, "
+                     "kept for training: no held-out image measures "
+                     f"{'that class' if len(alone) == 1 else 'those classes'}")  # fmt: skip
     else:
         train_rows = np.arange(len(train_set))
         held_set = _split(held, resize, channels, classes, f"{name}/heldout", parsed)
