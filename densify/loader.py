@@ -251,14 +251,20 @@ class Augmenter:
         if not self.recipe.pipeline and not resize:  # the identity (as _apply): one gather, no keys
             return np.asarray(sources[index_array], dtype=np.uint8)
         keys, states = view_keys(self._epoch_key(epoch), index_array, view_array)
-        if self._flips is not None and len(index_array) >= FLIP_BATCH_MIN:
-            views_at_source = _flipped(
-                np.asarray(sources[index_array], dtype=np.uint8), self._flips, keys, states
-            )
-            if not resize:
-                return views_at_source
-            return np.stack([resize_image(view, size) for view in views_at_source])
         out = np.empty((len(index_array), *images.images.shape[1:]), np.uint8)
+        if self._flips is not None and len(index_array) >= FLIP_BATCH_MIN:
+            # by blocks of at most FLIP_BLOCK_BYTES of stored pixels (each view's flips depend on its key alone)
+            step = max(FLIP_BATCH_MIN, FLIP_BLOCK_BYTES // max(1, int(np.prod(sources.shape[1:]))))
+            for start in range(0, len(index_array), step):
+                part = slice(start, start + step)
+                flipped = _flipped(
+                    np.asarray(sources[index_array[part]], dtype=np.uint8),
+                    self._flips,
+                    keys[part],
+                    states[part],
+                )
+                out[part] = np.stack([resize_image(view, size) for view in flipped]) if resize else flipped
+            return out
         for j, (index, key, state) in enumerate(zip(index_array.tolist(), keys, states, strict=True)):
             view = self._apply(sources[index], key, state)
             out[j] = resize_image(view, size) if resize else view
@@ -275,6 +281,8 @@ class Augmenter:
 
 #: batches of at least this many views of a flips-only recipe are flipped in numpy (see :func:`_flip_plan`)
 FLIP_BATCH_MIN = 8
+#: ... by blocks of at most this many bytes of stored pixels (512 views of 1600 x 1200 photos held 2.9 GB at once)
+FLIP_BLOCK_BYTES = 1 << 26
 _FLIP_AXES = {"HorizontalFlip": 1, "VerticalFlip": 0}  # the image axis (H, W, C) each one reverses
 
 

@@ -131,6 +131,31 @@ def test_folder_reads_16_bit_grayscale_as_8_bit(tmp_path: Path):
     assert expected.tolist() == [[0, 1, 4, 128], [156, 254, 255, 0]]
 
 
+def test_folder_of_large_photos_is_stored_at_the_cap_unless_asked_otherwise(tmp_path: Path):
+    """Camera-size images are stored with their longer side at stored_cap (256 px at the default working size):
+    recipes augment those; resize, image_size="stored" or max_side=None keep the full size."""
+    from densify.data._working import stored_cap
+
+    img = make_images(6, 300, 400, 3)
+    for i in range(6):
+        write_png(tmp_path / "ab"[i % 2] / f"{i}.png", img[i])
+    data = load_data(f"folder:{tmp_path}", heldout_size=2)
+    assert data.train.source_shape == (192, 256, 3) and data.train.shape == (24, 32, 3)
+    assert any("images are 300x400; stored at 192x256 (longer side 256)" in n for n in data.notes), data.notes
+    assert load_data(f"folder:{tmp_path}", heldout_size=2, resize=(300, 400)).train.source_shape == (
+        300,
+        400,
+        3,
+    )
+    assert load_data(f"folder:{tmp_path}", heldout_size=2, image_size="stored").train.shape == (300, 400, 3)
+    assert load_data(f"folder:{tmp_path}", heldout_size=2, max_side=None).train.source_shape == (300, 400, 3)
+    assert load_data(f"folder:{tmp_path}", heldout_size=2, image_size=200).train.source_shape == (300, 400, 3)
+    assert (stored_cap("auto"), stored_cap(64), stored_cap(224), stored_cap((100, 300)), stored_cap("stored")) == (
+        256, 256, 448, 600, None)  # fmt: skip
+    with pytest.raises(DataError, match="max_side must be"):
+        load_data(f"folder:{tmp_path}", max_side=0)
+
+
 def test_a_class_of_one_image_stays_in_train_when_held_out_images_are_carved(tmp_path: Path):
     img = make_images(7, 6, 6, 3)
     for i in range(3):

@@ -85,6 +85,27 @@ def test_a_folder_is_decoded_once_into_a_mapped_cache(photo_folder: Path, lazy, 
     assert len(whole.train) == 48
 
 
+def test_a_folder_decoded_at_the_stored_cap_is_cached_apart_from_the_full_size(
+    photo_folder: Path, lazy, monkeypatch
+):
+    """Images that fit under the cap share one cache entry whatever the cap (the test above); larger ones are cached
+    at the cap and at the full size separately, each reused."""
+    import PIL.Image
+
+    monkeypatch.setenv("DENSIFY_IN_MEMORY_MAX", "0")
+    capped = load_data(f"folder:{photo_folder}", heldout_size=12, max_side=6)
+    assert capped.train.source_shape == (6, 6, 3)
+    full = load_data(f"folder:{photo_folder}", heldout_size=12, max_side=None)
+    assert full.train.source_shape == (10, 10, 3)
+    assert len(list(decoded_path("x").parent.glob("*.npy"))) == 2
+    monkeypatch.setattr(PIL.Image, "open", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    _same(capped, load_data(f"folder:{photo_folder}", heldout_size=12, max_side=6))
+    _same(full, load_data(f"folder:{photo_folder}", heldout_size=12, max_side=None))
+    _same(
+        full, load_data(f"folder:{photo_folder}", heldout_size=12, max_side=10)
+    )  # the full size fits this cap
+
+
 def test_a_changed_file_is_decoded_again(photo_folder: Path, lazy):
     first = load_data(f"folder:{photo_folder}", heldout_size=12)
     write_png(photo_folder / "class0" / "000.png", np.zeros((10, 10, 3), np.uint8))

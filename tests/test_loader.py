@@ -258,6 +258,15 @@ def test_flip_recipes_flip_batches_in_numpy_with_albumentations_pixels(tmp_path:
         flipped = ~np.all(batch == images[indices], axis=(1, 2, 3))
         assert 0 < flipped.mean() < 1 or aug.recipe.name == "flips"
     assert _flip_plan(load_recipe("flip-crop-cutout").compose) is None
+    import densify.loader as loader_module
+
+    whole = augmenters[0].views_of(base, indices, views, epoch=1)
+    block = loader_module.FLIP_BLOCK_BYTES
+    try:  # by blocks of FLIP_BATCH_MIN views (a block of stored pixels smaller than one view): the same pixels
+        loader_module.FLIP_BLOCK_BYTES = 1
+        assert np.array_equal(augmenters[0].views_of(base, indices, views, epoch=1), whole)
+    finally:
+        loader_module.FLIP_BLOCK_BYTES = block
     sized = [(rng.integers(0, 256, (5 + i % 4, 3 + i % 3, 1), dtype=np.uint8), i % 2) for i in range(30)]
     for aug in augmenters:  # a torchvision-style base of several sizes: the per-image flips of __getitems__
         dataset = DensifiedDataset(sized, aug, views=2, output="numpy")

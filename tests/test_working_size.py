@@ -200,6 +200,29 @@ def test_bad_image_options_are_one_line(photos: Path):
         plan_audit(AuditSettings(resize=(0, 4)))
 
 
+def test_an_audit_stores_large_photos_at_the_cap(tmp_path: Path):
+    """The audit's plan stores a folder of photos larger than stored_cap at the cap (recipes augment those), and at
+    their full size under --image-size stored."""
+    from PIL import Image
+
+    from densify.audit import AuditSettings
+    from densify.audit._plan import plan_audit
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("beach", "forest")):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            Image.fromarray(_photo(rng, label, 300, 520)).save(tmp_path / name / f"{i}.jpg", quality=90)
+    spec = f"folder:{tmp_path}"
+    data = plan_audit(AuditSettings(data=spec, heldout_size=2, recipes=["flip"], train=False, k=1)).data
+    assert (data.train.source_shape, data.train.shape) == ((148, 256, 3), (18, 32, 3))
+    assert any("stored at 148x256" in n for n in data.notes)
+    full = plan_audit(
+        AuditSettings(data=spec, heldout_size=2, recipes=["flip"], train=False, k=1, image_size="stored")
+    )
+    assert full.data.train.shape == (300, 520, 3)
+
+
 def test_imageset_refuses_sources_that_do_not_match():
     images = np.zeros((2, 4, 4, 3), np.uint8)
     with pytest.raises(DataError, match="sources must be"):

@@ -152,6 +152,7 @@ def plan_audit(settings: AuditSettings) -> AuditPlan:
     """Validate ``settings`` and load what the audit needs; raises a one-line :class:`DensifyError`."""
     from densify._hash import digest
     from densify.data import at_working_size, load_data
+    from densify.data._working import stored_cap
     from densify.loader import load_recipe
 
     _check_settings(settings)
@@ -171,6 +172,7 @@ def plan_audit(settings: AuditSettings) -> AuditPlan:
         channels=settings.channels,
         image_size=None,  # the working size is applied below, to the training subset only
         cap=True,
+        max_side=stored_cap(settings.image_size),
     )
     data = at_working_size(data, settings.image_size)
     _check_data(settings, data)

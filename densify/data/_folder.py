@@ -96,6 +96,7 @@ def read_images(
     resize: tuple[int, int] | None = None,
     channels: int | None = None,
     notes: list[str] | None = None,
+    max_side: int | None = None,
 ) -> np.ndarray:
     """Decode ``files`` into one uint8 array (N, H, W, C): in memory, or, when the decoded pixels exceed
     :func:`densify.data._lazy.in_memory_max` bytes, into a memory-mapped file in densify's cache that later loads
@@ -103,14 +104,23 @@ def read_images(
 
     Images of another size than the most common one are resized to it (bilinear), and images of another
     channel count are converted to the most common one, unless ``resize=(H, W)`` or ``channels`` (1 or 3) says
-    what to use; what was converted (counts and an example of each) is appended to ``notes``.
+    what to use; what was converted (counts and an example of each) is appended to ``notes``. Without ``resize``,
+    images whose longer side exceeds ``max_side`` are stored scaled down to it (aspect kept, area interpolation:
+    :func:`densify.data._working.stored_cap`), with a note.
     """
     from PIL import Image, UnidentifiedImageError
 
     from densify.data import _lazy
 
+    if resize is not None:  # the size asked for is kept, however large
+        max_side = None
+    # decoded (and mapped) by an earlier load: at the full size (valid under any cap it fits), or scaled to the cap
     key = _decode_key(files, resize, channels)
-    hit = _lazy.cached(key)  # decoded (and mapped) by an earlier load
+    hit = _lazy.cached(key)
+    if hit is not None and max_side is not None and max(hit[0].shape[1:3]) > max_side:
+        hit = None
+    if hit is None and max_side is not None:
+        hit = _lazy.cached(_decode_key(files, resize, channels, max_side))
     if hit is not None:
         if notes is not None:
             notes.extend(hit[1])
@@ -144,9 +154,20 @@ def read_images(
             f"{root}: {_summarise(chans, 'channel counts')}; all were converted to the most common, "
             f"{channels} (set channels to choose)"
         )
+    height, width = resize or tuple(int(v) for v in next(iter(sizes)).split("x"))
+    if max_side is not None and max(height, width) > max_side:
+        from densify.data._working import scaled_to
+
+        full = (height, width)
+        height, width = scaled_to(full, max_side)
+        key = _decode_key(files, resize, channels, max_side)
+        found.append(
+            f"{root}: images are {full[0]}x{full[1]}; stored at {height}x{width} (longer side {max_side}), which "
+            f"recipes augment: a view at the full size costs about {full[0] * full[1] / (height * width):.0f}x "
+            f"as much (--resize {full[0]}x{full[1]} keeps it)"
+        )
     if notes is not None:
         notes.extend(found)
-    height, width = resize or tuple(int(v) for v in next(iter(sizes)).split("x"))
     c = channels or next(iter(chans))
 
     def fill(out: np.ndarray, start: int, stop: int) -> None:
@@ -155,7 +176,7 @@ def read_images(
             try:
                 with Image.open(path) as im:
                     im = to_8bit(im).convert("L" if c == 1 else "RGB")
-                    if im.size != (width, height):
+                    if im.size != (width, height):  # PIL's bilinear filter is antialiased when it shrinks
                         im = im.resize((width, height), Image.Resampling.BILINEAR)
                     out[i] = np.asarray(im, dtype=np.uint8).reshape(height, width, c)
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -169,7 +190,7 @@ def read_images(
     return out
 
 
-def _decode_key(files: list[Path], resize, channels) -> str:
+def _decode_key(files: list[Path], resize, channels, max_side=None) -> str:
     """What a folder's decoded pixels depend on: every file's path, size and modification time, and the settings."""
     from densify._hash import digest
 
@@ -180,11 +201,15 @@ def _decode_key(files: list[Path], resize, channels) -> str:
         except OSError as exc:
             raise DataError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
         stats.append((str(path.resolve()), st.st_size, st.st_mtime_ns))
-    return digest("decoded-folder/1", stats, None if resize is None else tuple(resize), channels)
+    capped = () if max_side is None else (max_side,)
+    return digest("decoded-folder/1", stats, None if resize is None else tuple(resize), channels, *capped)
 
 
 def load_folder(
-    root: Path, resize: tuple[int, int] | None = None, channels: int | None = None
+    root: Path,
+    resize: tuple[int, int] | None = None,
+    channels: int | None = None,
+    max_side: int | None = None,
 ) -> tuple[
     tuple[str, ...], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None, tuple[str, ...]
 ]:
@@ -211,7 +236,7 @@ def load_folder(
         held_files = []
     notes: list[str] = []
     if held_files:
-        images = read_images(root, train_files + held_files, resize, channels, notes)
+        images = read_images(root, train_files + held_files, resize, channels, notes, max_side)
         n = len(train_files)
         return (
             tuple(display_name(c) for c in classes),
@@ -221,7 +246,11 @@ def load_folder(
         )
     return (
         tuple(display_name(c) for c in classes),
-        (read_images(root, train_files, resize, channels, notes), train_labels, tuple(map(str, train_files))),
+        (
+            read_images(root, train_files, resize, channels, notes, max_side),
+            train_labels,
+            tuple(map(str, train_files)),
+        ),
         None,
         tuple(notes),
     )

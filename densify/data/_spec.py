@@ -11,7 +11,7 @@ import numpy as np
 from densify.data._imageset import DataSplits, ImageSet
 from densify.data._subset import carve_indices, stratified_indices, stratified_subset
 from densify.data._synth import SynthSpec, load_synth, parse_synth
-from densify.data._working import ImageSize, at_working_size, working_size
+from densify.data._working import ImageSize, at_working_size, stored_cap, working_size
 from densify.errors import DataError, SpecError
 
 DEFAULT_DATA = "fashion-mini"
@@ -103,7 +103,7 @@ def _builtin(kind: str) -> tuple[tuple[str, ...], tuple, tuple | None, str]:
 
 
 def _read(
-    spec: DataSpec, resize, channels
+    spec: DataSpec, resize, channels, max_side: int | None = None
 ) -> tuple[tuple[str, ...], tuple, tuple | None, str, tuple[str, ...]]:
     """(classes, train, held-out or None, source, notes on what loading converted)."""
     if spec.synth is not None:
@@ -120,7 +120,7 @@ def _read(
     if spec.kind == "folder":
         from densify.data._folder import load_folder
 
-        classes, train, held, notes = load_folder(path, resize, channels)
+        classes, train, held, notes = load_folder(path, resize, channels, max_side)
         return classes, train, held, str(path), notes
     if spec.kind == "cifar":
         from densify.data._cifar import load_cifar
@@ -176,6 +176,7 @@ def load_data(
     channels: int | None = None,
     image_size: ImageSize = "auto",
     cap: bool = False,
+    max_side: int | str | None = "auto",
 ) -> DataSplits:
     """Load a dataset from a data-spec string (see :func:`parse_spec`).
 
@@ -194,6 +195,9 @@ def load_data(
             whose longer side is at most ``AUTO_SIDE`` and scales larger ones down to it, an int N scales the
             longer side to N, ``(H, W)`` is exact, None keeps the stored size. Images larger than the working
             size keep their stored pixels as ``ImageSet.sources``: recipes augment those.
+        max_side: a folder's images whose longer side exceeds it are stored scaled down to it when read (aspect
+            kept; unless ``resize`` is given); ``"auto"``: :func:`~densify.data._working.stored_cap` of
+            ``image_size`` (256 px at the default working size); None: the full size.
 
     Raises:
         DataError: the source is missing, malformed or inconsistent (the message names the path and problem).
@@ -207,7 +211,13 @@ def load_data(
     if resize is not None and (len(resize) != 2 or min(resize) < 1):
         raise DataError(f"resize must be (H, W) with positive sides, got {resize!r}")
     working_size((8, 8), image_size)  # validates image_size before anything is read
-    classes, train, held, source, notes = _read(parsed, resize, channels)
+    if max_side == "auto":
+        max_side = stored_cap(image_size)
+    elif max_side is not None and (
+        isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1
+    ):
+        raise DataError(f"max_side must be 'auto', None or a positive number of pixels, got {max_side!r}")
+    classes, train, held, source, notes = _read(parsed, resize, channels, max_side)
     name = str(parsed)
     # Rows are chosen from the labels first and the pixels taken once (a memory-mapped source is read only where
     # chosen): the same rows as carving, then subsetting, the image sets.

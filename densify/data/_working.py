@@ -12,6 +12,10 @@ coverage estimator, the trainer and the report:
 :data:`AUTO_SIDE` pixels and scales larger ones so that their longer side is :data:`AUTO_SIDE` (aspect kept);
 an integer N does the same with N; ``(H, W)`` is exact; ``None`` or ``"stored"`` keeps the stored size. The
 default was chosen by ``benchmarks/bench_working_size.py`` (accuracy and cost on two photo sets; docs/photos.md).
+
+Folders of photographs larger than :func:`stored_cap` (256 px on the longer side at the default working size) are
+stored scaled down to it when decoded, unless ``resize`` is given or ``image_size`` is ``"stored"``: recipes then
+augment 256 px images, not 36 MB camera frames.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from densify.errors import DataError
 
 #: the longer side ``image_size="auto"`` brings larger images to (measured: docs/photos.md)
 AUTO_SIDE = 32
+#: folders of images larger than this (longer side) are stored scaled down to it, unless ``resize`` says otherwise
+#: (or twice the working size, when that is larger; :func:`stored_cap`)
+STORED_MAX_SIDE = 256
 
 ImageSize = int | str | tuple[int, int] | None
 
@@ -52,8 +59,32 @@ def working_size(shape: tuple[int, ...], image_size: ImageSize = "auto") -> tupl
         raise DataError(
             f"image_size must be 'auto', 'stored', a side in pixels or (H, W), got {image_size!r}"
         )
+    return scaled_to((h, w), side)
+
+
+def scaled_to(shape: tuple[int, ...], side: int) -> tuple[int, int]:
+    """(H, W) of ``shape`` scaled so that its longer side is ``side`` (aspect kept, each side at least 1)."""
+    h, w = int(shape[0]), int(shape[1])
     scale = side / max(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def stored_cap(image_size: ImageSize = "auto") -> int | None:
+    """The longer side images of a folder are stored at, at most, under ``image_size``: ``STORED_MAX_SIDE``, or
+    twice the working size's longer side when that is larger; None (the full size) for ``"stored"``.
+
+    A camera photo (4000 x 3000) is 36 MB decoded; recipes augment the stored pixels, so at 1600 x 1200 a view
+    cost 0.4-22 ms (flip to blur-noise, plus 1.2 ms to resize it) and the reference+views encoder's 51,200 views
+    four minutes for 160 photos (2 cores, 2026-11-29), while the encoder and the models see 32 px. Stored at 256 px, the views keep 8x the working
+    size's detail (the photo sets of the studies, 128 and 150 px, are not changed by it).
+    """
+    if image_size is None or image_size == "stored":
+        return None
+    if image_size == "auto":
+        return max(STORED_MAX_SIDE, 2 * AUTO_SIDE)
+    if isinstance(image_size, tuple | list):
+        return max(STORED_MAX_SIDE, 2 * max(int(v) for v in image_size))
+    return max(STORED_MAX_SIDE, 2 * int(image_size))
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

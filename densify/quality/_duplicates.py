@@ -91,11 +91,12 @@ def _area_matrix(n: int, m: int) -> np.ndarray:
 
 def _descriptors(images: np.ndarray, side: int | None, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Grayscale images area-resized to ``side`` (None: kept), centred and unit-normed; (descriptors, flat).
-    Vectorised over blocks of ``chunk`` images: the area resize is separable and linear, so a block is resized by
-    two matrix products with OpenCV's own INTER_AREA weights (equal to resizing one image at a time up to float32
-    rounding)."""
+    Vectorised over blocks of ``chunk`` images (fewer when their float32 pixels would exceed 64 MB): the area
+    resize is separable and linear, so a block is resized by two matrix products with OpenCV's own INTER_AREA
+    weights (equal to resizing one image at a time up to float32 rounding)."""
     images = np.asarray(images)
     n, h, w = images.shape[:3]
+    chunk = max(1, min(chunk, (1 << 26) // (4 * int(np.prod(images.shape[1:])) or 1)))
     size = (h, w) if side is None else (side, side)
     rows_map, cols_map = _area_matrix(h, size[0]).T, _area_matrix(w, size[1])
     out = np.zeros((n, size[0] * size[1]), np.float32)
