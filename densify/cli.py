@@ -591,18 +591,30 @@ def coverage(
         out.print(table)
     from rich import box
 
-    summary = Table(
-        title="summary", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0)
-    )
-    summary.add_column("recipe", no_wrap=True)
-    for _, label in SUMMARY:  # headers wrap (at most 7 wide) so the table fits 80 columns; names never do
-        summary.add_column(_ABBREV.get(label, label), justify="right", min_width=6, max_width=7)
-    for result in run.results:
-        summary.add_row(
-            result.recipe,
-            *(f"{result.metrics[n].value:.3f}" if n in result.metrics else "-" for n, _ in SUMMARY),
+    # headers wrap (at most 7 wide) and the metrics are split over as few tables as fit the console's width
+    # (12 metrics of 7 characters and a separator need 96 columns with the recipe names): names never wrap
+    name_width = max(len("recipe"), *(len(r.recipe) for r in run.results))
+    per_table = max(1, (out.width - name_width) // 8)
+    tables = -(-len(SUMMARY) // per_table)
+    size = -(-len(SUMMARY) // tables)
+    for first in range(0, len(SUMMARY), size):
+        part = SUMMARY[first : first + size]
+        summary = Table(
+            title="summary" if first == 0 else None,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            padding=(0, 0),
         )
-    out.print(summary)
+        summary.add_column("recipe", no_wrap=True)
+        for _, label in part:
+            summary.add_column(" " + _ABBREV.get(label, label), justify="right", min_width=7, max_width=8)
+        for result in run.results:
+            summary.add_row(
+                result.recipe,
+                *(f"{result.metrics[n].value:.3f}" if n in result.metrics else "-" for n, _ in part),
+            )
+        out.print(summary)
     out.print(
         "(" + "; ".join(f"{_ABBREV.get(label, label)}: {LABELS[n]}" for n, label in SUMMARY) + ")",
         soft_wrap=True,

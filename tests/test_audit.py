@@ -411,3 +411,24 @@ def test_an_approximate_search_audit_reports_its_error_in_json_html_and_reproduc
     with pytest.raises(Exception, match="search must be one of auto, exact, approximate, got 'fast'"):
         run_audit(AuditSettings(**{**SMALL, "search": "fast"}), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_class_with_one_image_audits_end_to_end_with_training(tmp_path: Path):
+    """A folder class of a single image stays in train (no held-out image): training reports its per-class accuracy
+    as null (NaN made the report unwritable), the verdict and the plots are written."""
+    from conftest import make_images, write_png
+
+    images = make_images(49, 16, 16, 3, seed=3)
+    for i in range(48):
+        write_png(tmp_path / "photos" / ("abc"[i % 3]) / f"{i}.png", images[i])
+    write_png(tmp_path / "photos" / "lonely" / "one.png", images[48])
+    settings = {**SMALL, "data": f"folder:{tmp_path / 'photos'}", "train_size": None, "heldout_size": None}
+    report = run_audit(
+        AuditSettings(**{**settings, "recipes": ("flip",), "encoder": "pixels"}), tmp_path / "out"
+    )
+    held = [c["heldout"] for c in report["data"]["classes"]]
+    assert held[3] == 0 and min(held[:3]) >= 3 and report["data"]["classes"][3]["train"] == 1
+    run = report["training"]["recipes"]["flip"]["runs"][0]
+    assert run["per_class_accuracy"][3] is None and all(0 <= v <= 1 for v in run["per_class_accuracy"][:3])
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["verdict"]
+    assert (tmp_path / "out" / "plots" / "class-accuracy.png").stat().st_size > 0

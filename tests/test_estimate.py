@@ -113,11 +113,18 @@ def test_coverage_command(tmp_path: Path):
         "--workers",
         "1",
     ]
-    result = CliRunner().invoke(cli, args)
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert (
         "summary" in result.output and "coverage-gap map" in result.output and "Ankle boot" in result.output
     )
+    # the summary's 12 metrics are split over tables that fit 80 columns (one table of them cut off the last)
+    from densify._catalogue import SUMMARY
+
+    summary = result.output[result.output.index("summary") : result.output.index("(cov.:")]
+    assert all(len(line) <= 80 for line in summary.splitlines()), summary
+    headers = [word for line in summary.splitlines() if "recipe" in line for word in line.split()[1:]]
+    assert len(headers) >= len(SUMMARY) and {"cov.", "fid.", "cons.", "div."} <= set(headers), summary
     assert (
         "manifold: intrinsic dimension (TwoNN)" in result.output
         and "coverage-equivalent real data" in result.output

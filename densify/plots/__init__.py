@@ -297,8 +297,10 @@ def class_accuracy(report: dict[str, Any]) -> bytes | None:
             for run in recipes[r]["runs"]
             if run["seed"] in base and run.get("per_class_accuracy")
         ]
-        if diffs:
-            grid[:, j] = 100 * np.nanmean(np.stack(diffs), axis=0)
+        if diffs:  # a class without held-out images has no accuracy (null): its cell stays empty
+            stacked = np.stack(diffs)
+            seen = np.isfinite(stacked).any(axis=0)
+            grid[seen, j] = 100 * np.nanmean(stacked[:, seen], axis=0)
     plt = _plt()
     span = max(float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0, 1.0)
     fig, ax = plt.subplots(figsize=(2.4 + 0.8 * len(names), 0.32 * len(classes) + 1.8))

@@ -64,7 +64,7 @@ class RunResult:
     seed: int
     steps: int
     heldout_accuracy: float
-    per_class_accuracy: list[float]
+    per_class_accuracy: list[float | None]
     final_train_loss: float  # mean loss of the last 10% of steps, on augmented batches
     clean_train_loss: float  # the final model's loss on (up to 2,000) clean training images
     loss_curve: list[float] = field(default_factory=list)  # mean loss per log_every steps
@@ -100,8 +100,9 @@ def _checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def evaluate(
     model, images: np.ndarray, labels: np.ndarray, n_classes: int, batch: int = 512
-) -> tuple[float, list[float], float]:
-    """(top-1 accuracy, per-class accuracy, mean cross-entropy) of ``model`` on uint8 images."""
+) -> tuple[float, list[float | None], float]:
+    """(top-1 accuracy, per-class accuracy (None for a class without images), mean cross-entropy) of ``model`` on
+    uint8 images."""
     import torch
 
     from densify._torch import device, to_tensor
@@ -117,9 +118,7 @@ def evaluate(
             losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item())
             correct.append((logits.argmax(1) == y).cpu().numpy())
     hit = np.concatenate(correct)
-    per_class = [
-        float(hit[labels == c].mean()) if (labels == c).any() else float("nan") for c in range(n_classes)
-    ]
+    per_class = [float(hit[labels == c].mean()) if (labels == c).any() else None for c in range(n_classes)]
     return float(hit.mean()), per_class, float(sum(losses) / len(images))
 
 
