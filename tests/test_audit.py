@@ -432,3 +432,21 @@ def test_a_class_with_one_image_audits_end_to_end_with_training(tmp_path: Path):
     assert run["per_class_accuracy"][3] is None and all(0 <= v <= 1 for v in run["per_class_accuracy"][:3])
     assert json.loads((tmp_path / "out" / "report.json").read_text())["verdict"]
     assert (tmp_path / "out" / "plots" / "class-accuracy.png").stat().st_size > 0
+
+
+def test_class_gap_map_lays_out_many_long_class_names_without_a_warning(recwarn):
+    """50 classes of long names: tight_layout gave up (a UserWarning) and drew a colorbar over the other map."""
+    from densify.plots import class_gap_heatmap
+
+    names = [f"class_with_a_rather_long_name_{c:02d}" for c in range(50)]
+    per_class = [0.1 * (c % 7) for c in range(50)]
+    metric = {"value": 0.1, "per_class": per_class}
+    report = {
+        "data": {"classes": [{"name": n} for n in names]},
+        "coverage": {
+            r: {"metrics": {"label_coverage_clean": metric, "densification": metric}}
+            for r in ("none", "flip")
+        },
+    }
+    png = class_gap_heatmap(report)
+    assert png.startswith(b"\x89PNG") and not [w for w in recwarn if "layout" in str(w.message)]

@@ -363,11 +363,13 @@ def class_gap_heatmap(report: dict[str, Any]) -> bytes:
             for r in names
         ]
     ).T
+    longest = max((len(c) for c in class_names), default=0)  # class names take width from the heatmaps
     fig, (ax0, ax1) = plt.subplots(
         1,
         2,
-        figsize=(2.2 + 0.75 * len(names), 0.35 * len(class_names) + 1.8),
+        figsize=(3.4 + 0.75 * len(names) + 0.07 * longest, max(4.4, 0.35 * len(class_names) + 1.8)),
         gridspec_kw={"width_ratios": [1, max(len(names), 1)]},
+        layout="constrained",  # tight_layout gave up on 50 long class names and drew a colorbar over a label
     )
     gap_max = max(float(np.nanmax(gap)) if np.isfinite(gap).any() else 0.0, 0.05)
     im0 = ax0.imshow(gap[:, None], cmap="cividis", aspect="auto", vmin=0, vmax=gap_max)
@@ -383,7 +385,7 @@ def class_gap_heatmap(report: dict[str, Any]) -> bytes:
             fontsize=7,
             color=_ink(im0, g),
         )
-    fig.colorbar(im0, ax=ax0, fraction=0.3, label="1 - label-aware coverage")
+    fig.colorbar(im0, ax=ax0, fraction=0.3).set_label("1 - label-aware coverage", size=8)
     im1 = ax1.imshow(dens, cmap="viridis", aspect="auto")
     ax1.set_xticks(range(len(names)), names, rotation=40, ha="right")
     ax1.set_yticks(range(len(class_names)), [])
@@ -399,11 +401,10 @@ def class_gap_heatmap(report: dict[str, Any]) -> bytes:
                     fontsize=6,
                     color=_ink(im1, dens[i, j]),
                 )
-    fig.colorbar(im1, ax=ax1, fraction=0.05, label="densification (mean log-distance reduction)")
+    fig.colorbar(im1, ax=ax1, fraction=0.05).set_label("densification (mean log-distance reduction)", size=8)
     fig.suptitle(
         "Where the clean training set leaves held-out data uncovered, and which recipe fills it, per class"
     )
-    fig.tight_layout()
     return _png(fig)
 
 
