@@ -1,6 +1,6 @@
 """Speed and scale of the coverage estimator, each figure a ratio against a baseline measured in the same run.
 
-    python benchmarks/bench_coverage.py [--only threads,knn,prdc,prdc60k,prdcwhy,search1m,ivfscan,listmajor,fashion] [--repeats 3]
+    python benchmarks/bench_coverage.py [--only threads,knn,prdc,prdc60k,prdcwhy,search1m,ivfscan,listmajor,ivfhalf,fashion] [--repeats 3]
 
 threads  faiss search (60k x 10k, d=128) and the reference CNN (100 training steps, 10k encodings) with 1 and 2 threads.
 knn      held-out coverage of 60k training points for 10k held-out points (d=128): densify's exact
@@ -371,6 +371,62 @@ def bench_list_major(repeats: int) -> None:
     faiss.omp_set_num_threads(os.cpu_count() or 1)
 
 
+def bench_ivf_half(repeats: int) -> None:
+    """Half-precision inverted lists against float32 ones (``HALF_ROUNDING_SHARE = -1`` forces float32), in one
+    run: the lists' bytes, the approximate k-NN's time (best of ``repeats``), how many queries the boundary test
+    left unsure, and whether neighbours and distances are the same bits."""
+    from bench_scale import _images
+
+    from densify.coverage import _knn, search_mode
+    from densify.quality._duplicates import thumbnails
+
+    images, _ = _images(250_000, 1)
+    sets = {
+        "thumbnails 250,000 x 256": (thumbnails(images[..., None])[0], 60_000, 6),
+        "manifold 1,000,000 x 32": (manifold_points(1_000_000, d=32), 200_000, 6),
+    }
+    del images
+    original = _knn._inner_certain
+    unsure: list[int] = []
+
+    def counted(*args, **kwargs):
+        out = original(*args, **kwargs)
+        if not kwargs.get("last"):
+            unsure.append(int((~out).sum()))
+        return out
+
+    _knn._inner_certain = counted
+    print("| data | lists | lists' MB | k-NN s | unsure queries | same neighbours and distances |\n"
+          "| --- | --- | ---: | ---: | ---: | --- |")  # fmt: skip
+    for name, (base, m, k) in sets.items():
+        base = np.ascontiguousarray(base, dtype=np.float32)
+        queries = base[np.random.default_rng(5).choice(len(base), m, replace=False)]
+        results = {}
+        for kind, share in (("float32", -1.0), ("float16", _knn.HALF_ROUNDING_SHARE)):
+            _knn.HALF_ROUNDING_SHARE = share
+            index = _knn.approximate_index(base)
+            code = index.code_size * index.ntotal / 2**20
+            del index
+            unsure.clear()
+            with search_mode("approximate"):
+                took = best_of(lambda base=base, queries=queries, k=k: _knn.knn(queries, base, k), repeats)
+                results[kind] = _knn.knn(queries, base, k)
+            same = (
+                ""
+                if kind == "float32"
+                else str(
+                    all(
+                        np.array_equal(a, b)
+                        for a, b in zip(results["float32"], results["float16"], strict=True)
+                    )
+                )
+            )
+            n_unsure = unsure[-1] if unsure and kind == "float16" else "-"
+            print(f"| {name} | {kind} | {code:.0f} | {took:.1f} | {n_unsure} | {same} |", flush=True)
+        _knn.HALF_ROUNDING_SHARE = share
+    _knn._inner_certain = original
+
+
 SECTIONS = {
     "threads": bench_threads,
     "knn": bench_knn,
@@ -380,6 +436,7 @@ SECTIONS = {
     "search1m": bench_search1m,
     "ivfscan": bench_ivf_scan,
     "listmajor": bench_list_major,
+    "ivfhalf": bench_ivf_half,
     "fashion": bench_fashion,
 }
 

@@ -652,3 +652,38 @@ def test_prdc_in_small_blocks_and_column_chunks_matches_brute_force(monkeypatch,
         np.testing.assert_array_equal(balls, want_balls)
         np.testing.assert_array_equal(recalled, want_recalled)
         np.testing.assert_array_equal(covered, want_covered)
+
+
+def test_half_precision_lists_give_the_exact_neighbours_however_coarse_their_rounding(monkeypatch):
+    """The approximate index stores its lists in float16 where the rounding is fine for the data (centred data);
+    every distance is recomputed from the float32 base, the boundary test is widened by the stored points' rounding
+    and a query whose widened candidates are not shown to hold its nearest is searched exhaustively. Forced onto
+    data float16 rounds by up to 0.25 per coordinate (values near 1,000), with every list scanned, the neighbours
+    are still the exact search's."""
+    import faiss
+
+    from densify.coverage import _knn as knn_module
+    from densify.coverage import search_mode
+
+    rng = np.random.default_rng(21)
+    unit = rng.normal(size=(6_000, 64)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    assert isinstance(knn_module.approximate_index(unit), faiss.IndexIVFScalarQuantizer)  # 128 bytes a point
+    base = (1000 + rng.integers(0, 3, size=(6_000, 8)) + 0.3 * rng.random((6_000, 8))).astype(np.float32)
+    queries = (1000 + rng.integers(0, 3, size=(800, 8)) + 0.3 * rng.random((800, 8))).astype(np.float32)
+    assert not knn_module._half_suits(base)  # too coarse: float32 lists
+    assert isinstance(knn_module.approximate_index(base), faiss.IndexIVFFlat)
+    monkeypatch.setattr(knn_module, "HALF_ROUNDING_SHARE", np.inf)
+    index = knn_module.approximate_index(base)
+    assert isinstance(index, faiss.IndexIVFScalarQuantizer) and index.code_size == 2 * 8
+    assert 0.1 < knn_module._stored_error(index, base) < 0.25 * np.sqrt(8)  # coarse rounding, measured
+    monkeypatch.setattr(
+        knn_module, "SCAN_POINTS", 10**9
+    )  # every list scanned: approximate = exact candidates
+    monkeypatch.setattr(knn_module, "MIN_SCAN_POINTS", 10**9)
+    exact = knn(queries, base, 5)
+    with search_mode("approximate"):
+        approx = knn(queries, base, 5)
+        self_approx = knn(base[:500], base, 4, self_query=True)
+    assert np.array_equal(approx[0], exact[0]) and np.array_equal(approx[1], exact[1])
+    assert np.array_equal(self_approx[0], knn(base[:500], base, 4, self_query=True)[0])

@@ -118,11 +118,25 @@ def _index_for(base: np.ndarray):
     return index
 
 
+#: base values at most this large (in absolute value) are stored in half precision by :func:`approximate_index`
+#: (float16's largest finite value is 65,504)
+FP16_MAX = 60_000.0
+#: float16's unit roundoff (round to nearest: relative error at most 2^-11)
+_FP16_ROUNDOFF = 2.0**-11
+
+
 def approximate_index(base: np.ndarray):
-    """faiss ``IndexIVFFlat`` over ``base``: 4 sqrt(N) k-means lists (trained on a seeded sample of at most 64 per
-    list), searching the nearest lists that hold about ``SCAN_POINTS`` points, and at least 32 lists (``nprobe``;
-    :func:`knn` then lowers it to the smallest scan that reaches ``RECALL_TARGET`` on a sample, see
+    """faiss inverted-file index over ``base``: 4 sqrt(N) k-means lists (trained on a seeded sample of at most 64
+    per list), searching the nearest lists that hold about ``SCAN_POINTS`` points, and at least 32 lists
+    (``nprobe``; :func:`knn` then lowers it to the smallest scan that reaches ``RECALL_TARGET`` on a sample, see
     :func:`_calibrate`).
+
+    The lists store the points in half precision (``IndexIVFScalarQuantizer``, ``QT_fp16``, not by residual: half
+    the memory of ``IndexIVFFlat``'s float32 copy, 128 MB instead of 256 MB for 250,000 thumbnails of 256 values),
+    unless :func:`_half_suits` finds the rounding too coarse for the data. The lists only propose candidates:
+    every returned distance is recomputed exactly from ``base``, the rounding of the stored points widens the
+    certainty test of the boundary (:func:`_inner_certain`), and a query whose widened candidates cannot be shown
+    to hold its nearest is searched exhaustively, so the neighbours are those of float32 lists (or exact).
 
     A query then scans a number of points that does not grow with N (the lists' centroids aside, 4 sqrt(N)),
     where a fixed share of the lists (1/16 before) made the search quadratic. Measured on 16x16 thumbnails
@@ -133,7 +147,11 @@ def approximate_index(base: np.ndarray):
     n, d = base.shape
     lists = max(1, min(int(4 * np.sqrt(n)), n // 39))
     quantiser = faiss.IndexFlatL2(d)
-    index = faiss.IndexIVFFlat(quantiser, d, lists)
+    if _half_suits(base):
+        qt = faiss.ScalarQuantizer.QT_fp16
+        index = faiss.IndexIVFScalarQuantizer(quantiser, d, lists, qt, faiss.METRIC_L2, False)
+    else:
+        index = faiss.IndexIVFFlat(quantiser, d, lists)
     index.cp.seed = 1234
     # the training sample (a copy: 125 MB of 256-d thumbnails at 250k) is let go before the add
     if n > 64 * lists:
@@ -145,12 +163,54 @@ def approximate_index(base: np.ndarray):
     return index
 
 
+def _stored_error(index, base: np.ndarray) -> float:
+    """The largest distance ``|b - stored(b)|`` between a point of ``base`` and its copy in ``index``: 0 for float32
+    lists; for half precision, measured over every point by blocks (the stored copy is numpy's float16 rounding,
+    as faiss' encoder rounds), with a margin for the float64 arithmetic. The worst case, ``2^-11 |b|`` per point,
+    left 13% of the queries of 250,000 thumbnails unsure of their boundary; the measured maximum is smaller."""
+    if not _is_half(index):
+        return 0.0
+    worst = 0.0
+    for start in range(0, len(base), 65536):
+        block = base[start : start + 65536]
+        err = np.subtract(block, block.astype(np.float16), dtype=np.float64)
+        worst = max(worst, float(np.einsum("nd,nd->n", err, err).max()))
+    return float(np.sqrt(worst)) * (1 + 1e-9)  # 0 when float16 holds every value exactly (small integers)
+
+
+#: half-precision lists only where float16's rounding of a point is at most this share of the distance between
+#: neighbouring points (measured on a sample): centred data (thumbnails: about 1/1000), not data far from the origin
+HALF_ROUNDING_SHARE = 0.01
+
+
+def _half_suits(base: np.ndarray, sample: int = 4096) -> bool:
+    """Whether :func:`approximate_index` may store ``base`` in float16: every value within ``FP16_MAX``, and on a
+    seeded sample, the largest rounding error at most ``HALF_ROUNDING_SHARE`` of the median distance between a
+    sample point and its nearest other sample point (a point 1,000 from the origin is rounded by up to 0.25 per
+    coordinate: coarser than its neighbours' distances, and every boundary would be unsure)."""
+    import faiss
+
+    if max(float(base.max()), -float(base.min())) > FP16_MAX:
+        return False
+    rows = np.sort(np.random.default_rng(0).choice(len(base), min(sample, len(base)), replace=False))
+    points = np.ascontiguousarray(base[rows], dtype=np.float32)
+    rounding = np.sqrt(np.square(points - points.astype(np.float16), dtype=np.float64).sum(axis=1).max())
+    nearest = np.sqrt(np.maximum(faiss.knn(points, points, 2)[0][:, 1], 0.0))
+    return bool(rounding <= HALF_ROUNDING_SHARE * float(np.median(nearest)))
+
+
+def _is_half(index) -> bool:
+    import faiss
+
+    return isinstance(index, faiss.IndexIVFScalarQuantizer)
+
+
 def _probes(index, n: int, points: int) -> int:
     """The nprobe whose lists hold about ``points`` of the index's ``n`` points (at least 8 lists, at most all)."""
     return min(index.nlist, max(8, -(-points * index.nlist // n)))
 
 
-def _calibrate(index, base, sample, true_i, want, take, base_max) -> int:
+def _calibrate(index, base, sample, true_i, want, take, base_max, delta: float = 0.0) -> int:
     """The smallest scan, from ``MIN_SCAN_POINTS`` doubling up to the index's own (``SCAN_POINTS``), at which the
     search finds ``RECALL_TARGET`` of the true ``want`` nearest (``true_i``) of the checked queries ``sample``;
     sets and returns that nprobe. How many points a query must scan depends on the data, not on N: on points of
@@ -161,7 +221,7 @@ def _calibrate(index, base, sample, true_i, want, take, base_max) -> int:
     nprobe = min(most, _probes(index, n, MIN_SCAN_POINTS))
     while True:
         index.nprobe = nprobe
-        found = _probed(index.search, base, sample, want, take, base_max, d)[1]
+        found = _probed(index.search, base, sample, want, take, base_max, d, delta)[1]
         if nprobe >= most or _recall(found, true_i) >= RECALL_TARGET:
             return nprobe
         nprobe = min(most, 2 * nprobe)
@@ -174,9 +234,10 @@ def _recall(found: np.ndarray, true: np.ndarray) -> float:
 
 
 def list_major_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """What ``index.search(queries, k)`` returns for an ``IndexIVFFlat`` (float32 squared distances and ids of the
-    k nearest among the points in each query's ``nprobe`` nearest lists; where fewer, ids -1 and float32's largest
-    distance, as faiss pads), computed list by list: the queries that probe a list are gathered and compared with
+    """What ``index.search(queries, k)`` returns for an ``IndexIVFFlat`` or a half-precision
+    ``IndexIVFScalarQuantizer`` (float32 squared distances to the stored points and ids of the k nearest among the
+    points in each query's ``nprobe`` nearest lists; where fewer, ids -1 and float32's largest distance, as faiss
+    pads), computed list by list: the queries that probe a list are gathered and compared with
     its points in one matrix product (``faiss.knn``), and the lists' results merged in a ``faiss.ResultHeap``. faiss' own search walks query by
     query with vector-at-a-time distances; on a batch of queries the products do the same work at matrix-multiply
     speed (the idea of faiss' ``contrib.big_batch_search``, whose report prints a line per list). Measured in
@@ -190,6 +251,7 @@ def list_major_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, n
     m, nprobe = len(queries), index.nprobe
     if m * nprobe < LIST_MAJOR_MIN_PER_LIST * index.nlist:  # too few queries per list to gain: faiss' own
         return index.search(queries, k)
+    stored = np.float16 if _is_half(index) else np.float32
     heap = faiss.ResultHeap(m, k)
     assign = index.quantizer.search(queries, nprobe)[1].ravel()
     order = np.argsort(assign, kind="stable")
@@ -201,7 +263,8 @@ def list_major_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, n
         if len(ids) == 0:
             continue
         sub = owner[bounds[lst] : bounds[lst + 1]]
-        dist, pos = faiss.knn(queries[sub], codes.view(np.float32), min(k, len(ids)))
+        points = codes.view(stored).astype(np.float32, copy=False)  # half precision decodes exactly
+        dist, pos = faiss.knn(queries[sub], points, min(k, len(ids)))
         if dist.shape[1] < k:  # a list with fewer than k points: pad with the heap's "nothing"
             pad = k - dist.shape[1]
             dist = np.hstack([dist, np.full((len(sub), pad), np.finfo(np.float32).max, np.float32)])
@@ -323,7 +386,7 @@ def _rerank_block(
     return np.take_along_axis(exact, order, axis=1), np.take_along_axis(cand, order, axis=1)
 
 
-def _probed(search, base, q, want, take, base_max, d) -> tuple[np.ndarray, np.ndarray]:
+def _probed(search, base, q, want, take, base_max, d, delta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The exact ``want`` nearest among the points ``search(q, k)`` (an index's search) looks at for each query
     (all of them for a flat index): ``want + 1`` candidates first, and ``take`` re-ranked exactly only where the
     boundary is a near-tie (the same result as re-ranking ``take`` for every query, at a fraction of the float64
@@ -332,17 +395,49 @@ def _probed(search, base, q, want, take, base_max, d) -> tuple[np.ndarray, np.nd
     approx, cand = search(q, first)
     if first == want:
         return _rerank(base, q, cand, want)
-    certain = _boundary_certain(q, approx, cand, want, base_max, d)
+    certain = _boundary_certain(q, approx, cand, want, base_max, d, delta)
     unsure = np.flatnonzero(~certain)
     wide = search(q[unsure], take)[1] if len(unsure) else cand[:0]
     return _assemble(base, q, cand[:, :want], certain, wide, want)
 
 
-def _boundary_certain(q, approx, cand, want, base_max, d) -> np.ndarray:
+def _boundary_certain(q, approx, cand, want, base_max, d, delta: float = 0.0) -> np.ndarray:
     """bool (M,): the float32 candidates' want-th and next distances differ by more than twice faiss' error bound,
-    so the first ``want`` candidates are certainly the nearest ``want`` of those searched."""
+    so the first ``want`` candidates are certainly the nearest ``want`` of those searched.
+
+    ``delta`` bounds how far a stored point is from its true value (:func:`_stored_error`). Then each true
+    distance is within ``delta`` of the distance to the stored point, whose square is within ``eps`` of faiss'
+    ``a``: a point ranked up to ``want`` is at most ``sqrt(a + eps) + delta`` away, any later one at least
+    ``sqrt(a_want - eps) - delta``, and the boundary is certain when
+    ``sqrt(a_want - eps) - sqrt(a_(want-1) + eps) > 2 delta``. With ``delta = 0`` that is the float32 test
+    ``a_want - a_(want-1) > 2 eps``, computed as such."""
     eps = (2 * d + 8) * 2.0**-24 * (np.einsum("nd,nd->n", q, q, dtype=np.float64) + base_max)
-    return (cand[:, want] >= 0) & (approx[:, want].astype(np.float64) - approx[:, want - 1] > 2 * eps)
+    inner, outer = approx[:, want - 1].astype(np.float64), approx[:, want].astype(np.float64)
+    if delta == 0.0:
+        return (cand[:, want] >= 0) & (outer - inner > 2 * eps)
+    gap = np.sqrt(np.maximum(outer - eps, 0.0)) - np.sqrt(np.maximum(inner + eps, 0.0))
+    return (cand[:, want] >= 0) & (gap > 2 * delta)
+
+
+def _inner_certain(
+    q, approx, cand, inner_sq, want, base_max, d, delta: float, last: bool = False
+) -> np.ndarray:
+    """bool (M,): as :func:`_boundary_certain` for lists that store rounded points (``delta`` > 0), with the first
+    ``want`` candidates' exact squared distances ``inner_sq`` (M, want) in place of their bound: every other point
+    searched is at least ``sqrt(a_want - eps) - delta`` away (faiss ranked it no nearer than the ``want``-th
+    candidate's float32 ``a_want``), so the first ``want`` are certainly the nearest when the farthest of them is
+    nearer than that. One ``delta`` instead of two: on 250,000 thumbnails 8% of the queries were unsure by the
+    two-sided test, 4% by this one.
+
+    ``last``: the test of a widened search, whose candidates ``cand`` (M, want + 1) hold every point searched when
+    the last is -1 (fewer points than asked), and otherwise the nearest ``inner_sq`` are certain when no farther
+    than the bound at the last candidate ``approx[:, want]`` (a tie there changes which points are returned, not
+    their distances; before widening, a tie is unsure, so that ties resolve as with float32 lists)."""
+    eps = (2 * d + 8) * 2.0**-24 * (np.einsum("nd,nd->n", q, q, dtype=np.float64) + base_max)
+    bound = np.sqrt(np.maximum(approx[:, want].astype(np.float64) - eps, 0.0)) - delta
+    if last:  # a tie with a point beyond is no error: the distances returned are the nearest either way
+        return (cand[:, want] < 0) | (np.sqrt(inner_sq[:, -1]) <= bound)
+    return (cand[:, want] >= 0) & (np.sqrt(inner_sq[:, -1]) < bound)
 
 
 def _assemble(base, q, cand, certain, wide, want) -> tuple[np.ndarray, np.ndarray]:
@@ -372,8 +467,11 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
     chunk = max(64, min(chunk, (1 << 25) // (take * base.shape[1])))
     base_max = float(np.einsum("nd,nd->n", base, base, dtype=np.float64).max())
     d = base.shape[1]
+    # the stored points' rounding, at most: the half-precision lists' norms are within 2^-11 of base_max's
+    delta = _stored_error(index, base)
+    base_max *= (1 + _FP16_ROUNDOFF) ** 2 if delta else 1.0
     true_sq, true_i = exact(queries[rows])
-    nprobe = _calibrate(index, base, queries[rows], true_i, want, take, base_max)
+    nprobe = _calibrate(index, base, queries[rows], true_i, want, take, base_max, delta)
     first = want + 1 if take > want else want
     if d >= LIST_MAJOR_MIN_D:
         search, batch = (
@@ -387,19 +485,37 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
         qb = queries[outer : outer + batch]
         approx, cand = search(qb, first)
         certain = np.ones(len(qb), bool)
-        if first > want:
+        narrow = None
+        if first > want and delta:  # the first ``want`` candidates' exact distances decide (_inner_certain)
+            narrow = _rerank(base, qb, cand[:, :want], want)
+            certain = _inner_certain(qb, approx, cand, narrow[0], want, base_max, d, delta)
+        elif first > want:
             certain = _boundary_certain(qb, approx, cand, want, base_max, d)
         unsure = np.flatnonzero(~certain)
-        wide = search(qb[unsure], take)[1] if len(unsure) else cand[:0]
+        wide_d, wide = search(qb[unsure], take) if len(unsure) else (approx[:0], cand[:0])
         wide_row = np.cumsum(~certain) - 1  # each unsure query's row in ``wide``
         for start in range(outer, outer + len(qb), chunk):
             q = queries[start : min(start + chunk, outer + len(qb))]
             part = slice(start - outer, start - outer + len(q))
             here_certain = certain[part]
-            sq, idx = _assemble(
-                base, q, cand[part, :want], here_certain, wide[wide_row[part][~here_certain]], want
-            )
-            if not np.isfinite(sq).all():  # fewer candidates than wanted in the probed lists: search them all
+            here_wide = wide[wide_row[part][~here_certain]]
+            if narrow is None:
+                sq, idx = _assemble(base, q, cand[part, :want], here_certain, here_wide, want)
+            else:  # as _assemble would give: _rerank is row by row
+                sq, idx = narrow[0][part].copy(), narrow[1][part].copy()
+                if len(here_wide):
+                    rows_u = np.flatnonzero(~here_certain)
+                    sq[rows_u], idx[rows_u] = _rerank(base, q[rows_u], here_wide, want)
+                    # the widened candidates hold the nearest only if every point beyond them is farther: else
+                    # the exhaustive search below
+                    held = _inner_certain(
+                        q[rows_u], wide_d[wide_row[part][rows_u]], here_wide, sq[rows_u], take - 1, base_max,
+                        d, delta, last=True,
+                    )  # fmt: skip
+                    sq[rows_u[~held]] = np.inf
+            # fewer candidates than wanted in the probed lists, or widened candidates not shown to hold the
+            # nearest (half-precision lists): search them all
+            if not np.isfinite(sq).all():
                 bad = np.flatnonzero(~np.isfinite(sq).all(axis=1))
                 sq[bad], idx[bad] = exact(q[bad])
             here = (rows >= start) & (rows < start + len(q))
