@@ -171,8 +171,8 @@ def _stored_error(index, base: np.ndarray) -> float:
     if not _is_half(index):
         return 0.0
     worst = 0.0
-    for start in range(0, len(base), 65536):
-        block = base[start : start + 65536]
+    for start in range(0, len(base), 8192):  # 16 MB of float64 differences at a time (d = 256)
+        block = base[start : start + 8192]
         err = np.subtract(block, block.astype(np.float16), dtype=np.float64)
         worst = max(worst, float(np.einsum("nd,nd->n", err, err).max()))
     return float(np.sqrt(worst)) * (1 + 1e-9)  # 0 when float16 holds every value exactly (small integers)
@@ -422,12 +422,14 @@ def _boundary_certain(q, approx, cand, want, base_max, d, delta: float = 0.0) ->
 def _inner_certain(
     q, approx, cand, inner_sq, want, base_max, d, delta: float, last: bool = False
 ) -> np.ndarray:
-    """bool (M,): as :func:`_boundary_certain` for lists that store rounded points (``delta`` > 0), with the first
-    ``want`` candidates' exact squared distances ``inner_sq`` (M, want) in place of their bound: every other point
-    searched is at least ``sqrt(a_want - eps) - delta`` away (faiss ranked it no nearer than the ``want``-th
-    candidate's float32 ``a_want``), so the first ``want`` are certainly the nearest when the farthest of them is
-    nearer than that. One ``delta`` instead of two: on 250,000 thumbnails 8% of the queries were unsure by the
-    two-sided test, 4% by this one.
+    """bool (M,): as :func:`_boundary_certain` for lists that store rounded points (``delta`` > 0), with exact
+    squared distances in place of bounds: ``inner_sq`` (M, w) are the nearest w of the first ``want`` candidates
+    (``want`` is the position of the boundary candidate: w itself, or w + 1 when one more candidate was re-ranked
+    with them). Every point after the boundary is at least ``sqrt(a_want - eps) - delta`` away (faiss ranked it no
+    nearer than the boundary candidate's float32 ``a_want``), so the w are certainly the nearest when the farthest
+    of them is nearer than that. On 250,000 thumbnails 8% of the queries were unsure by the two-sided test, 4% with
+    ``want`` = w, and 0.1% with ``want`` = w + 1, the one densify uses (60,000 queries, k = 6:
+    ``python benchmarks/bench_coverage.py --only ivfhalf``).
 
     ``last``: the test of a widened search, whose candidates ``cand`` (M, want + 1) hold every point searched when
     the last is -1 (fewer points than asked), and otherwise the nearest ``inner_sq`` are certain when no farther
@@ -473,6 +475,8 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
     true_sq, true_i = exact(queries[rows])
     nprobe = _calibrate(index, base, queries[rows], true_i, want, take, base_max, delta)
     first = want + 1 if take > want else want
+    if delta and take > want + 1:  # one more candidate, re-ranked exactly with the first: a wider margin
+        first = want + 2
     if d >= LIST_MAJOR_MIN_D:
         search, batch = (
             (lambda q, k: list_major_search(index, q, k)),
@@ -486,9 +490,11 @@ def _approximate_chunks(queries: np.ndarray, base: np.ndarray, want: int, take: 
         approx, cand = search(qb, first)
         certain = np.ones(len(qb), bool)
         narrow = None
-        if first > want and delta:  # the first ``want`` candidates' exact distances decide (_inner_certain)
-            narrow = _rerank(base, qb, cand[:, :want], want)
-            certain = _inner_certain(qb, approx, cand, narrow[0], want, base_max, d, delta)
+        if first > want and delta:  # the first candidates' exact distances decide (_inner_certain)
+            inner = first - 1  # all but the last, whose float32 distance bounds every point beyond
+            narrow = _rerank(base, qb, cand[:, :inner], inner)
+            narrow = narrow[0][:, :want], narrow[1][:, :want]
+            certain = _inner_certain(qb, approx, cand, narrow[0], inner, base_max, d, delta)
         elif first > want:
             certain = _boundary_certain(qb, approx, cand, want, base_max, d)
         unsure = np.flatnonzero(~certain)
