@@ -146,7 +146,7 @@ def data_info(spec: str, as_json: bool, **load_kwargs) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=summary["name"], title_justify="left")
+    table = Table()
     table.add_column("class")
     table.add_column("train", justify="right")
     table.add_column("held-out", justify="right")
@@ -154,6 +154,7 @@ def data_info(spec: str, as_json: bool, **load_kwargs) -> None:
         table.add_row(row["name"], str(row["train"]), str(row["heldout"]))
     table.add_row("[bold]total", f"[bold]{summary['train']['n']}", f"[bold]{summary['heldout']['n']}")
     console = Console()
+    console.print(summary["name"], soft_wrap=True, highlight=False)  # a long path as a title broke mid-word
     console.print(table)
     console.print(f"source: {summary['source']}", soft_wrap=True)
     h, w, c = summary["shape"]
@@ -794,11 +795,15 @@ def train_command(
 
     if not is_main():  # under torchrun, rank 0 reports
         return
-    table = Table(
-        title=f"{data.name}: {len(data.train)} train, {len(data.heldout)} held-out; {model}, {steps} steps "
-        f"x {batch}; {seeds} seeds",
-        title_justify="left",
+    out_console = Console()
+    # the heading on its own line: as the table's title it wrapped at the table's width, mid-word
+    out_console.print(
+        f"{data.name}: {len(data.train)} train, {len(data.heldout)} held-out; {model}, {steps} steps "
+        f"x {batch}; {seeds} seed{'s' if seeds != 1 else ''}",
+        soft_wrap=True,
+        highlight=False,
     )
+    table = Table()
     for column in ("recipe", "held-out accuracy % [95% CI]", "gain (points) [95% CI]", "loss ratio", "s/run"):
         table.add_column(column, justify="left" if column == "recipe" else "right")
 
@@ -818,7 +823,7 @@ def train_command(
             "-" if s.loss_ratio is None else f"{s.loss_ratio:.2f}",
             f"{sum(r.seconds for r in s.runs) / len(s.runs):.0f}",
         )
-    Console().print(table)
+    out_console.print(table)
     path = write_train_report(out, data, config, range(seeds), strength, summaries)
     if scaling:
         from densify.train import scaling_study

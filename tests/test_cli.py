@@ -46,6 +46,18 @@ def test_data_info_default():
     assert "28x28x1" in result.output and "embedded" in result.output
 
 
+def test_data_info_prints_a_long_folder_spec_whole(tmp_path: Path):
+    """The spec heads the table on a line of its own: as the table's title it wrapped mid-word at the table's width."""
+    from conftest import make_images, write_png
+
+    root = tmp_path / "a_rather_long_folder_name_for_the_photos_of_2024"
+    for i, img in enumerate(make_images(6, 8, 8, 3)):
+        write_png(root / "ab"[i % 2] / f"{i}.png", img)
+    result = CliRunner().invoke(cli, ["data", "info", f"folder:{root}"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert f"folder:{root}\n" in result.output
+
+
 def test_data_info_json_with_subsets():
     result = CliRunner().invoke(cli, ["data", "info", "fashion-mini", "--train-size", "100", "--json"])
     summary = json.loads(result.output)

@@ -156,8 +156,10 @@ def test_train_command(tmp_path: Path):
         "--out",
         str(tmp_path),
     ]
-    result = CliRunner().invoke(cli, args)
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
+    # the heading is one line of its own, not a table title wrapped at the table's width
+    assert "fashion-mini: 160 train, 80 held-out; small-cnn, 16 steps x 32; 2 seeds\n" in result.output
     report = json.loads((tmp_path / "train.json").read_text())
     assert [r["recipe"] for r in report["recipes"]] == ["none", "flip"]
     assert len(report["recipes"][1]["runs"]) == 2 and report["recipes"][1]["gain_over_none"] is not None
