@@ -488,6 +488,12 @@ def test_cli_data_issues_writes_the_flagged_files(tmp_path):
     assert str(Path(first["path"]).relative_to(root)) in result.output
     (mislabel, *_) = [r for r in shown if "label" in r["issues"].split(";")]
     assert f"{mislabel['given_label']} -> {mislabel['suggested_label']}" in result.output
+    narrow = CliRunner().invoke(  # a narrow terminal: names and files fold, none loses its end to an ellipsis
+        cli,
+        ["data", "issues", f"folder:{tmp_path / 'tree'}", "-o", str(out), "--encoder", "pixels"],
+        env={"COLUMNS": "50"},
+    )
+    assert narrow.exit_code == 0 and "…" not in narrow.output, narrow.output
     every = tmp_path / "all.csv"
     assert (
         CliRunner()
