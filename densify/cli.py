@@ -258,7 +258,9 @@ def data_issues_command(
             f"most severe {len(shown)} of {len(flagged)} flagged{where}", soft_wrap=True, highlight=False
         )
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        for name in cells:  # numbers never wrap; names and files fold rather than lose their ends to an ellipsis
+        for (
+            name
+        ) in cells:  # numbers never wrap; names and files fold rather than lose their ends to an ellipsis
             table.add_column(name, no_wrap=name in ("split", "index", "quality"), overflow="fold")
         for row in zip(*cells.values(), strict=True):
             table.add_row(*row)
