@@ -156,6 +156,24 @@ def test_folder_of_large_photos_is_stored_at_the_cap_unless_asked_otherwise(tmp_
         load_data(f"folder:{tmp_path}", max_side=0)
 
 
+def test_every_unreadable_image_of_a_folder_is_named_in_one_error(tmp_path: Path):
+    """A folder with several broken files names them all in one line (fixing one per run was the only way)."""
+    img = make_images(4, 6, 6, 3)
+    for i in range(4):
+        write_png(tmp_path / "ab"[i % 2] / f"{i}.png", img[i])
+    for name in ("x.jpg", "y.png", "z.png", "w.jpg"):
+        (tmp_path / "a" / name).write_bytes(b"not an image")
+    with pytest.raises(DataError) as info:
+        load_data(f"folder:{tmp_path}")
+    message = str(info.value)
+    assert "\n" not in message and "4 of 8 images cannot be read (fix or remove them)" in message
+    assert message.count("cannot read image") == 3 and message.endswith("; and 1 more")
+    for name in ("w.jpg", "x.jpg", "y.png"):
+        (tmp_path / "a" / name).unlink()
+    with pytest.raises(DataError, match=r"z\.png: cannot read image"):  # one file: as before, its own message
+        load_data(f"folder:{tmp_path}")
+
+
 def test_a_class_of_one_image_stays_in_train_when_held_out_images_are_carved(tmp_path: Path):
     img = make_images(7, 6, 6, 3)
     for i in range(3):

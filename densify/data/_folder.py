@@ -127,11 +127,14 @@ def read_images(
         return hit[0]
     sizes: dict[str, list[Path]] = defaultdict(list)
     chans: dict[int, list[Path]] = defaultdict(list)
+    unreadable: list[str] = []  # every file that cannot be read, said at once (not one per run)
     for path in files:
         try:
             with Image.open(path) as im:
                 sizes[f"{im.height}x{im.width}"].append(path)
                 chans[_channels_of(path, im.mode)].append(path)
+        except DataError as exc:
+            unreadable.append(str(exc))
         except (
             UnidentifiedImageError,
             OSError,
@@ -139,7 +142,17 @@ def read_images(
             ValueError,
             Image.DecompressionBombError,
         ) as exc:
-            raise DataError(f"{path}: cannot read image ({exc})") from exc
+            reason = str(exc).replace(f" '{path}'", "")  # PIL repeats the path
+            unreadable.append(f"{path}: cannot read image ({reason})")
+    if len(unreadable) == 1:
+        raise DataError(unreadable[0])
+    if unreadable:
+        more = f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        raise DataError(
+            f"{root}: {len(unreadable)} of {len(files)} images cannot be read (fix or remove them): "
+            + "; ".join(unreadable[:3])
+            + more
+        )
     found: list[str] = []
     if resize is None and len(sizes) > 1:
         modal = _modal(sizes)
