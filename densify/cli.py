@@ -636,15 +636,26 @@ def coverage(
         for line in manifold_lines(run.manifold.to_dict()):
             out.print(line, soft_wrap=True, highlight=False)
     if per_class:
-        gap = Table(
-            title="coverage gain per class (held-out points): the coverage-gap map", title_justify="left"
-        )
-        gap.add_column("class")
-        for result in run.results:
-            gap.add_column(result.recipe, justify="right")
-        for c, name in enumerate(run.classes):
-            gap.add_row(name, *(f"{r.metrics['coverage_gain'].per_class[c]:+.3f}" for r in run.results))
-        out.print(gap)
+        out.print("coverage gain per class (held-out points): the coverage-gap map", highlight=False)
+
+        def cell(value) -> str:  # a class without held-out images has none
+            return "-" if value is None or not math.isfinite(value) else f"{value:+.3f}"
+
+        # as many recipes per table as fit the console: names and values whole, never cut to an ellipsis
+        class_width = max(len("class"), *(len(c) for c in run.classes))
+        column = max(6, *(len(r.recipe) for r in run.results)) + 3
+        per_table = max(1, (out.width - class_width - 4) // column)
+        tables = -(-len(run.results) // per_table)
+        size = -(-len(run.results) // tables)
+        for first in range(0, len(run.results), size):
+            part = run.results[first : first + size]
+            gap = Table()
+            gap.add_column("class", no_wrap=True)
+            for result in part:
+                gap.add_column(result.recipe, justify="right", no_wrap=True)
+            for c, name in enumerate(run.classes):
+                gap.add_row(name, *(cell(r.metrics["coverage_gain"].per_class[c]) for r in part))
+            out.print(gap)
     if json_out:
         write_text_atomic(Path(json_out), run.to_json() + "\n")
         out.print(f"wrote {json_out}")
