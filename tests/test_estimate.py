@@ -226,7 +226,16 @@ def test_reference_plus_views_encoder_sees_every_audited_recipe(small, tmp_path:
 def test_coverage_gap_map_fits_the_console_with_many_recipes(tmp_path: Path):
     """Eight recipes at 80 columns: the per-class map is split over tables, names and values whole (they were cut
     to "crop-…" and "+0.0…")."""
-    names = ["flip", "crop-pad", "affine-light", "cutout", "elastic", "blur-noise", "photometric", "randaugment"]
+    names = [
+        "flip",
+        "crop-pad",
+        "affine-light",
+        "cutout",
+        "elastic",
+        "blur-noise",
+        "photometric",
+        "randaugment",
+    ]
     args = ["coverage", "--train-size", "120", "--heldout-size", "40", "--recipes", ",".join(names),
             "--encoder", "pixels:pca16", "-k", "3", "--per-class", "--no-cache"]  # fmt: skip
     result = CliRunner().invoke(cli, args, env={"COLUMNS": "80"})
