@@ -258,9 +258,8 @@ def data_issues_command(
             f"most severe {len(shown)} of {len(flagged)} flagged{where}", soft_wrap=True, highlight=False
         )
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        for (
-            name
-        ) in cells:  # numbers never wrap; names and files fold rather than lose their ends to an ellipsis
+        # numbers never wrap; names and files fold rather than lose their ends to an ellipsis
+        for name in cells:
             table.add_column(name, no_wrap=name in ("split", "index", "quality"), overflow="fold")
         for row in zip(*cells.values(), strict=True):
             table.add_row(*row)
@@ -597,11 +596,7 @@ def coverage(
     # headers wrap (at most 7 wide) and the metrics are split over as few tables as fit the console's width
     # (12 metrics of 7 characters and a separator need 96 columns with the recipe names): names never wrap
     name_width = max(len("recipe"), *(len(r.recipe) for r in run.results))
-    per_table = max(1, (out.width - name_width) // 8)
-    tables = -(-len(SUMMARY) // per_table)
-    size = -(-len(SUMMARY) // tables)
-    for first in range(0, len(SUMMARY), size):
-        part = SUMMARY[first : first + size]
+    for first, part in enumerate(_groups(SUMMARY, (out.width - name_width) // 8)):
         summary = Table(
             title="summary" if first == 0 else None,
             title_justify="left",
@@ -644,11 +639,7 @@ def coverage(
         # as many recipes per table as fit the console: names and values whole, never cut to an ellipsis
         class_width = max(len("class"), *(len(c) for c in run.classes))
         column = max(6, *(len(r.recipe) for r in run.results)) + 3
-        per_table = max(1, (out.width - class_width - 4) // column)
-        tables = -(-len(run.results) // per_table)
-        size = -(-len(run.results) // tables)
-        for first in range(0, len(run.results), size):
-            part = run.results[first : first + size]
+        for part in _groups(run.results, (out.width - class_width - 4) // column):
             gap = Table()
             gap.add_column("class", no_wrap=True)
             for result in part:
@@ -659,6 +650,14 @@ def coverage(
     if json_out:
         write_text_atomic(Path(json_out), run.to_json() + "\n")
         out.print(f"wrote {json_out}")
+
+
+def _groups(items, most: int) -> list:
+    """``items`` (a sequence) in as few consecutive groups of at most ``most`` (at least 1) as possible, as even as
+    possible: the columns of a table split over as many tables as fit the console."""
+    tables = -(-len(items) // max(1, most))
+    size = max(1, -(-len(items) // max(1, tables)))
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def manifold_lines(manifold: dict) -> list[str]:

@@ -105,8 +105,8 @@ def read_images(
     Images of another size than the most common one are resized to it (bilinear), and images of another
     channel count are converted to the most common one, unless ``resize=(H, W)`` or ``channels`` (1 or 3) says
     what to use; what was converted (counts and an example of each) is appended to ``notes``. Without ``resize``,
-    images whose longer side exceeds ``max_side`` are stored scaled down to it (aspect kept, area interpolation:
-    :func:`densify.data._working.stored_cap`), with a note.
+    images whose longer side exceeds ``max_side`` are stored scaled down to it (aspect kept; PIL's bilinear
+    filter, antialiased when it shrinks: :func:`densify.data._working.stored_cap`), with a note.
     """
     from PIL import Image, UnidentifiedImageError
 
