@@ -75,16 +75,18 @@ def stored_cap(image_size: ImageSize = "auto") -> int | None:
 
     A camera photo (4000 x 3000) is 36 MB decoded; recipes augment the stored pixels, so at 1600 x 1200 a view
     cost 0.4-22 ms (flip to blur-noise, plus 1.2 ms to resize it) and the reference+views encoder's 51,200 views
-    four minutes for 160 photos (2 cores, 2026-11-29), while the encoder and the models see 32 px. Stored at 256 px, the views keep 8x the working
-    size's detail (the photo sets of the studies, 128 and 150 px, are not changed by it).
+    four minutes for 160 photos (2 cores, 2026-11-29), while the encoder and the models see 32 px. Stored at
+    256 px, the views keep 8x the working size's detail (the studies' photo sets, 128 and 150 px, are unchanged).
     """
     if image_size is None or image_size == "stored":
         return None
     if image_size == "auto":
-        return max(STORED_MAX_SIDE, 2 * AUTO_SIDE)
-    if isinstance(image_size, tuple | list):
-        return max(STORED_MAX_SIDE, 2 * max(int(v) for v in image_size))
-    return max(STORED_MAX_SIDE, 2 * int(image_size))
+        side = AUTO_SIDE
+    elif isinstance(image_size, tuple | list):
+        side = max(int(v) for v in image_size)
+    else:
+        side = int(image_size)
+    return max(STORED_MAX_SIDE, 2 * side)
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
