@@ -336,3 +336,33 @@ def test_npz_missing(tmp_path: Path):
 def test_resize_and_channels_apply_to_any_source(tmp_path: Path):
     data = load_data(f"npz:{_npz(tmp_path)}", resize=(4, 6), channels=3)
     assert data.train.shape == (4, 6, 3) and data.heldout.shape == (4, 6, 3)
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_every_truncated_image_of_a_folder_is_named_in_one_error(tmp_path: Path, monkeypatch, mapped: bool):
+    """Files whose header reads but whose pixels do not (truncated JPEGs) are all named in one line too, and a
+    refused decode into the mapped cache leaves nothing behind that a later load would take as complete."""
+    from PIL import Image
+
+    monkeypatch.setenv("DENSIFY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DENSIFY_IN_MEMORY_MAX", "0" if mapped else str(1 << 40))
+    img = make_images(8, 32, 32, 3)
+    root = tmp_path / "photos"
+    for i in range(8):
+        (root / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[i]).save(root / "ab"[i % 2] / f"{i}.jpg", quality=95)
+    for i in (1, 2, 5, 6):  # keep the header, cut the pixels
+        path = root / "ab"[i % 2] / f"{i}.jpg"
+        path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(DataError) as info:
+        load_data(f"folder:{root}", heldout_size=2)
+    message = str(info.value)
+    assert "\n" not in message and "4 of 8 images cannot be read (fix or remove them)" in message, message
+    assert message.count("cannot decode image") == 3 and message.endswith("; and 1 more"), message
+    for i in (1, 2, 5, 6):
+        Image.fromarray(img[i]).save(root / "ab"[i % 2] / f"{i}.jpg", quality=95)
+    data = load_data(f"folder:{root}", heldout_size=2)  # mended: decoded afresh, not a half-filled cache
+    assert (
+        len(data.train) + len(data.heldout) == 8
+        and data.train.images.reshape(len(data.train), -1).std(1).min() > 0
+    )

@@ -144,15 +144,7 @@ def read_images(
         ) as exc:
             reason = str(exc).replace(f" '{path}'", "")  # PIL repeats the path
             unreadable.append(f"{path}: cannot read image ({reason})")
-    if len(unreadable) == 1:
-        raise DataError(unreadable[0])
-    if unreadable:
-        more = f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
-        raise DataError(
-            f"{root}: {len(unreadable)} of {len(files)} images cannot be read (fix or remove them): "
-            + "; ".join(unreadable[:3])
-            + more
-        )
+    _refuse(root, unreadable, len(files))
     found: list[str] = []
     if resize is None and len(sizes) > 1:
         modal = _modal(sizes)
@@ -183,6 +175,8 @@ def read_images(
         notes.extend(found)
     c = channels or next(iter(chans))
 
+    undecodable: list[str] = []  # a header that reads but pixels that do not (a truncated JPEG): all, at once
+
     def fill(out: np.ndarray, start: int, stop: int) -> None:
         for i in range(start, stop):
             path = files[i]
@@ -193,14 +187,31 @@ def read_images(
                         im = im.resize((width, height), Image.Resampling.BILINEAR)
                     out[i] = np.asarray(im, dtype=np.uint8).reshape(height, width, c)
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-                raise DataError(f"{path}: cannot decode image ({exc})") from exc
+                undecodable.append(f"{path}: cannot decode image ({exc})")
 
     shape = (len(files), height, width, c)
-    if int(np.prod(shape)) > _lazy.in_memory_max():  # decoded once into a mapped file
-        return _lazy.create(key, shape, fill, found)
+    if (
+        int(np.prod(shape)) > _lazy.in_memory_max()
+    ):  # decoded once into a mapped file, kept only when complete
+        return _lazy.create(key, shape, fill, found, check=lambda: _refuse(root, undecodable, len(files)))
     out = np.empty(shape, dtype=np.uint8)
     fill(out, 0, len(files))
+    _refuse(root, undecodable, len(files))
     return out
+
+
+def _refuse(root: Path, unreadable: list[str], total: int) -> None:
+    """Raise one DataError naming every file of ``unreadable`` (each "path: reason"): the file itself when it is
+    the only one, else how many of ``total`` and the first three, so a user fixes them all in one go."""
+    if len(unreadable) == 1:
+        raise DataError(unreadable[0])
+    if unreadable:
+        more = f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        raise DataError(
+            f"{root}: {len(unreadable)} of {total} images cannot be read (fix or remove them): "
+            + "; ".join(unreadable[:3])
+            + more
+        )
 
 
 def _decode_key(files: list[Path], resize, channels, max_side=None) -> str:

@@ -122,11 +122,16 @@ def cached(key: str) -> tuple[np.ndarray, list[str]] | None:
 
 
 def create(
-    key: str, shape: tuple[int, ...], fill: Callable[[np.ndarray, int, int], None], notes: list[str]
+    key: str,
+    shape: tuple[int, ...],
+    fill: Callable[[np.ndarray, int, int], None],
+    notes: list[str],
+    check: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """A read-only uint8 memmap of ``shape`` cached under ``key``, made by ``fill(out, start, stop)`` for
     consecutive row ranges and moved into place only when complete (an interrupted decode leaves no partial
-    cache); ``notes`` (what the decode converted) are kept beside it for :func:`cached`."""
+    cache); ``check()``, called once every row is filled, may raise to refuse the decode (nothing is kept);
+    ``notes`` (what the decode converted) are kept beside it for :func:`cached`."""
     from densify._io import write_text_atomic
 
     path = decoded_path(key)
@@ -136,6 +141,8 @@ def create(
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
         for start in range(0, shape[0], CHUNK_ROWS):
             fill(out, start, min(start + CHUNK_ROWS, shape[0]))
+        if check is not None:
+            check()
         out.flush()
         del out
         os.replace(tmp, path)
