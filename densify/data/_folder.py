@@ -190,9 +190,8 @@ def read_images(
                 undecodable.append(f"{path}: cannot decode image ({exc})")
 
     shape = (len(files), height, width, c)
-    if (
-        int(np.prod(shape)) > _lazy.in_memory_max()
-    ):  # decoded once into a mapped file, kept only when complete
+    # large: decoded once into a mapped file, kept only when every image decoded
+    if int(np.prod(shape)) > _lazy.in_memory_max():
         return _lazy.create(key, shape, fill, found, check=lambda: _refuse(root, undecodable, len(files)))
     out = np.empty(shape, dtype=np.uint8)
     fill(out, 0, len(files))
