@@ -199,6 +199,10 @@ HEAD = "schema_version: 1\nname: mine\nintent: test\n"
             r"pipeline\[0\]: a step is a mapping with one key",
         ),
         (
+            HEAD + "pipeline:\n  - HorizontalFlip\n",
+            r"pipeline\[0\]: a step is a mapping; write 'HorizontalFlip: \{\}'",
+        ),
+        (
             "schema_version: 2\nname: mine\nintent: x\npipeline: []\n",
             r"schema_version: 2 is not supported; this densify reads \[1\]",
         ),
@@ -220,6 +224,7 @@ HEAD = "schema_version: 1\nname: mine\nintent: test\n"
         "block-extra",
         "some-of-n",
         "two-keys",
+        "bare-name",
         "version",
         "no-version",
         "bad-name",

@@ -217,6 +217,9 @@ def _steps(raw: Any, where: str, path: Path, stack: tuple[Path, ...], depth: int
     out: list[Step] = []
     for i, item in enumerate(raw):
         here = f"{where}[{i}]"
+        # "- HorizontalFlip": a transform named without its mapping of parameters
+        if isinstance(item, str) and item.isidentifier():
+            raise RecipeError(f"{here}: a step is a mapping; write '{item}: {{}}' (or '{item}: {{p: 0.5}}')")
         if not isinstance(item, dict) or len(item) != 1:
             raise RecipeError(
                 f"{here}: a step is a mapping with one key: a transform name, 'one_of', 'some_of' or 'include'"
