@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -111,10 +112,20 @@ class Augmenter:
         return f"Augmenter(recipe={self.recipe.name!r}, strength={self.strength}, seed={self.seed}, output={self.output!r})"
 
     def __getstate__(self) -> dict[str, Any]:
+        """The recipe and settings only: the compiled pipeline holds this process's generators (which do not
+        pickle), so a spawned DataLoader worker (macOS' and Windows' default) compiles its own."""
         state = self.__dict__.copy()
-        state.pop("_rng", None)
+        for runtime in ("_rng", "_compose", "_flips", "_stream", "_calls", "_epoch_keys"):
+            state.pop(runtime, None)
         state["_pid"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from densify.recipes import compile_recipe
+
+        self.__dict__.update(state)
+        self._compose = compile_recipe(self.recipe, self.strength)
+        self._flips = _flip_plan(self._compose)
 
     @property
     def compose(self):
@@ -139,6 +150,16 @@ class Augmenter:
         self._calls = 0
         self._epoch_keys: dict[int, int] = {}
 
+    def _named(self) -> str:
+        """How errors name the recipe: its file too when it is the user's own (not a built-in)."""
+        from densify._resources import builtin_recipes_dir
+
+        source = self.recipe.source
+        named = f"recipe '{self.recipe.name}'"
+        if source is None or Path(source).resolve().parent == builtin_recipes_dir().resolve():
+            return named
+        return f"{source}: {named}"
+
     def _apply(self, image: np.ndarray, key: int, state: int | None = None) -> np.ndarray:
         if (
             not self.recipe.pipeline
@@ -148,11 +169,11 @@ class Augmenter:
         out = self._compose(image=image)["image"]
         if out.dtype != np.uint8:
             raise RecipeError(
-                f"recipe '{self.recipe.name}' turned uint8 images into {out.dtype}; densify recipes must keep uint8"
+                f"{self._named()} turned uint8 images into {out.dtype}; densify recipes must keep uint8"
             )
         if out.shape != image.shape:
             raise RecipeError(
-                f"recipe '{self.recipe.name}' changed the image shape from {image.shape} to {out.shape}; "
+                f"{self._named()} changed the image shape from {image.shape} to {out.shape}; "
                 "densify recipes must keep the shape"
             )
         return out
@@ -189,12 +210,12 @@ class Augmenter:
             except Exception as exc:  # third-party code: any failure is the recipe's misfit to this data
                 message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise RecipeError(
-                    f"recipe '{self.recipe.name}': {where}.{type(transform).__name__} fails on {h}x{w}x{c} "
+                    f"{self._named()}: {where}.{type(transform).__name__} fails on {h}x{w}x{c} "
                     f"images: {message}"
                 ) from None
             if out.dtype != np.uint8 or out.ndim != 3 or out.shape[2] != c:
                 raise RecipeError(
-                    f"recipe '{self.recipe.name}': {where}.{type(transform).__name__} turns {h}x{w}x{c} uint8 "
+                    f"{self._named()}: {where}.{type(transform).__name__} turns {h}x{w}x{c} uint8 "
                     f"images into {out.dtype} {out.shape}; recipe steps must keep uint8 and the channel count"
                 )
         for key in range(tries):
@@ -204,9 +225,7 @@ class Augmenter:
                 raise
             except Exception as exc:
                 message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise RecipeError(
-                    f"recipe '{self.recipe.name}' fails on {h}x{w}x{c} images: {message}"
-                ) from None
+                raise RecipeError(f"{self._named()} fails on {h}x{w}x{c} images: {message}") from None
 
     def augment(self, image: np.ndarray, index: int, view: int = 0, epoch: int = 0) -> np.ndarray:
         """The view ``view`` of item ``index`` in epoch ``epoch``: uint8 (H, W, C), a pure function of the key."""
@@ -376,8 +395,9 @@ class DensifiedDataset:
 
     Item ``i`` is view ``i % views`` of base item ``i // views``, returned as ``(image, label)``, and is a pure
     function of (seed, epoch, base index, view): the same with 0, 2 or 4 workers and in any read order. Call
-    :meth:`set_epoch` before each epoch (as with ``DistributedSampler``) to get new views each epoch; with
-    ``persistent_workers=True`` the workers keep the epoch they started with.
+    :meth:`set_epoch` before each epoch (as with ``DistributedSampler``) to get new views each epoch; the epoch is
+    held in shared memory, so DataLoader workers see it too, ``persistent_workers=True`` included (call it before
+    the epoch's ``iter(loader)``: workers fetch ahead of the loop, from that moment).
 
     Args:
         base: an :class:`~densify.ImageSet`, or any indexable dataset whose items are ``(image, label)`` with
@@ -398,12 +418,23 @@ class DensifiedDataset:
         self.augmenter = recipe if isinstance(recipe, Augmenter) else load_recipe(recipe, strength, seed)
         self.views = views
         self.output = output
-        self.epoch = 0
+        import torch
+
+        # the epoch in shared memory: persistent DataLoader workers (forked or spawned) read what set_epoch wrote
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         images = getattr(base, "images", None)
         self._arrays = (images, base.labels) if isinstance(images, np.ndarray) else None
+        if isinstance(base, ImageSet):  # a recipe that cannot work on these images says so now, in one line
+            self.augmenter.check_shape(base.source_shape)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose views items are (see :meth:`set_epoch`)."""
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        """Draw the views of ``epoch`` from now on, in this process and in its DataLoader workers."""
+        self._epoch.fill_(int(epoch))
 
     def __len__(self) -> int:
         return len(self.base) * self.views

@@ -187,6 +187,38 @@ def test_crop_larger_than_the_images_is_refused_before_the_audit(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["coverage", "--encoder", "pixels", "--recipe"],
+        ["train", "--steps", "2", "--recipe"],
+        ["recipes", "preview"],
+    ],
+    ids=["coverage", "train", "preview"],
+)
+def test_a_recipe_that_does_not_fit_the_images_is_one_line_in_every_command(tmp_path, command):
+    """coverage, train and preview ended in albumentations' traceback (only evaluate checked the recipe first);
+    the line names the user's file as well as the recipe."""
+    path = recipe_file(tmp_path, HEAD + "pipeline:\n  - RandomCrop: {height: 64, width: 64}\n")
+    message = refused([*command, str(path), "--data", "fashion-mini"], "fails on 28x28x1 images", seconds=30)
+    assert message.startswith(f"Error: {path}: recipe 'r': pipeline[0].RandomCrop"), message
+
+
+def test_a_recipe_that_does_not_fit_the_images_is_refused_by_the_python_api(tmp_path):
+    from densify import DensifiedDataset, load_data
+    from densify.train import TrainConfig, train_recipes
+
+    path = recipe_file(tmp_path, HEAD + "pipeline:\n  - RandomCrop: {height: 64, width: 64}\n")
+    data = load_data("fashion-mini", train_size=50, heldout_size=20)
+    with pytest.raises(RecipeError, match="fails on 28x28x1 images"):
+        DensifiedDataset(data.train, str(path))  # at construction, not in a DataLoader worker
+    with pytest.raises(RecipeError, match="fails on 28x28x1 images"):
+        train_recipes(data, ["none", str(path)], seeds=[0], config=TrainConfig(steps=2), jobs=1)
+    from densify.loader import load_recipe
+
+    assert load_recipe("flip")._named() == "recipe 'flip'"  # a built-in is named without its packaged path
+
+
 def test_three_channel_transform_on_grayscale_data_is_refused(tmp_path):
     from densify.loader import load_recipe
 

@@ -103,6 +103,38 @@ def test_views_differ_across_views_and_epochs():
     assert not any(np.array_equal(a, b) for a, b in zip(epoch0, epoch1, strict=True))
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_set_epoch_reaches_persistent_workers(context):
+    """With persistent_workers=True the workers kept the epoch they started with: every epoch replayed epoch 0's
+    views. The epoch lives in shared memory now, so each epoch's batches are that epoch's views, as read in the
+    main process."""
+    dataset = DensifiedDataset(_imageset(8), "affine-heavy", views=2, seed=7)
+    loader = DataLoader(
+        dataset, batch_size=4, num_workers=2, persistent_workers=True, multiprocessing_context=context
+    )
+    for epoch in (0, 1, 2):
+        dataset.set_epoch(epoch)
+        got = torch.cat([b for b, _ in loader])
+        want = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        assert dataset.epoch == epoch and torch.equal(got, want), epoch
+    dataset.set_epoch(0)
+    assert not torch.equal(torch.cat([b for b, _ in loader]), want)
+
+
+def test_an_augmenter_in_use_pickles_to_the_same_views():
+    """Spawned workers (macOS' and Windows' default) receive the dataset pickled: an augmenter that had drawn views
+    could not be (its pipeline held this process's generators)."""
+    import pickle
+
+    image = _imageset(1).images[0]
+    augmenter = load_recipe("trivialaugment", seed=3, output="numpy")
+    first = augmenter.augment(image, index=5, view=1, epoch=2)
+    augmenter(image)
+    copy = pickle.loads(pickle.dumps(augmenter))
+    assert np.array_equal(copy.augment(image, index=5, view=1, epoch=2), first)
+
+
 def test_drop_in_transform_never_repeats_across_workers_or_epochs():
     """The albumentations#2473 / pytorch#5059 bug: forked workers replaying one random stream."""
     image = np.full((28, 28, 1), 0, np.uint8)

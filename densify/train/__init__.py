@@ -75,6 +75,16 @@ def summarise(runs: Sequence[RunResult]) -> list[RecipeSummary]:
     return out
 
 
+def _checked(recipe: str, strength: float, data: DataSplits) -> str:
+    """``recipe``'s name, once it loads and works on ``data``'s images (a one-line RecipeError otherwise, before
+    anything is trained rather than in the middle of a run)."""
+    from densify.loader import load_recipe
+
+    augmenter = load_recipe(recipe, strength=strength)
+    augmenter.check_shape(data.train.source_shape)
+    return augmenter.recipe.name
+
+
 def train_recipes(
     data: DataSplits,
     recipes: Sequence[str],
@@ -101,12 +111,11 @@ def train_recipes(
     """
     from densify._dist import world_size
     from densify._torch import device
-    from densify.loader import load_recipe
     from densify.train._jobs import Task, check_jobs, default_jobs, run_parallel
 
     config = (config or TrainConfig()).check()
     jobs = default_jobs() if jobs is None else check_jobs(jobs)
-    names = [load_recipe(r).recipe.name for r in recipes]  # validate every recipe before training anything
+    names = [_checked(r, strength, data) for r in recipes]  # validate every recipe before training anything
     fingerprint = digest(
         *data.train.fingerprint_parts(),
         data.heldout.images,

@@ -106,13 +106,12 @@ def finetune_recipes(
     Returns:
         A :class:`ProxyResult` whose summaries hold ``none`` first and a paired gain for every recipe.
     """
-    from densify.loader import load_recipe
-    from densify.train import train_recipes
+    from densify.train import _checked, train_recipes
 
     config = (config or TrainConfig()).check()
     base_config = replace(config, steps=base_steps if base_steps is not None else config.steps).check()
     tuned = finetune_config(config, finetune_steps, lr)
-    names = [load_recipe(r).recipe.name for r in recipes]  # validate before training anything
+    names = [_checked(r, strength, data) for r in recipes]  # validate before training anything
     if not seeds:
         raise TrainError("the fine-tune proxy needs at least one seed")
     ordered = ["none", *[r for r, n in zip(recipes, names, strict=True) if n != "none"]]
