@@ -62,6 +62,25 @@ def test_bootstrap_interval_brackets_rho_and_is_seeded():
     assert bootstrap_rho(x, y, seed=2) == (lo, hi)
 
 
+def test_no_bootstrap_interval_from_too_few_recipes():
+    """With three recipes every resample has rho = +1 or -1: an audit of two recipes and none printed
+    "95% bootstrap CI [-1.00, -1.00]". Below MIN_INTERVAL_RECIPES no interval, and the sentence says why."""
+    from densify.audit._stats import MIN_INTERVAL_RECIPES
+    from densify.audit._verdict import agreement_sentence
+
+    x, y = [0.1, 0.2, 0.3], [3.0, 2.0, 1.0]
+    assert all(math.isnan(v) for v in bootstrap_rho(x, y))
+    rng = np.random.default_rng(0)
+    lo, hi = bootstrap_rho(rng.normal(size=MIN_INTERVAL_RECIPES), rng.normal(size=MIN_INTERVAL_RECIPES))
+    assert -1 <= lo < hi <= 1
+    agreement = {"coverage_gain": {"rho": -1.0, "p_value": 0.333, "ci": [None, None], "n": 3}}
+    sentence = agreement_sentence(agreement, "coverage_gain")
+    assert (
+        "CI" not in sentence
+        and f"too few recipes for a bootstrap interval, which needs {MIN_INTERVAL_RECIPES}" in sentence
+    )
+
+
 def _m(value, low=None, high=None):
     return {"value": value, "low": value if low is None else low, "high": value if high is None else high}
 

@@ -16,7 +16,7 @@ import shlex
 from typing import Any
 
 from densify._catalogue import BY_NAME, LABELS, PREDICTORS, TABLE
-from densify.audit._stats import critical_rho
+from densify.audit._stats import MIN_INTERVAL_RECIPES, critical_rho
 from densify.audit._verdict import agreement_sentence
 
 CSS = """
@@ -343,6 +343,15 @@ def _recipes_section(report: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _interval(ci: list, predictor: str) -> str:
+    if ci[0] is None:  # too few recipes for an interval that holds what it claims
+        return f"<span>needs {MIN_INTERVAL_RECIPES} recipes</span>"
+    return (
+        f"[{_num(ci[0], f'verdict/agreement/{predictor}/ci/0', '+.2f')}, "
+        f"{_num(ci[1], f'verdict/agreement/{predictor}/ci/1', '+.2f')}]"
+    )
+
+
 def _agreement_section(report: dict[str, Any]) -> list[str]:
     v = report["verdict"]
     if not (_trained(report) and v["agreement"]):
@@ -362,8 +371,7 @@ def _agreement_section(report: dict[str, Any]) -> list[str]:
         parts.append(
             f"<tr><td>{_e(LABELS[p])}{star}</td><td>{_num(a['rho'], f'verdict/agreement/{p}/rho', '+.2f')}</td>"
             f"<td>{_num(a['p_value'], f'verdict/agreement/{p}/p_value', '.3f')}</td>"
-            f"<td>[{_num(ci[0], f'verdict/agreement/{p}/ci/0', '+.2f')}, "
-            f"{_num(ci[1], f'verdict/agreement/{p}/ci/1', '+.2f')}]</td><td>{_e(top)}</td></tr>"
+            f"<td>{_interval(ci, p)}</td><td>{_e(top)}</td></tr>"
         )
     measured = (v["ranking"].get("measured_gain") or ["-"])[0]
     n = max(a["n"] for a in v["agreement"].values())

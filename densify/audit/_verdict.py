@@ -36,7 +36,14 @@ import math
 from typing import Any
 
 from densify import _catalogue
-from densify.audit._stats import bootstrap_rho, permutation_p, rank_order, ranks, spearman
+from densify.audit._stats import (
+    MIN_INTERVAL_RECIPES,
+    bootstrap_rho,
+    permutation_p,
+    rank_order,
+    ranks,
+    spearman,
+)
 
 PREDICTORS = _catalogue.PREDICTORS
 BASE_PREDICTORS = _catalogue.BASE_PREDICTORS
@@ -753,7 +760,11 @@ def agreement_sentence(agreement: dict[str, dict], predictor: str) -> str | None
     if not a or a.get("rho") is None:
         return None
     lo, hi = a["ci"]
-    ci = f", 95% bootstrap CI [{lo:+.2f}, {hi:+.2f}]" if lo is not None else ""
+    ci = (
+        f", 95% bootstrap CI [{lo:+.2f}, {hi:+.2f}]"
+        if lo is not None
+        else f"; too few recipes for a bootstrap interval, which needs {MIN_INTERVAL_RECIPES}"
+    )
     strength = "agreed with" if a["p_value"] < 0.05 and a["rho"] > 0 else "did not clearly agree with"
     return (
         f"The training-free {LABELS[predictor]} {strength} training on this data: Spearman rho "
