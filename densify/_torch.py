@@ -35,13 +35,27 @@ def stack_rows(n: int, parts: Iterable[np.ndarray], dtype=np.float32) -> np.ndar
     return out
 
 
+def env_count(name: str) -> int | None:
+    """The positive whole number environment variable ``name`` holds (a thread count), or None when it is unset
+    or empty; any other value is a one-line DensifyError naming the variable and the value (``int()`` raised a
+    traceback, and a negative count reached faiss)."""
+    from densify.errors import DensifyError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise DensifyError(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
 def torch_threads() -> int:
     """Threads for torch: ``DENSIFY_TORCH_THREADS``, else every core (measured on the 2-vCPU CI machine by
     benchmarks/bench_coverage.py: the reference CNN trains about 2x faster with 2 threads than with 1); under
     ``torchrun``, each local process's share of the cores."""
     from densify._dist import local_cores
 
-    return int(os.environ.get("DENSIFY_TORCH_THREADS", 0)) or local_cores()
+    return env_count("DENSIFY_TORCH_THREADS") or local_cores()
 
 
 def train_threads() -> int:
@@ -51,9 +65,7 @@ def train_threads() -> int:
     the cores under ``torchrun``."""
     from densify._dist import local_cores, world_size
 
-    if int(os.environ.get("DENSIFY_TORCH_THREADS", 0) or 0):
-        return int(os.environ["DENSIFY_TORCH_THREADS"])
-    return 1 if world_size() == 1 else local_cores()
+    return env_count("DENSIFY_TORCH_THREADS") or (1 if world_size() == 1 else local_cores())
 
 
 def device():

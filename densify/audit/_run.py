@@ -111,12 +111,12 @@ def _environment() -> dict[str, Any]:
     import os
 
     from densify._dist import local_cores, world_size
-    from densify._torch import device, torch_threads
+    from densify._torch import device, env_count, torch_threads
 
     return {
         "device": str(device()),
         "torch_threads": torch_threads(),
-        "faiss_threads": int(os.environ.get("DENSIFY_FAISS_THREADS", 0)) or local_cores(),
+        "faiss_threads": env_count("DENSIFY_FAISS_THREADS") or local_cores(),
         "cpu_count": os.cpu_count(),
         "processes": world_size(),  # torchrun ranks sharing the work (the numbers are the same with any number)
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "default",

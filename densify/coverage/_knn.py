@@ -283,8 +283,9 @@ def set_threads(n: int | None = None) -> int:
     import faiss
 
     from densify._dist import local_cores
+    from densify._torch import env_count
 
-    n = n or int(os.environ.get("DENSIFY_FAISS_THREADS", 0)) or local_cores()
+    n = n or env_count("DENSIFY_FAISS_THREADS") or local_cores()
     faiss.omp_set_num_threads(n)
     return n
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from densify._torch import env_count
 from densify.errors import TrainError
 
 #: progress messages a worker sends per run: every this many steps, and the last
@@ -54,7 +55,7 @@ def check_jobs(value: Any, name: str = "jobs") -> int:
         jobs = 0
     if jobs < 1 or str(value).strip() != str(jobs):
         raise TrainError(f"{name} must be a positive integer, got {value!r}")
-    if jobs > 1 and int(os.environ.get("DENSIFY_TORCH_THREADS") or 0) > 1:  # an explicit request only
+    if jobs > 1 and (env_count("DENSIFY_TORCH_THREADS") or 0) > 1:  # an explicit request only
         raise TrainError(
             f"{name} {jobs} trains runs in parallel processes with one torch thread each, but "
             f"DENSIFY_TORCH_THREADS={os.environ.get('DENSIFY_TORCH_THREADS')}; unset it or use 1 job"
