@@ -113,6 +113,8 @@ def test_torchvision_weights_that_do_not_match_or_load(tmp_path: Path, tv_weight
         get_encoder("torchvision:resnet18", weights=garbage).fit(_images(4))
     with pytest.raises(EncoderError, match="unknown torchvision model 'nonet'"):
         get_encoder("torchvision:nonet", weights=tv_weights).fit(_images(4))
+    with pytest.raises(EncoderError, match="unknown torchvision model 'resnet81'; did you mean 'resnet18'"):
+        get_encoder("torchvision:resnet81")  # the name first, not "set weights to ..."
 
 
 def test_cache_round_trip_and_corruption(tmp_path: Path):

@@ -49,6 +49,23 @@ def hub_checkpoint(model: str, name: str) -> tuple[Path, str]:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename, f"{enum.__name__}.{weights.name}"
 
 
+def _check_model(model: str) -> None:
+    """EncoderError unless torchvision has a model called ``model`` (with the closest names, if any)."""
+    import difflib
+
+    from torchvision import models
+
+    known = models.list_models()
+    if model in known:
+        return
+    close = difflib.get_close_matches(model, known, n=3)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise EncoderError(
+        f"torchvision:{model}: unknown torchvision model '{model}'{hint} (torchvision.models.list_models() "
+        "names them all)"
+    )
+
+
 class TorchvisionEncoder:
     """Penultimate features of ``torchvision.models.NAME``, L2-normalised.
 
@@ -65,6 +82,7 @@ class TorchvisionEncoder:
     def __init__(self, model: str, weights: str | Path | None) -> None:
         self.model = model
         self.name = f"torchvision:{model}"
+        _check_model(model)  # an unknown name first: asking for its weights would mislead
         if weights is None:
             raise EncoderError(
                 f"{self.name}: set weights to a torchvision weights name (e.g. DEFAULT, read from torch's hub "
