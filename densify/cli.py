@@ -28,6 +28,13 @@ class _UserError(click.ClickException):
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
+            from densify._torch import env_count
+
+            for name in (
+                "DENSIFY_TORCH_THREADS",
+                "DENSIFY_FAISS_THREADS",
+            ):  # refused before any work, not midway
+                env_count(name)
             return super().invoke(ctx)
         except DensifyError as exc:
             raise _UserError(str(exc)) from exc
