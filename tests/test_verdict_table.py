@@ -102,6 +102,21 @@ TABLE = [
      {"none": NONE, "bad": recipe(cov=0.5, fid=0.3, lc=0.5), "ok": recipe(cov=0.1)}, None, N,
      ["ok"], ["bad"], ["Avoid bad: evidence against it", "{} of {}".format(*flag_evidence("both"))],
      []),
+    ("untrained-several-doubly-flagged-share-one-line",
+     {"none": NONE, "ok": recipe(cov=0.4), "bad": recipe(cov=0.5, fid=0.3, lc=0.5),
+      "worse": recipe(cov=0.3, fid=0.2, lc=0.4)}, None, N,
+     ["ok"], ["bad", "worse"],
+     ["Avoid bad and worse: evidence against them (not confirmed by training): their views leave the manifold and "
+      "they change labels (fidelity 0.30 and 0.20 against 0.80 for held-out images; label consistency 0.50 and "
+      "0.40 against 0.90); in the predictor study, {} of {}".format(*flag_evidence("both"))],
+     ["Avoid bad:", "Avoid worse:"]),
+    ("untrained-singly-flagged-share-a-clause-per-flag",
+     {"none": NONE, "ok": recipe(cov=0.5), "a": recipe(cov=0.4, fid=0.3), "b": recipe(cov=0.3, fid=0.2),
+      "c": recipe(cov=0.2, lc=0.5)}, None, N,
+     ["ok"], [],
+     ["Check with training before using: c: its views change labels (label consistency 0.50 against 0.90 for "
+      "held-out images); a and b: their views leave the manifold (fidelity 0.30 and 0.20 against 0.80 for "
+      "held-out images); in the predictor study"], []),
     ("untrained-singly-flagged-top-gets-a-caution",
      {"none": NONE, "odd": recipe(cov=0.5, fid=0.3), "ok": recipe(cov=0.1)}, None, N,
      ["odd"], [], ["Use odd", "Caution: its views leave the manifold", "variants flagged lost accuracy"], []),

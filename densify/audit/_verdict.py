@@ -33,6 +33,7 @@ The rules, each a row of the table in ``tests/test_verdict_table.py``:
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from densify import _catalogue
@@ -232,13 +233,85 @@ def _proxy_scores(
 
 
 def _why_flagged(recipe_flags: dict[str, str]) -> str:
-    return " and ".join(
+    said = " and ".join(
         {"leaves_manifold": "its views leave the manifold (", "changes_labels": "they change labels ("}[k]
         + v
         + ")"
         for k, v in recipe_flags.items()
         if k != "adds_nothing"
     )
+    return "its views change labels" + said[len("they change labels") :] if said.startswith("they") else said
+
+
+#: how an avoid entry resting on both flags starts (without training, and with the fine-tune proxy only)
+_FLAG_LEADS = (
+    "evidence against it (not confirmed by training)",
+    "evidence against it (not confirmed by full training)",
+)
+
+
+def _avoid_lines(avoid: list[dict], recipe_flags: dict, encoder: str | None) -> list[str]:
+    """The summary's "Avoid ..." lines: one per entry, except that recipes avoided on the flags alone share one
+    line (the study's evidence said once, not once per recipe), at the place of the first of them."""
+    evidence = _evidence("both", encoder)
+    lines: list[str | tuple[str, list[str]]] = []
+    groups: dict[str, tuple[str, list[str]]] = {}
+    for a in avoid:
+        r = a["recipe"]
+        why = _why_flagged(recipe_flags.get(r, {}))
+        lead = next((x for x in _FLAG_LEADS if a["reason"] == f"{x}: {why}; {evidence}"), None)
+        if lead is None:
+            lines.append(f"Avoid {r}: {a['reason']}.")
+        elif lead in groups:
+            groups[lead][1].append(f"{r}: {why}")
+        else:
+            groups[lead] = (lead, [f"{r}: {why}"])
+            lines.append(groups[lead])
+    out = []
+    for line in lines:
+        if isinstance(line, str):
+            out.append(line)
+            continue
+        lead, members = line
+        if len(members) == 1:
+            out.append(
+                f"Avoid {members[0].split(': ', 1)[0]}: {lead}: {members[0].split(': ', 1)[1]}; {evidence}."
+            )
+            continue
+        names = [m.split(": ", 1)[0] for m in members]
+        head = f"Avoid {_and(names)}: {lead.replace('against it', 'against them')}: "
+        compact = _compact_why([recipe_flags[r] for r in names])
+        out.append(head + (compact or "; ".join(members)) + f"; {evidence}.")
+    return out
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+_FLAG_VALUE = re.compile(r"^(fidelity|label consistency) (\S+) against (\S+) for held-out images$")
+
+
+def _compact_why(flags: list[dict[str, str]]) -> str | None:
+    """Several recipes' flags in one clause ("their views leave the manifold and change labels (fidelity 0.78 and
+    0.48 against 0.91 for held-out images; label consistency ...)"), when they raise the same flags against the
+    same held-out values; None otherwise (the caller then lists each recipe's own reasons)."""
+    kinds = [k for k in ("leaves_manifold", "changes_labels") if k in flags[0]]
+    if not kinds or any([k for k in ("leaves_manifold", "changes_labels") if k in f] != kinds for f in flags):
+        return None
+    parts = []
+    for kind in kinds:
+        matches = [_FLAG_VALUE.match(f[kind]) for f in flags]
+        if not all(matches) or len({m.group(3) for m in matches}) != 1:
+            return None
+        what, reference = matches[0].group(1), matches[0].group(3)
+        values = _and([m.group(2) for m in matches])
+        parts.append(f"{what} {values} against {reference}" + (" for held-out images" if not parts else ""))
+    clauses = {"leaves_manifold": "their views leave the manifold", "changes_labels": "change labels"}
+    said = " and ".join(clauses[k] for k in kinds).replace("manifold and change", "manifold and they change")
+    if kinds == ["changes_labels"]:
+        said = "their views change labels"
+    return f"{said} ({'; '.join(parts)})"
 
 
 def _raised(recipe_flags: dict[str, str]) -> set[str]:
@@ -392,7 +465,7 @@ def _advice(
 
             summary.append(reliability_sentence(ranked_by, encoder))
     avoid += more_avoid
-    summary += [f"Avoid {a['recipe']}: {a['reason']}." for a in avoid]
+    summary += _avoid_lines(avoid, recipe_flags, encoder)
     idle = [r for r in names if "adds_nothing" in recipe_flags[r]]
     if idle:
         summary.append("Add nothing near held-out data (densification 0): " + ", ".join(idle) + ".")
@@ -600,13 +673,19 @@ def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, d
 def _cautions(ranked, recipe_flags, chosen: set, encoder, confirm: str) -> list[str]:
     """The sentence naming the recipes raised by one flag only (not the recommended one), with the flags' evidence
     in the predictor study; none when there are none."""
-    cautions = [
-        f"{r}: {_why_flagged(recipe_flags[r])}"
-        for r in ranked
-        if len(_raised(recipe_flags[r])) == 1 and r not in chosen
-    ]
-    if not cautions:
+    raised = [r for r in ranked if len(_raised(recipe_flags[r])) == 1 and r not in chosen]
+    if not raised:
         return []
+    by_flag: dict[str, list[str]] = {}  # recipes raised by the same flag share a clause, in ranked order
+    for r in raised:
+        by_flag.setdefault(next(iter(_raised(recipe_flags[r]))), []).append(r)
+    cautions = []
+    for members in by_flag.values():
+        compact = _compact_why([recipe_flags[r] for r in members]) if len(members) > 1 else None
+        if compact:
+            cautions.append(f"{_and(members)}: {compact}")
+        else:
+            cautions += [f"{r}: {_why_flagged(recipe_flags[r])}" for r in members]
     return [f"Check with {confirm} before using: {'; '.join(cautions)}; {_evidence('any', encoder)}."]
 
 
