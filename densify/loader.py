@@ -427,6 +427,17 @@ class DensifiedDataset:
         if isinstance(base, ImageSet):  # a recipe that cannot work on these images says so now, in one line
             self.augmenter.check_shape(base.source_shape)
 
+    def __deepcopy__(self, memo):
+        """A copy with its own epoch, shared with its own DataLoader workers as the original's is with its."""
+        import copy
+
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            setattr(new, key, copy.deepcopy(value, memo))
+        new._epoch.share_memory_()  # deepcopy gives the tensor private memory
+        return new
+
     @property
     def epoch(self) -> int:
         """The epoch whose views items are (see :meth:`set_epoch`)."""

@@ -122,6 +122,16 @@ def test_set_epoch_reaches_persistent_workers(context):
     assert not torch.equal(torch.cat([b for b, _ in loader]), want)
 
 
+def test_a_deep_copy_has_its_own_shared_epoch():
+    import copy
+
+    dataset = DensifiedDataset(_imageset(8), "flip", views=2, seed=7)
+    dataset.set_epoch(3)
+    twin = copy.deepcopy(dataset)
+    twin.set_epoch(5)
+    assert (dataset.epoch, twin.epoch) == (3, 5) and twin._epoch.is_shared()
+
+
 def test_an_augmenter_in_use_pickles_to_the_same_views():
     """Spawned workers (macOS' and Windows' default) receive the dataset pickled: an augmenter that had drawn views
     could not be (its pipeline held this process's generators)."""
