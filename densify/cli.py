@@ -997,7 +997,7 @@ def _print_report(report: dict, console=None) -> None:
     from rich.table import Table
 
     from densify._catalogue import TERMINAL as shown
-    from densify.audit._verdict import LABELS, agreement_sentence, ranking_label
+    from densify.audit._verdict import LABELS, agreement_sentence, display_order, ranking_label
 
     console = console or Console()
     v = report["verdict"]
@@ -1019,7 +1019,8 @@ def _print_report(report: dict, console=None) -> None:
         "changes_labels": "changes labels",
         "adds_nothing": "adds nothing",
     }
-    for name, rec in report["coverage"].items():
+    for name in display_order(v, report["coverage"]):  # none, then best to worst by the verdict's ranking
+        rec = report["coverage"][name]
         row = [name]
         if training:
             g = (training.get(name) or {}).get("gain_over_none")

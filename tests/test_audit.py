@@ -120,6 +120,13 @@ def test_html_is_self_contained_and_its_numbers_match_the_json(bundle):
         assert float(text) == pytest.approx(float(scale) * value, abs=0.6 * 10**-decimals), path
     for sentence in report["verdict"]["summary"]:
         assert sentence.replace("'", "&#x27;") in page
+    from densify.audit._verdict import display_order
+
+    table = page.split("<table id=recipes>")[1].split("</table>")[0]
+    order = display_order(report["verdict"], report["coverage"])
+    assert re.findall(r"<tr data-recipe=([\w-]+)>", table) == order and order[0] == "none"
+    ranked = report["verdict"]["ranking"][report["verdict"]["ranked_by"]]
+    assert order[1:] == [r for r in ranked if r != "none"]  # best to worst, as the verdict ranked them
 
 
 def test_rerun_same_settings_is_identical_and_resume_reuses_everything(bundle, tmp_path):

@@ -120,6 +120,24 @@ def test_terminal_table_fits_80_columns_and_never_cuts_a_name(names):
     assert f"Flags: {names[1]} (off-manifold)" in text
 
 
+def test_tables_list_none_then_recipes_best_first():
+    """An audit of every recipe listed them alphabetically in both tables while the verdict ranked them: now none
+    (the baseline), then best to worst by the ranking the verdict went by, then any it did not rank."""
+    from densify.audit._verdict import display_order
+
+    names = ["none", "alpha", "beta", "gamma", "delta"]
+    report = _report(names)
+    v = report["verdict"]
+    v["ranked_by"], v["ranking"] = "measured_gain", {"measured_gain": ["gamma", "alpha", "none", "beta"]}
+    assert display_order(v, names) == ["none", "gamma", "alpha", "beta", "delta"]
+    assert display_order({}, names) == names  # nothing ranked (abstained): the audit's order
+    console = Console(width=120, record=True, file=io.StringIO())
+    _print_report(report, console)
+    table = console.export_text().split("Flags:")[0].split()
+    rows = [word for word in table if word in names]
+    assert rows == ["none", "gamma", "alpha", "beta", "delta"], rows
+
+
 def test_terminal_table_overflows_rather_than_truncates_very_long_names():
     names = ["none", "an-exceptionally-long-recipe-name-that-cannot-fit"]
     console = Console(width=80, record=True, file=io.StringIO())

@@ -17,7 +17,7 @@ from typing import Any
 
 from densify._catalogue import BY_NAME, LABELS, PREDICTORS, TABLE
 from densify.audit._stats import MIN_INTERVAL_RECIPES, critical_rho
-from densify.audit._verdict import agreement_sentence
+from densify.audit._verdict import agreement_sentence, display_order
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:24px;
@@ -309,7 +309,7 @@ def _recipes_section(report: dict[str, Any]) -> list[str]:
     dp = v["default_predictor"]
     parts.append(f"<th>{_e(LABELS[dp])} (default predictor)</th>")
     parts += [f"<th>{_e(LABELS[c])}</th>" for c, _, _ in cols] + ["<th>flags</th></tr>"]
-    for r in report["coverage"]:
+    for r in display_order(v, report["coverage"]):
         flags = "".join(
             f'<span class=flag title="{_e(reason)}">{_e(flag.replace("_", " "))}</span>'
             for flag, reason in v["flags"][r].items()

@@ -285,6 +285,17 @@ def _avoid_lines(avoid: list[dict], recipe_flags: dict, encoder: str | None) -> 
     return out
 
 
+def display_order(v: dict[str, Any], recipes) -> list[str]:
+    """The order tables show ``recipes`` in: ``none`` (the baseline) first, then best to worst by the ranking the
+    verdict went by (``v["ranked_by"]``: the measured gain, the proxy or a predictor), then any it did not rank, in
+    the audit's order."""
+    recipes = list(recipes)
+    ranked = (v.get("ranking") or {}).get(v.get("ranked_by") or "") or []
+    head = ["none"] if "none" in recipes else []
+    body = [r for r in ranked if r in recipes and r != "none"]
+    return head + body + [r for r in recipes if r not in head and r not in body]
+
+
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
