@@ -127,6 +127,7 @@ def test_html_is_self_contained_and_its_numbers_match_the_json(bundle):
     assert re.findall(r"<tr data-recipe=([\w-]+)>", table) == order and order[0] == "none"
     ranked = report["verdict"]["ranking"][report["verdict"]["ranked_by"]]
     assert order[1:] == [r for r in ranked if r != "none"]  # best to worst, as the verdict ranked them
+    assert "Rows: none, then best to worst by measured gain." in page
 
 
 def test_rerun_same_settings_is_identical_and_resume_reuses_everything(bundle, tmp_path):

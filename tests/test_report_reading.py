@@ -133,9 +133,10 @@ def test_tables_list_none_then_recipes_best_first():
     assert display_order({}, names) == names  # nothing ranked (abstained): the audit's order
     console = Console(width=120, record=True, file=io.StringIO())
     _print_report(report, console)
-    table = console.export_text().split("Flags:")[0].split()
-    rows = [word for word in table if word in names]
+    text = console.export_text()
+    rows = [word for word in text.split("Flags:")[0].split() if word in names]
     assert rows == ["none", "gamma", "alpha", "beta", "delta"], rows
+    assert "rows: none, then best to worst by measured gain" in text
 
 
 def test_terminal_table_overflows_rather_than_truncates_very_long_names():

@@ -17,7 +17,7 @@ from typing import Any
 
 from densify._catalogue import BY_NAME, LABELS, PREDICTORS, TABLE
 from densify.audit._stats import MIN_INTERVAL_RECIPES, critical_rho
-from densify.audit._verdict import agreement_sentence, display_order
+from densify.audit._verdict import agreement_sentence, display_order, ranking_label
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:24px;
@@ -334,6 +334,9 @@ def _recipes_section(report: dict[str, Any]) -> list[str]:
             f"<td>{_num(m.get('value'), f'reference/{c}/value', '.2f')}</td>" if c in ref else "<td></td>"
         )
     parts.append("".join(cells) + "<td></td></tr></table></div>")
+    if v.get("ranked_by"):
+        by = "measured gain" if v["ranked_by"] == "measured_gain" else ranking_label(v)
+        parts.append(f'<p class="meta">Rows: none, then best to worst by {_e(by)}.</p>')
     parts.append(
         '<p class="meta">Intervals are 95%: bootstrap over held-out points (coverage metrics) or views (fidelity, '
         "label consistency, diversity); Student t over seeds, paired by seed against none (training). Flags compare "
