@@ -35,6 +35,11 @@ _LAZY = {
     "at_working_size": "densify.data",
     "DensifiedDataset": "densify.loader",
     "DensifyError": "densify.errors",
+    "Encoder": "densify.embed",
+    "get_encoder": "densify.embed",
+    "estimate_coverage": "densify.estimate",
+    "TrainConfig": "densify.train",
+    "train_recipes": "densify.train",
     "ImageSet": "densify.data",
     "Recipe": "densify.recipes",
     "RecipeError": "densify.errors",
@@ -62,15 +67,19 @@ __all__ = [
     "DataSplits",
     "DensifiedDataset",
     "DensifyError",
+    "Encoder",
     "ImageSet",
     "Recipe",
     "RecipeError",
     "SpecError",
+    "TrainConfig",
     "__version__",
     "at_working_size",
     "coverage_curve",
     "data_issues",
+    "estimate_coverage",
     "find_data_issues",
+    "get_encoder",
     "heldout_shift",
     "intrinsic_dimension",
     "list_recipes",
@@ -83,16 +92,20 @@ __all__ = [
     "read_report",
     "run_audit",
     "stratified_subset",
+    "train_recipes",
     "write_comparison",
 ]
 
 if TYPE_CHECKING:
     from densify.audit import AuditPlan, AuditSettings, plan_audit, read_report, run_audit, write_comparison
     from densify.data import DataSplits, ImageSet, at_working_size, load_data, parse_spec, stratified_subset
+    from densify.embed import Encoder, get_encoder
     from densify.errors import DataError, DensifyError, RecipeError, SpecError
+    from densify.estimate import estimate_coverage
     from densify.loader import Augmenter, DensifiedDataset, load_recipe
     from densify.manifold import coverage_curve, intrinsic_dimension, manifold_diagnostics
     from densify.recipes import Recipe, list_recipes, read_recipe
+    from densify.train import TrainConfig, train_recipes
 
 
 def __getattr__(name: str) -> Any:

@@ -379,6 +379,20 @@ def estimate_coverage(
     return broadcast(run) if world > 1 else run
 
 
+def _checked(encoder) -> Encoder:
+    """``encoder`` if it follows the Encoder protocol, else a one-line EncoderError naming what it lacks."""
+    from densify.embed import ENCODERS
+    from densify.errors import EncoderError
+
+    missing = [m for m in ("name", "fit", "encode", "fingerprint") if not hasattr(encoder, m)]
+    if missing:
+        raise EncoderError(
+            f"encoder must be a name ({', '.join(ENCODERS)}) or an object with name, fit(train), encode(images) "
+            f"and fingerprint() (densify.Encoder); {type(encoder).__name__} has no {', '.join(missing)}"
+        )
+    return encoder
+
+
 def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_dir, n_boot, progress, samples,
               image_size, workers, shard=(0, 1)) -> CoverageRun | None:  # fmt: skip
     """estimate_coverage's body, under its search mode. Under ``torchrun`` (``shard`` = (rank, world)) every rank
@@ -412,7 +426,7 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
     train_fp, data_fp = _fingerprints(data)
 
     start = time.perf_counter()
-    enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
+    enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else _checked(encoder)
     note("fit encoder", 0, 1)
     stepped = hasattr(enc, "on_step")
     if stepped:  # an encoder trained in steps reports them
@@ -607,7 +621,7 @@ def clean_embeddings(
 
     augmenters = [load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes]
     cache = ArrayCache(default_cache_dir() if cache_dir is True else (cache_dir or None))
-    enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else encoder
+    enc = get_encoder(encoder, seed=seed, weights=weights) if isinstance(encoder, str) else _checked(encoder)
     _fit_encoder(enc, data.train, augmenters, strength, cache)
     embed = _Embedder(enc, cache)
     train_key, heldout_key = _clean_keys(enc.fingerprint(), *_fingerprints(data))

@@ -243,3 +243,35 @@ def test_coverage_gap_map_fits_the_console_with_many_recipes(tmp_path: Path):
     gap_map = result.output[result.output.index("the coverage-gap map") :]
     assert "…" not in gap_map and all(len(line) <= 80 for line in gap_map.splitlines())
     assert all(f" {name} " in gap_map for name in names) and "Ankle boot" in gap_map
+
+
+def test_a_users_own_encoder_object_is_used_and_a_wrong_one_is_refused(tmp_path):
+    """Any object with name, fit, encode and fingerprint is an encoder (the README's example); an object without
+    them (a torch module) is one line naming what it lacks, not an AttributeError deep inside."""
+    import densify
+    from densify.errors import EncoderError
+
+    class Flat:
+        name = "flat"
+
+        def fit(self, train):
+            self.fitted_on = len(train)
+            return self
+
+        def encode(self, images):
+            return np.asarray(images, np.float32).reshape(len(images), -1) / 255
+
+        def fingerprint(self):
+            return "flat-v1"
+
+    data = densify.load_data("fashion-mini", train_size=120, heldout_size=60)
+    enc = Flat()
+    mine = densify.estimate_coverage(data, ["flip"], encoder=enc, n_boot=100, cache_dir=tmp_path)
+    builtin = densify.estimate_coverage(data, ["flip"], encoder="pixels", n_boot=100, cache_dir=tmp_path)
+    assert enc.fitted_on == 120  # fitted on the training split only
+    flip = {r.recipe: r for r in mine.results}["flip"].metrics
+    assert flip["densification"].value == pytest.approx(
+        {r.recipe: r for r in builtin.results}["flip"].metrics["densification"].value, abs=1e-6
+    )  # raw pixels / 255 and the pixels encoder embed alike up to scale, which densification does not see
+    with pytest.raises(EncoderError, match="object has no name, fit, encode, fingerprint"):
+        densify.estimate_coverage(data, ["flip"], encoder=object(), n_boot=100)
