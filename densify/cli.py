@@ -843,6 +843,15 @@ def train_command(
             f"{sum(r.seconds for r in s.runs) / len(s.runs):.0f}",
         )
     out_console.print(table)
+    if all(
+        s.recipe != "none" for s in summaries
+    ):  # gains are paired against none: say why the column is empty
+        others = ",".join(s.recipe for s in summaries)
+        out_console.print(
+            f"No gains: 'none' was not trained, and gains are paired against it (add it: --recipes none,{others}).",
+            soft_wrap=True,
+            highlight=False,
+        )
     path = write_train_report(out, data, config, range(seeds), strength, summaries)
     if scaling:
         from densify.train import scaling_study

@@ -165,6 +165,12 @@ def test_train_command(tmp_path: Path):
     assert len(report["recipes"][1]["runs"]) == 2 and report["recipes"][1]["gain_over_none"] is not None
     bad = CliRunner().invoke(cli, [*args[:-2], "--out", str(tmp_path / "x"), "--model", "vgg99"])
     assert bad.exit_code == 2 and "unknown model 'vgg99'" in bad.output
+    assert "No gains" not in result.output
+    alone = CliRunner().invoke(
+        cli, [*args[:5], "--recipe", "flip", *args[9:-2], "--out", str(tmp_path / "y")]
+    )
+    assert alone.exit_code == 0, alone.output  # without none, the empty gain column is explained
+    assert "No gains: 'none' was not trained" in alone.output and "--recipes none,flip" in alone.output
 
 
 def test_torchrun_with_two_cpu_processes_matches_one_process(tmp_path: Path):
