@@ -1152,6 +1152,8 @@ def compare(folders, out) -> None:
     console = Console()
     for i, run in enumerate(comparison["runs"]):
         console.print(f"run {i + 1}: {run['label']}", soft_wrap=True)
+    for note in comparison["notes"]:
+        console.print(f"[bold]! {note}[/bold]", soft_wrap=True, highlight=False)
     console.print(table)
     console.print(f"wrote {Path(out) / 'compare.html'}")
 

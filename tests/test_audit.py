@@ -331,6 +331,24 @@ def test_compare_two_bundles(bundle, tmp_path):
     bad = CliRunner().invoke(cli, ["compare", str(out), str(tmp_path)])
     assert bad.exit_code == 2 and "no report.json" in bad.output
     assert write_comparison([out, other], tmp_path / "api")["runs"][0]["run_id"] == report["run_id"]
+    assert comparison["notes"] == []  # same encoder state and images: differences compare directly
+
+
+def test_compare_says_when_runs_embed_in_different_spaces():
+    """Two audits of the same data whose reference+views encoders saw different recipes gave flip's densification
+    0.093 and 0.050, listed as a difference without a word that the spaces differ."""
+    from densify.audit._compare import comparison_notes
+
+    def run(encoder="reference+views", fp="e1", data="d1"):
+        return {"encoder": {"name": encoder, "fingerprint": fp}, "data": {"fingerprint": data}}
+
+    assert comparison_notes([run(), run()]) == []
+    (note,) = comparison_notes([run(), run(fp="e2")])
+    assert note.startswith("Run 2 embeds images in another space than run 1 (encoder reference+views fitted")
+    (note,) = comparison_notes([run(), run("pixels", "e3"), run("random-cnn", "e4")])
+    assert note.startswith("Runs 2, 3 embed images in another space than run 1 (different encoders)")
+    notes = comparison_notes([run(), run(data="d2")])
+    assert len(notes) == 1 and "different images" in notes[0]
 
 
 def test_train_size_is_an_upper_bound_and_all_means_every_image(tmp_path):

@@ -35,6 +35,35 @@ def _value(report: dict[str, Any], recipe: str, metric: str) -> float | None:
     return ((report["coverage"].get(recipe) or {}).get("metrics", {}).get(metric) or {}).get("value")
 
 
+def comparison_notes(reports: list[dict[str, Any]]) -> list[str]:
+    """What a reader must know before reading differences between ``reports``: coverage metrics measured in
+    different embedding spaces (another encoder, or the same one fitted to other recipes or images) compare recipes
+    within a run, not across runs; and runs on different images compare nothing image for image."""
+    notes = []
+    prints = [r["encoder"].get("fingerprint") for r in reports]
+    if len(set(prints)) > 1:
+        same = [i + 1 for i, f in enumerate(prints) if f == prints[0]]
+        other = [i + 1 for i in range(len(reports)) if i + 1 not in same]
+        names = {r["encoder"]["name"] for r in reports}
+        why = (
+            "different encoders"
+            if len(names) > 1
+            else f"encoder {next(iter(names))} fitted to other data or other recipes"
+        )
+        runs = f"Run {other[0]} embeds" if len(other) == 1 else f"Runs {', '.join(map(str, other))} embed"
+        notes.append(
+            f"{runs} images in another space than run 1 ({why}), so the coverage metrics (densification, "
+            "fidelity, ...) rank recipes within each run but do not compare across runs; accuracy gains do."
+        )
+    data = [r["data"].get("fingerprint") for r in reports]
+    if len(set(data)) > 1:
+        notes.append(
+            "The runs audit different images (data fingerprints differ): differences mix the data's and the "
+            "settings' effects."
+        )
+    return notes
+
+
 def compare_reports(folders: Sequence[str | Path]) -> dict[str, Any]:
     """The comparison of report bundles: per recipe and metric, each run's value and its difference from the
     first run; recipes missing from a run are None."""
@@ -57,6 +86,7 @@ def compare_reports(folders: Sequence[str | Path]) -> dict[str, Any]:
             }
     return {
         "schema": "densify.compare/1",
+        "notes": comparison_notes([r for _, r in loaded]),
         "runs": [
             {
                 "folder": str(f),
@@ -138,6 +168,7 @@ def _html(comparison: dict[str, Any], pngs: dict[str, bytes]) -> str:
             f"avoid {e(', '.join(run['avoid']) or '-')}</li>"
         )
     parts.append("</ol>")
+    parts += [f'<p class="warning">{e(note)}</p>' for note in comparison["notes"]]
     for name, png in pngs.items():
         data = base64.b64encode(png).decode()
         parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(name)}"></figure>')
