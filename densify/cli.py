@@ -1059,10 +1059,10 @@ def _print_report(report: dict, console=None) -> None:
     console.print(heading, soft_wrap=True, highlight=False, markup=False)
     console.print(table)
     console.width = width
-    flagged = [
+    flagged = [  # in the table's order
         f"{r} ({', '.join(short.get(f, f) for f in fl)})"
-        for r, fl in v["flags"].items()
-        if fl and r != "none"
+        for r in display_order(v, report["coverage"])
+        if (fl := v["flags"].get(r)) and r != "none"
     ]
     if flagged:
         console.print("Flags: " + "; ".join(flagged) + ".", soft_wrap=True, highlight=False)
