@@ -366,3 +366,32 @@ def test_every_truncated_image_of_a_folder_is_named_in_one_error(tmp_path: Path,
         len(data.train) + len(data.heldout) == 8
         and data.train.images.reshape(len(data.train), -1).std(1).min() > 0
     )
+
+
+def test_npz_labels_may_be_class_names_or_whole_number_floats(tmp_path: Path):
+    """Labels saved from a float tensor, or as class names, were refused ("labels must be a 1-D integer array")."""
+    x = make_images(12, 8, 8, 1)
+    y = balanced_labels(12, 3)
+    names = np.array(["cat", "dog", "pig"])[y]
+    floats = load_data(f"npz:{write_npz(tmp_path / 'f.npz', x_train=x, y_train=y.astype(np.float32))}")
+    ints = load_data(f"npz:{write_npz(tmp_path / 'i.npz', x_train=x, y_train=y)}")
+    assert np.array_equal(floats.train.labels, ints.train.labels)
+    named = load_data(f"npz:{write_npz(tmp_path / 'n.npz', x_train=x, y_train=names)}")
+    assert named.classes == ("cat", "dog", "pig") and np.array_equal(named.train.labels, ints.train.labels)
+    uneven = np.array(["cat"] * 3 + ["dog"] * 4 + ["pig"] * 5)  # counts tell the classes apart
+    given = write_npz(tmp_path / "g.npz", x_train=x, y_train=uneven, classes=np.array(["pig", "dog", "cat"]))
+    data = load_data(f"npz:{given}")
+    labels = np.concatenate([data.train.labels, data.heldout.labels])
+    assert data.classes == ("pig", "dog", "cat") and np.bincount(labels).tolist() == [5, 4, 3]
+    with pytest.raises(DataError, match=r"y_train: label 'pig' is not in 'classes'"):
+        load_data(
+            f"npz:{write_npz(tmp_path / 'u.npz', x_train=x, y_train=names, classes=np.array(['cat', 'dog']))}"
+        )
+    with pytest.raises(
+        DataError,
+        match=r"labels must be a 1-D array of integers or class names, got shape \(12,\) dtype float64",
+    ):
+        load_data(f"npz:{write_npz(tmp_path / 'h.npz', x_train=x, y_train=y + np.float32(0.5))}")
+    mixed = write_npz(tmp_path / "m.npz", x_train=x, y_train=names, x_test=x, y_test=y)
+    with pytest.raises(DataError, match="must both hold class names or both integers"):
+        load_data(f"npz:{mixed}")

@@ -1,4 +1,5 @@
-"""``.npz`` archives of arrays ``x_train, y_train`` and optionally ``x_test, y_test`` and ``classes``."""
+"""``.npz`` archives of arrays ``x_train, y_train`` and optionally ``x_test, y_test`` and ``classes``; labels are
+integers 0..K-1 (whole-number floats too) or class names."""
 
 from __future__ import annotations
 
@@ -38,11 +39,48 @@ def as_uint8_images(x: np.ndarray, where: str) -> np.ndarray:
 
 
 def _labels(y: np.ndarray, where: str) -> np.ndarray:
+    """Labels as int64, or as strings (class names, mapped to indices by :func:`_named_labels`). Floats are
+    accepted when every value is a whole number (labels saved from a float tensor)."""
+    if y.ndim == 1 and y.dtype.kind in "US":
+        return y
+    if (
+        y.ndim == 1
+        and np.issubdtype(y.dtype, np.floating)
+        and np.isfinite(y).all()
+        and (y == np.rint(y)).all()
+    ):
+        y = y.astype(np.int64)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{where}: labels must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}")
+        raise DataError(
+            f"{where}: labels must be a 1-D array of integers or class names, got shape {y.shape} dtype {y.dtype}"
+        )
     if y.size and y.min() < 0:
         raise DataError(f"{where}: label {int(y.min())} is negative")
     return y.astype(np.int64)
+
+
+def _named_labels(splits: dict, classes: tuple[str, ...] | None, path: Path) -> tuple[str, ...]:
+    """Replace class-name labels by their index in ``classes`` (or, without a 'classes' array, in the sorted
+    names found); integer labels are left as they are. Returns the classes."""
+    named = [s for s, (_, y) in splits.items() if y.dtype.kind in "US"]
+    if not named:
+        return classes
+    if len(named) != len(splits):
+        raise DataError(f"{path}: y_train and y_test must both hold class names or both integers")
+    if classes is None:
+        classes = tuple(sorted({str(v) for s in named for v in np.unique(splits[s][1])}))
+        if len(classes) > MAX_CLASSES:
+            raise DataError(f"{path}: {len(classes):,} class names; densify supports at most {MAX_CLASSES:,}")
+    index = {c: i for i, c in enumerate(classes)}
+    for s in named:
+        x, y = splits[s]
+        unknown = sorted({str(v) for v in np.unique(y)} - set(index))
+        if unknown:
+            raise DataError(
+                f"{path}: y_{s}: label {unknown[0]!r} is not in 'classes' ({', '.join(classes[:5])}...)"
+            )
+        splits[s] = (x, np.array([index[str(v)] for v in y], dtype=np.int64))
+    return classes
 
 
 #: the most classes a label array may imply when the archive names none (labels 0..K-1)
@@ -102,11 +140,13 @@ def load_npz(
         if not len(x):
             raise DataError(f"{path}: x_{split} holds no images")
         splits[split] = (x, y)
+    classes = None
     if "classes" in arrays:
         if arrays["classes"].dtype.kind not in "USiu" or arrays["classes"].size > MAX_CLASSES:
             raise DataError(f"{path}: 'classes' must be at most {MAX_CLASSES:,} names (strings or numbers)")
         classes = tuple(str(c) for c in arrays["classes"].ravel())
-    else:
+    classes = _named_labels(splits, classes, path)
+    if classes is None:
         top = max(int(y.max()) for _, y in splits.values())
         if top >= MAX_CLASSES:
             raise DataError(
