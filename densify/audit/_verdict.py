@@ -232,15 +232,17 @@ def _proxy_scores(
     return {r: (a + b) / 2 for r, a, b in zip(both, by_gain, by_predictor, strict=True)}
 
 
+#: what each flag says about a recipe's views
+_FLAG_VERBS = {"leaves_manifold": "leave the manifold", "changes_labels": "change labels"}
+
+
 def _why_flagged(recipe_flags: dict[str, str]) -> str:
-    said = " and ".join(
-        {"leaves_manifold": "its views leave the manifold (", "changes_labels": "they change labels ("}[k]
-        + v
-        + ")"
-        for k, v in recipe_flags.items()
-        if k != "adds_nothing"
+    """ "its views leave the manifold (fidelity ...) and they change labels (label consistency ...)", for the flags
+    ``recipe_flags`` raises (not *adds nothing*)."""
+    raised = [(k, v) for k, v in recipe_flags.items() if k in _FLAG_VERBS]
+    return " and ".join(
+        f"{'its views' if i == 0 else 'they'} {_FLAG_VERBS[k]} ({v})" for i, (k, v) in enumerate(raised)
     )
-    return "its views change labels" + said[len("they change labels") :] if said.startswith("they") else said
 
 
 #: how an avoid entry resting on both flags starts (without training, and with the fine-tune proxy only)
@@ -250,38 +252,42 @@ _FLAG_LEADS = (
 )
 
 
+def _flag_reason(lead: str, recipe_flags: dict[str, str], encoder: str | None) -> str:
+    """The reason of a recipe avoided on both flags alone: ``lead`` (one of ``_FLAG_LEADS``), why, and the flags'
+    evidence in the predictor study."""
+    return f"{lead}: {_why_flagged(recipe_flags)}; {_evidence('both', encoder)}"
+
+
 def _avoid_lines(avoid: list[dict], recipe_flags: dict, encoder: str | None) -> list[str]:
     """The summary's "Avoid ..." lines: one per entry, except that recipes avoided on the flags alone share one
     line (the study's evidence said once, not once per recipe), at the place of the first of them."""
-    evidence = _evidence("both", encoder)
-    lines: list[str | tuple[str, list[str]]] = []
-    groups: dict[str, tuple[str, list[str]]] = {}
+    lines: list[str] = []
+    groups: dict[str, list[str]] = {}  # lead -> recipes; the lead holds the group's place in ``lines``
     for a in avoid:
         r = a["recipe"]
-        why = _why_flagged(recipe_flags.get(r, {}))
-        lead = next((x for x in _FLAG_LEADS if a["reason"] == f"{x}: {why}; {evidence}"), None)
+        lead = next(
+            (x for x in _FLAG_LEADS if a["reason"] == _flag_reason(x, recipe_flags.get(r, {}), encoder)), None
+        )
         if lead is None:
             lines.append(f"Avoid {r}: {a['reason']}.")
         elif lead in groups:
-            groups[lead][1].append(f"{r}: {why}")
+            groups[lead].append(r)
         else:
-            groups[lead] = (lead, [f"{r}: {why}"])
-            lines.append(groups[lead])
+            groups[lead] = [r]
+            lines.append(lead)
     out = []
     for line in lines:
-        if isinstance(line, str):
+        members = groups.get(line)
+        if members is None:
             out.append(line)
-            continue
-        lead, members = line
-        if len(members) == 1:
-            out.append(
-                f"Avoid {members[0].split(': ', 1)[0]}: {lead}: {members[0].split(': ', 1)[1]}; {evidence}."
+        elif len(members) == 1:
+            out.append(f"Avoid {members[0]}: {_flag_reason(line, recipe_flags[members[0]], encoder)}.")
+        else:
+            why = _compact_why([recipe_flags[r] for r in members]) or "; ".join(
+                f"{r}: {_why_flagged(recipe_flags[r])}" for r in members
             )
-            continue
-        names = [m.split(": ", 1)[0] for m in members]
-        head = f"Avoid {_and(names)}: {lead.replace('against it', 'against them')}: "
-        compact = _compact_why([recipe_flags[r] for r in names])
-        out.append(head + (compact or "; ".join(members)) + f"; {evidence}.")
+            lead = line.replace("against it", "against them")
+            out.append(f"Avoid {_and(members)}: {lead}: {why}; {_evidence('both', encoder)}.")
     return out
 
 
@@ -307,8 +313,8 @@ def _compact_why(flags: list[dict[str, str]]) -> str | None:
     """Several recipes' flags in one clause ("their views leave the manifold and change labels (fidelity 0.78 and
     0.48 against 0.91 for held-out images; label consistency ...)"), when they raise the same flags against the
     same held-out values; None otherwise (the caller then lists each recipe's own reasons)."""
-    kinds = [k for k in ("leaves_manifold", "changes_labels") if k in flags[0]]
-    if not kinds or any([k for k in ("leaves_manifold", "changes_labels") if k in f] != kinds for f in flags):
+    kinds = [k for k in _FLAG_VERBS if k in flags[0]]
+    if not kinds or any([k for k in _FLAG_VERBS if k in f] != kinds for f in flags):
         return None
     parts = []
     for kind in kinds:
@@ -318,10 +324,9 @@ def _compact_why(flags: list[dict[str, str]]) -> str | None:
         what, reference = matches[0].group(1), matches[0].group(3)
         values = _and([m.group(2) for m in matches])
         parts.append(f"{what} {values} against {reference}" + (" for held-out images" if not parts else ""))
-    clauses = {"leaves_manifold": "their views leave the manifold", "changes_labels": "change labels"}
-    said = " and ".join(clauses[k] for k in kinds).replace("manifold and change", "manifold and they change")
-    if kinds == ["changes_labels"]:
-        said = "their views change labels"
+    said = " and ".join(
+        f"{'their views' if i == 0 else 'they'} {_FLAG_VERBS[k]}" for i, k in enumerate(kinds)
+    )
     return f"{said} ({'; '.join(parts)})"
 
 
@@ -673,8 +678,7 @@ def _untrained_advice(names, recipes, values, recipe_flags, default_predictor, d
             avoid.append(
                 {
                     "recipe": r,
-                    "reason": f"evidence against it (not confirmed by training): {_why_flagged(recipe_flags[r])}; "
-                    f"{_evidence('both', encoder)}",
+                    "reason": _flag_reason(_FLAG_LEADS[0], recipe_flags[r], encoder),
                 }
             )
         summary += _cautions(ranked, recipe_flags, {u["recipe"] for u in use}, encoder, "training")
@@ -773,8 +777,7 @@ def _proxy_advice(names, recipes, values, proxied, recipe_flags, default_predict
         avoid.append(
             {
                 "recipe": r,
-                "reason": f"evidence against it (not confirmed by full training): {_why_flagged(recipe_flags[r])}; "
-                f"{_evidence('both', encoder)}",
+                "reason": _flag_reason(_FLAG_LEADS[1], recipe_flags[r], encoder),
             }
         )
     summary += _cautions(pickable, recipe_flags, chosen, encoder, "full training")
