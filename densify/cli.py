@@ -30,10 +30,8 @@ class _Group(click.Group):
         try:
             from densify._torch import env_count
 
-            for name in (
-                "DENSIFY_TORCH_THREADS",
-                "DENSIFY_FAISS_THREADS",
-            ):  # refused before any work, not midway
+            # a bad thread count is refused before any work, not midway
+            for name in ("DENSIFY_TORCH_THREADS", "DENSIFY_FAISS_THREADS"):
                 env_count(name)
             return super().invoke(ctx)
         except DensifyError as exc:
@@ -843,9 +841,8 @@ def train_command(
             f"{sum(r.seconds for r in s.runs) / len(s.runs):.0f}",
         )
     out_console.print(table)
-    if all(
-        s.recipe != "none" for s in summaries
-    ):  # gains are paired against none: say why the column is empty
+    # gains are paired against none: say why the column is empty
+    if all(s.recipe != "none" for s in summaries):
         others = ",".join(s.recipe for s in summaries)
         out_console.print(
             f"No gains: 'none' was not trained, and gains are paired against it (add it: --recipes none,{others}).",

@@ -406,9 +406,8 @@ def _estimate(data, recipes, encoder, weights, views, k, seed, strength, cache_d
     augmenters = [
         load_recipe(r, strength=strength, seed=seed, output="numpy") for r in recipes
     ]  # validate first
-    for (
-        augmenter
-    ) in augmenters:  # a recipe that cannot work on these images fails now, not after the encoder fit
+    # a recipe that cannot work on these images fails now, not after the encoder fit
+    for augmenter in augmenters:
         augmenter.check_shape(data.train.source_shape)
     for name, split in (
         ("training", data.train),

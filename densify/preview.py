@@ -41,9 +41,8 @@ def preview_grid(
     """
     from densify.data._working import resize_image, working_size
 
-    augmenter.check_shape(
-        images.source_shape
-    )  # a recipe that cannot work on these images: one line, not a trace
+    # a recipe that cannot work on these images: one line, not a traceback from albumentations
+    augmenter.check_shape(images.source_shape)
     picked = preview_indices(images, rows, seed)
     h, w, _ = images.source_shape
     shrunk = working_size((h, w), max_side) if max_side and max(h, w) > max_side else None
