@@ -1073,8 +1073,7 @@ def _print_report(report: dict, console=None) -> None:
         if _ABBREV.get(label, label) != LABELS[m]
     ]
     if v.get("ranked_by"):  # why the rows are in this order
-        by = "measured gain" if v["ranked_by"] == "measured_gain" else ranking_label(v)
-        legend.append(f"rows: none, then best to worst by {by}")
+        legend.append(f"rows: none, then best to worst by {ranking_label(v)}")
     console.print("(" + "; ".join(legend) + ")", soft_wrap=True, highlight=False)
     for sentence in v["summary"]:
         console.print(f"- {sentence}", soft_wrap=True, highlight=False)

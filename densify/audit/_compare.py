@@ -42,8 +42,7 @@ def comparison_notes(reports: list[dict[str, Any]]) -> list[str]:
     notes = []
     prints = [r["encoder"].get("fingerprint") for r in reports]
     if len(set(prints)) > 1:
-        same = [i + 1 for i, f in enumerate(prints) if f == prints[0]]
-        other = [i + 1 for i in range(len(reports)) if i + 1 not in same]
+        other = [i + 1 for i, f in enumerate(prints) if f != prints[0]]
         names = {r["encoder"]["name"] for r in reports}
         why = (
             "different encoders"

@@ -335,8 +335,7 @@ def _recipes_section(report: dict[str, Any]) -> list[str]:
         )
     parts.append("".join(cells) + "<td></td></tr></table></div>")
     if v.get("ranked_by"):
-        by = "measured gain" if v["ranked_by"] == "measured_gain" else ranking_label(v)
-        parts.append(f'<p class="meta">Rows: none, then best to worst by {_e(by)}.</p>')
+        parts.append(f'<p class="meta">Rows: none, then best to worst by {_e(ranking_label(v))}.</p>')
     parts.append(
         '<p class="meta">Intervals are 95%: bootstrap over held-out points (coverage metrics) or views (fidelity, '
         "label consistency, diversity); Student t over seeds, paired by seed against none (training). Flags compare "

@@ -204,8 +204,10 @@ PROXY_RANKING = "proxy_and_predictor"
 
 
 def ranking_label(v: dict[str, Any]) -> str:
-    """What a verdict without full training ranked by, in words (the fine-tune proxy's ranking included)."""
+    """What a verdict ranked by, in words: the measured gain, the fine-tune proxy's ranking or a predictor."""
     ranked = v.get("ranked_by") or v["default_predictor"]
+    if ranked == "measured_gain":
+        return "measured gain"
     if ranked == PROXY_RANKING:
         return f"the fine-tune proxy and {LABELS[v['default_predictor']]} together"
     return LABELS[ranked]

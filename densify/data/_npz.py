@@ -74,12 +74,13 @@ def _named_labels(splits: dict, classes: tuple[str, ...] | None, path: Path) -> 
     index = {c: i for i, c in enumerate(classes)}
     for s in named:
         x, y = splits[s]
-        unknown = sorted({str(v) for v in np.unique(y)} - set(index))
+        found, inverse = np.unique(y, return_inverse=True)  # each distinct name looked up once
+        unknown = [str(v) for v in found if str(v) not in index]
         if unknown:
             raise DataError(
                 f"{path}: y_{s}: label {unknown[0]!r} is not in 'classes' ({', '.join(classes[:5])}...)"
             )
-        splits[s] = (x, np.array([index[str(v)] for v in y], dtype=np.int64))
+        splits[s] = (x, np.array([index[str(v)] for v in found], dtype=np.int64)[inverse.reshape(-1)])
     return classes
 
 
